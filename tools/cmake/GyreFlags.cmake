@@ -34,6 +34,11 @@ if(_gy_san)
     -fsanitize=${_gy_san_list} -fno-sanitize-recover=all -fno-omit-frame-pointer)
   target_link_options(gyre_flags INTERFACE -fsanitize=${_gy_san_list})
 endif()
+# ck's ck_pr uses inline assembly that TSan cannot see; its compiler-builtin
+# variant is equivalent and instrumented.
+if(GY_TSAN)
+  target_compile_definitions(gyre_flags INTERFACE CK_USE_CC_BUILTINS=1)
+endif()
 # Macros that code and tests test with #if; each is 0 or 1, so -Wundef holds.
 foreach(_opt GY_ASAN GY_UBSAN GY_TSAN GY_FAILPOINTS)
   if(${_opt})

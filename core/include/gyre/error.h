@@ -30,7 +30,8 @@
     X(PERM, "permission denied")                            \
     X(IO, "input/output error")                             \
     X(TIMEDOUT, "timed out")                                \
-    X(STALE, "object no longer exists")
+    X(STALE, "object no longer exists")                     \
+    X(LEAK, "objects still alive")
 
 /* Internal: each code's position in the list. */
 enum gy__err_index {

@@ -2,10 +2,15 @@
 #ifndef GYRE_GYRE_H
 #define GYRE_GYRE_H
 
+#include "gyre/bytes.h"
 #include "gyre/common.h"
+#include "gyre/dict.h"
 #include "gyre/error.h"
 #include "gyre/failpoint.h"
+#include "gyre/list.h"
 #include "gyre/log.h"
+#include "gyre/object.h"
+#include "gyre/runtime.h"
 #include "gyre/version.h"
 
 #endif /* GYRE_GYRE_H */

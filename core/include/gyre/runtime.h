@@ -1,0 +1,114 @@
+/* gyre/runtime.h: the runtime, attached threads, safe points.
+ *
+ * One runtime per process. A thread touches Gyre objects only while attached
+ * (between gy_thread_attach and gy_thread_detach). An attached thread passes
+ * safe points (gy_safepoint) where the runtime may stop it briefly, merge
+ * reference counts handed to it by other threads, run deferred frees and
+ * reclaim memory; around blocking calls (an event loop's epoll) it declares
+ * itself quiescent, which counts as having answered any request.
+ *
+ * Thread-safety: every function here is thread-safe unless stated.
+ */
+#ifndef GYRE_RUNTIME_H
+#define GYRE_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gyre/common.h"
+#include "gyre/error.h"
+
+/* Runtime options; zero-initialise and set what you need. */
+typedef struct gy_runtime_options {
+    /* Default deferred-free budget (objects per safe point) for loop threads
+     * that attach with cascade_budget 0. 0 means 4096. */
+    uint32_t cascade_budget;
+} gy_runtime_options;
+
+/* gy_runtime_init: start the runtime. `opts` may be NULL. Returns 0,
+ * GY_ESTATE if it is already running, GY_ENOMEM. Nothing changed on error. */
+GY_API int gy_runtime_init(const gy_runtime_options *opts, gy_errmsg *err);
+
+/* gy_runtime_shutdown: stop the runtime. Every thread must be detached
+ * (GY_EBUSY otherwise, nothing changed). Runs every pending free, then checks
+ * that no object is alive: GY_ELEAK with a message naming each leaking type,
+ * its count and bytes ("leaked: node x3 (72 B)"). The runtime is stopped and
+ * all arena memory released whatever the result, so a leaked object must not
+ * be touched afterwards. */
+GY_API int gy_runtime_shutdown(gy_errmsg *err);
+
+/* gy_runtime_running: true between init and shutdown. */
+GY_API int gy_runtime_running(void);
+
+typedef enum gy_thread_kind {
+    GY_THREAD_PLAIN = 0, /* may block waiting for the runtime */
+    GY_THREAD_LOOP = 1,  /* an event loop: never waits; woken with wake() */
+} gy_thread_kind;
+
+/* Called from any thread to bring a loop to its next safe point soon (the
+ * server calls uv_async_send). Must be async-signal-safe-ish: no Gyre calls,
+ * no blocking. */
+typedef void (*gy_wake_fn)(void *arg);
+
+typedef struct gy_thread_options {
+    gy_thread_kind kind;
+    gy_wake_fn wake; /* required for GY_THREAD_LOOP */
+    void *wake_arg;
+    /* Loop threads: at most this many deferred frees per safe point (0: the
+     * runtime's default). Plain threads always drain everything at once. */
+    uint32_t cascade_budget;
+    const char *name; /* for stats and messages; copied; may be NULL */
+} gy_thread_options;
+
+/* gy_thread_attach: attach the calling thread. `opts` NULL means a plain
+ * thread. Returns 0, GY_ESTATE (no runtime, or already attached), GY_EINVAL
+ * (loop without wake), GY_ENOMEM. The thread starts RUNNING. */
+GY_API int gy_thread_attach(const gy_thread_options *opts, gy_errmsg *err);
+
+/* gy_thread_detach: detach the calling thread: flushes its queues, runs its
+ * deferred frees, hands every object it owns to shared counting, and leaves
+ * its memory to the runtime (the next attaching thread adopts it). The
+ * thread must hold no Gyre reference it intends to use afterwards. Returns
+ * 0 or GY_ESTATE (not attached). */
+GY_API int gy_thread_detach(void);
+
+/* gy_thread_attached: true when the calling thread is attached. */
+GY_API int gy_thread_attached(void);
+
+/* gy_safepoint: a point where the runtime may stop this thread, merge counts
+ * handed to it, run deferred frees (within the budget on loops) and recycle
+ * memory. Costs one load when nothing is pending. Attached threads only. */
+GY_API void gy_safepoint(void);
+
+/* gy_quiescent_begin / gy_quiescent_end: bracket a blocking call. Between
+ * them the thread must not touch Gyre objects or call Gyre (but may be woken
+ * by its wake function). A stop of the world counts a quiescent thread as
+ * stopped; gy_quiescent_end then waits until the world resumes. */
+GY_API void gy_quiescent_begin(void);
+GY_API void gy_quiescent_end(void);
+
+/* Per-thread statistics, summed over every heap (attached and orphaned) by
+ * gy_runtime_stats. */
+typedef struct gy_runtime_stats {
+    uint64_t threads_attached;
+    uint64_t objects_live;      /* every type */
+    uint64_t bytes_live;        /* object cells + backing storage */
+    uint64_t objects_allocated; /* since init */
+    uint64_t objects_freed;
+    uint64_t segments; /* arena segments held */
+    uint64_t segment_bytes;
+    uint64_t cascade_objects; /* objects freed from deferred stacks */
+    uint64_t cascade_ns;      /* time spent draining them ("refcount cascade") */
+    uint64_t merges;          /* biased counts merged by owners */
+    uint64_t world_stops;
+} gy_runtime_stats;
+
+/* gy_runtime_get_stats: a snapshot (exact when no thread is running). */
+GY_API void gy_runtime_get_stats(gy_runtime_stats *out);
+
+/* gy_memory_trim: release the calling thread's empty segments (it keeps one
+ * per type otherwise, for speed) and ask the arena to return unused pages to
+ * the OS now (jemalloc purge) instead of after its decay time. Returns 0. */
+GY_API int gy_memory_trim(void);
+
+#endif /* GYRE_RUNTIME_H */

@@ -1,0 +1,527 @@
+/* core/src/arena.c: segments, cells, raw backing storage, epoch reclamation.
+ *
+ * A heap allocates cells from its own segments without locks: each segment
+ * has an owner-only free list and bump index. Freed cells wait in a bag for an
+ * epoch grace period (ck_epoch), then go back to their segment: to its free
+ * list when the reclaiming heap owns it, otherwise to its `remote` ck_stack,
+ * which the owner collects. Empty segments go back to jemalloc.
+ * See core/DESIGN.md sections 2 and 5.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gyre/failpoint.h"
+#include "heap.h"
+
+#if GY_USE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
+static void segment_release(gy__heap *h, gy__segment *seg);
+
+/* Raw size classes: 16-byte steps at first, then 1.5x. */
+static const uint32_t raw_class_size[GY__RAW_CLASSES] = {
+    16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192};
+
+/* Large raw blocks carry this header in front of the caller's memory. */
+typedef struct large_header {
+    ck_epoch_entry_t entry; /* deferred free */
+    uint64_t size;          /* caller's size */
+    uint64_t magic;
+} large_header;
+#define LARGE_MAGIC 0x4779426967426c6bULL
+
+static uint32_t raw_class_of(size_t size) {
+    for (uint32_t c = 0; c < GY__RAW_CLASSES; c++) {
+        if (size <= raw_class_size[c]) {
+            return c;
+        }
+    }
+    return GY__RAW_CLASSES;
+}
+
+/* --- memory from jemalloc (or libc under sanitizers) -------------------- */
+
+/* Sanitizer builds take segments from the (intercepted) libc allocator so
+ * ASan and TSan see every block; release builds use a dedicated jemalloc
+ * arena without a thread cache, so segments never mix with malloc's. */
+static void *seg_mem_alloc(size_t size, size_t align) {
+#if GY_USE_JEMALLOC
+    return mallocx(size,
+                   MALLOCX_ALIGN(align) | MALLOCX_ARENA(gy__rt.arena_index) | MALLOCX_TCACHE_NONE);
+#else
+    return aligned_alloc(align, (size + align - 1) / align * align);
+#endif
+}
+
+static void seg_mem_free(void *p) {
+#if GY_USE_JEMALLOC
+    dallocx(p, MALLOCX_TCACHE_NONE);
+#else
+    free(p);
+#endif
+}
+
+int gy__arena_init(gy_errmsg *err) {
+#if GY_USE_JEMALLOC
+    unsigned index;
+    size_t len = sizeof index;
+    if (mallctl("arenas.create", &index, &len, NULL, 0) != 0) {
+        return gy__errmsg_set(err, GY_ENOMEM, "jemalloc: arenas.create failed");
+    }
+    gy__rt.arena_index = index;
+#else
+    (void)err;
+#endif
+    return GY_OK;
+}
+
+void gy__arena_shutdown(void) { (void)gy_memory_trim(); }
+
+/* Release the calling heap's empty allocation segments too. */
+static void trim_heap(gy__heap *h) {
+    gy__arena_quiesce(h);
+    gy__arena_collect_remote(h);
+    for (uint32_t t = 0; t < GY__MAX_TYPES; t++) {
+        gy__segment *s = h->cur[t];
+        if (s != NULL && s->nused == 0) {
+            h->cur[t] = NULL;
+            segment_release(h, s);
+        }
+    }
+    for (uint32_t c = 0; c < GY__RAW_CLASSES; c++) {
+        gy__segment *s = h->raw_cur[c];
+        if (s != NULL && s->nused == 0) {
+            h->raw_cur[c] = NULL;
+            segment_release(h, s);
+        }
+    }
+}
+
+int gy_memory_trim(void) {
+    if (gy__tls_heap != NULL) {
+        trim_heap(gy__tls_heap);
+    }
+#if GY_USE_JEMALLOC
+    char name[64];
+    snprintf(name, sizeof name, "arena.%u.purge", gy__rt.arena_index);
+    (void)mallctl(name, NULL, NULL, NULL, 0);
+#endif
+    return GY_OK;
+}
+
+/* --- cell link word ------------------------------------------------------ */
+
+/* Free cells are linked through the word at offset 8; offset 0..7 of an
+ * object cell keeps the dead header (local UNOWNED, shared MERGED|0) so a late
+ * try-incref fails. ASan builds keep [8, size) poisoned while the cell is
+ * free and unpoison the link word only to touch it. */
+static void **cell_link(void *cell) { return (void **)((char *)cell + 8); }
+
+static void *link_get(void *cell) {
+    GY__UNPOISON(cell_link(cell), sizeof(void *));
+    void *next = *cell_link(cell);
+    GY__POISON(cell_link(cell), sizeof(void *));
+    return next;
+}
+
+static void link_set(void *cell, void *next) {
+    GY__UNPOISON(cell_link(cell), sizeof(void *));
+    *cell_link(cell) = next;
+    GY__POISON(cell_link(cell), sizeof(void *));
+}
+
+uint32_t gy__cell_index(const gy__segment *seg, const void *cell) {
+    return (uint32_t)(((const char *)cell - seg->cells) / seg->cell_size);
+}
+
+/* --- segments ------------------------------------------------------------ */
+
+static gy__segment **seg_list_head(gy__heap *h, gy__segment *seg) {
+    return seg->type != NULL ? &h->segs[seg->type_index] : &h->raw_segs[seg->raw_class];
+}
+
+static gy__segment **seg_cur_slot(gy__heap *h, gy__segment *seg) {
+    return seg->type != NULL ? &h->cur[seg->type_index] : &h->raw_cur[seg->raw_class];
+}
+
+static gy__segment *segment_new(gy__heap *h, gy_type *type, uint32_t tindex, uint32_t raw_class,
+                                uint32_t cell_size) {
+    if (gy_failpoint("alloc")) {
+        return NULL;
+    }
+    char *mem = seg_mem_alloc(GY__SEG_SIZE, GY__SEG_SIZE);
+    if (mem == NULL) {
+        return NULL;
+    }
+    gy__segment *seg = (gy__segment *)mem;
+    memset(seg, 0, sizeof *seg);
+    size_t header = (sizeof *seg + 15) & ~(size_t)15;
+    /* Each cell costs its size plus 1 flag byte and 4 serial bytes. */
+    size_t ncells = (GY__SEG_SIZE - header - 32) / (cell_size + 5);
+    seg->magic = GY__SEG_MAGIC;
+    seg->raw_class = raw_class;
+    seg->heap = h;
+    seg->type = type;
+    seg->type_index = tindex;
+    seg->cell_size = cell_size;
+    seg->ncells = (uint32_t)ncells;
+    /* relaxed: a counter; uniqueness is all that matters. */
+    seg->serial_hi = atomic_fetch_add_explicit(&gy__rt.segment_serial, 1, memory_order_relaxed) + 1;
+    seg->flags = (_Atomic uint8_t *)(mem + header);
+    seg->serials = (uint32_t *)(((uintptr_t)(mem + header + ncells) + 3) & ~(uintptr_t)3);
+    seg->cells = (char *)(((uintptr_t)(seg->serials + ncells) + 15) & ~(uintptr_t)15);
+    memset(mem + header, 0, ncells); /* the flags, before anyone reads them */
+    memset(seg->serials, 0, ncells * sizeof(uint32_t));
+    ck_stack_init(&seg->remote);
+    GY__POISON(seg->cells, ncells * cell_size);
+
+    pthread_mutex_lock(&h->seg_lock);
+    gy__segment **head = seg_list_head(h, seg);
+    seg->next = *head;
+    if (*head != NULL) {
+        (*head)->prev = seg;
+    }
+    *head = seg;
+    pthread_mutex_unlock(&h->seg_lock);
+    /* relaxed: statistics. */
+    atomic_fetch_add_explicit(&h->segments, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->segment_bytes, GY__SEG_SIZE, memory_order_relaxed);
+    return seg;
+}
+
+static void segment_release(gy__heap *h, gy__segment *seg) {
+    pthread_mutex_lock(&h->seg_lock);
+    if (seg->prev != NULL) {
+        seg->prev->next = seg->next;
+    } else {
+        *seg_list_head(h, seg) = seg->next;
+    }
+    if (seg->next != NULL) {
+        seg->next->prev = seg->prev;
+    }
+    pthread_mutex_unlock(&h->seg_lock);
+    atomic_fetch_sub_explicit(&h->segments, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&h->segment_bytes, GY__SEG_SIZE, memory_order_relaxed);
+    GY__UNPOISON(seg->cells, (size_t)seg->ncells * seg->cell_size);
+    seg->magic = 0;
+    seg_mem_free(seg);
+}
+
+/* Release seg if nothing in it is used and it is not the allocation segment. */
+static void segment_maybe_release(gy__heap *h, gy__segment *seg) {
+    if (seg->nused == 0 && *seg_cur_slot(h, seg) != seg) {
+        segment_release(h, seg);
+    }
+}
+
+/* Owner: take a cell from seg, or NULL when it has none. */
+static void *segment_pop(gy__segment *seg) {
+    void *cell = seg->free_list;
+    if (cell != NULL) {
+        seg->free_list = link_get(cell);
+    } else if (seg->bump < seg->ncells) {
+        cell = seg->cells + (size_t)seg->bump++ * seg->cell_size;
+    } else {
+        return NULL;
+    }
+    seg->nused++;
+    return cell;
+}
+
+/* Owner: move cells other heaps returned to seg onto its free list. */
+static void segment_collect_remote(gy__segment *seg) {
+    if (atomic_load_explicit(&seg->nremote, memory_order_relaxed) == 0) {
+        return;
+    }
+    ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&seg->remote);
+    uint32_t n = 0;
+    while (e != NULL) {
+        ck_stack_entry_t *next = e->next;
+        void *cell = (char *)e - 8;
+        link_set(cell, seg->free_list);
+        seg->free_list = cell;
+        n++;
+        e = next;
+    }
+    /* relaxed: only a hint that remote cells exist; the stack orders them. */
+    atomic_fetch_sub_explicit(&seg->nremote, n, memory_order_relaxed);
+    seg->nused -= n;
+}
+
+static bool segment_has_room(gy__segment *seg) {
+    segment_collect_remote(seg);
+    return seg->free_list != NULL || seg->bump < seg->ncells;
+}
+
+/* Owner: a cell of `cell_size` for the list at *cur / *head, refilling from
+ * the epoch, then other segments of the list, then a new segment. */
+static void *alloc_cell(gy__heap *h, gy__segment **cur, gy__segment **head, gy_type *type,
+                        uint32_t tindex, uint32_t raw_class, uint32_t cell_size) {
+    gy__segment *seg = *cur;
+    void *cell = seg != NULL ? segment_pop(seg) : NULL;
+    if (cell != NULL) {
+        return cell;
+    }
+    /* Refill: a quiescent state first, so our own freed cells can return. */
+    gy__arena_quiesce(h);
+    if (seg != NULL && segment_has_room(seg)) {
+        return segment_pop(seg);
+    }
+    for (gy__segment *s = *head; s != NULL; s = s->next) {
+        if (s != seg && segment_has_room(s)) {
+            *cur = s;
+            if (seg != NULL) {
+                segment_maybe_release(h, seg);
+            }
+            return segment_pop(s);
+        }
+    }
+    gy__segment *fresh = segment_new(h, type, tindex, raw_class, cell_size);
+    if (fresh == NULL) {
+        return NULL;
+    }
+    *cur = fresh;
+    if (seg != NULL) {
+        segment_maybe_release(h, seg);
+    }
+    return segment_pop(fresh);
+}
+
+int gy__arena_alloc_object(gy__heap *h, gy_type *type, uint32_t index, gy_object **out) {
+    if (gy_failpoint("alloc")) {
+        return GY_ENOMEM;
+    }
+    uint32_t size = (uint32_t)((type->size + 7) & ~(size_t)7);
+    if (size < 16) {
+        size = 16;
+    }
+    gy_object *ob = alloc_cell(h, &h->cur[index], &h->segs[index], type, index, 0, size);
+    if (ob == NULL) {
+        return GY_ENOMEM;
+    }
+    gy__segment *seg = gy__segment_of(ob);
+    uint32_t i = gy__cell_index(seg, ob);
+    GY__UNPOISON(ob, size);
+    memset(ob, 0, size);
+    /* relaxed: the object is not yet visible to any other thread. */
+    atomic_store_explicit(&ob->gy__local, 1, memory_order_relaxed);
+    atomic_store_explicit(&ob->gy__shared, 0, memory_order_relaxed);
+    seg->serials[i]++;
+    atomic_store_explicit(&seg->flags[i], GY__CELL_LIVE, memory_order_relaxed);
+    gy__type_counters *c = &h->counters[index];
+    /* relaxed load+store: only this thread writes its heap's counters. */
+    atomic_store_explicit(&c->live, atomic_load_explicit(&c->live, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&c->bytes, atomic_load_explicit(&c->bytes, memory_order_relaxed) + size,
+                          memory_order_relaxed);
+    atomic_store_explicit(&c->allocated,
+                          atomic_load_explicit(&c->allocated, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    *out = ob;
+    return GY_OK;
+}
+
+/* --- freeing and reclamation --------------------------------------------- */
+
+static void bag_reclaim(ck_epoch_entry_t *entry);
+
+void gy__arena_flush_bag(gy__heap *h) {
+    gy__bag *bag = h->bag;
+    if (bag != NULL && bag->count > 0) {
+        h->bag = NULL;
+        GY__TSAN_RELEASE(&gy__rt.epoch);
+        ck_epoch_call(&h->epoch, &bag->entry, bag_reclaim);
+    }
+}
+
+void gy__arena_free_cell(gy__heap *h, void *cell) {
+    gy__segment *seg = gy__segment_of(cell);
+    uint32_t i = gy__cell_index(seg, cell);
+    atomic_store_explicit(&seg->flags[i], 0, memory_order_relaxed);
+    if (seg->type != NULL) {
+        gy_object *ob = cell;
+        /* relaxed: a late try-incref reads these and fails; the cell is not
+         * reused before a grace period, which orders everything. */
+        atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
+        atomic_store_explicit(&ob->gy__shared, GY__RC_MERGED, memory_order_relaxed);
+    }
+    GY__POISON((char *)cell + 8, seg->cell_size - 8);
+    gy__bag *bag = h->bag;
+    if (bag == NULL) {
+        bag = malloc(sizeof *bag);
+        if (bag == NULL) {
+            /* Cannot defer: the cell stays used (a bounded leak, never a
+             * use-after-free). */
+            return;
+        }
+        bag->heap = h;
+        bag->head = NULL;
+        bag->count = 0;
+        h->bag = bag;
+    }
+    link_set(cell, bag->head);
+    bag->head = cell;
+    if (++bag->count == GY__BAG_CELLS) {
+        gy__arena_flush_bag(h);
+    }
+}
+
+/* Return one reclaimed cell to its segment. Runs on the thread of `h`. */
+static void return_cell(gy__heap *h, void *cell) {
+    gy__segment *seg = gy__segment_of(cell);
+    if (seg->heap == h) {
+        link_set(cell, seg->free_list);
+        seg->free_list = cell;
+        seg->nused--;
+        segment_maybe_release(h, seg);
+        return;
+    }
+    /* Another heap's segment: hand it back through its remote stack. The
+     * link word stays unpoisoned while ck_stack owns it. */
+    GY__UNPOISON(cell_link(cell), sizeof(void *));
+    ck_stack_push_upmc(&seg->remote, (ck_stack_entry_t *)cell_link(cell));
+    /* relaxed: a hint for the owner; the stack push is the real hand-over. */
+    atomic_fetch_add_explicit(&seg->nremote, 1, memory_order_relaxed);
+    gy__heap *owner = seg->heap;
+    if (!(atomic_fetch_or_explicit(&owner->pending, GY__PEND_REMOTE, memory_order_release) &
+          GY__PEND_REMOTE)) {
+        gy__heap_wake(owner);
+    }
+}
+
+static void bag_reclaim(ck_epoch_entry_t *entry) {
+    gy__bag *bag = (gy__bag *)((char *)entry - offsetof(gy__bag, entry));
+    /* The grace period ordered every reader's accesses before this point;
+     * tell TSan, which cannot see ck_epoch's uninstrumented code. */
+    GY__TSAN_ACQUIRE(&gy__rt.epoch);
+    void *cell = bag->head;
+    while (cell != NULL) {
+        void *next = link_get(cell);
+        return_cell(bag->heap, cell);
+        cell = next;
+    }
+    free(bag);
+}
+
+void gy__arena_quiesce(gy__heap *h) {
+    GY__TSAN_RELEASE(&gy__rt.epoch);
+    ck_epoch_end(&h->epoch, NULL);
+    ck_epoch_begin(&h->epoch, NULL);
+    gy__arena_flush_bag(h);
+    (void)ck_epoch_poll(&h->epoch);
+}
+
+void gy__arena_collect_remote(gy__heap *h) {
+    for (uint32_t t = 0; t < GY__MAX_TYPES; t++) {
+        gy__segment *s = h->segs[t];
+        while (s != NULL) {
+            gy__segment *next = s->next;
+            segment_collect_remote(s);
+            segment_maybe_release(h, s);
+            s = next;
+        }
+    }
+    for (uint32_t c = 0; c < GY__RAW_CLASSES; c++) {
+        gy__segment *s = h->raw_segs[c];
+        while (s != NULL) {
+            gy__segment *next = s->next;
+            segment_collect_remote(s);
+            segment_maybe_release(h, s);
+            s = next;
+        }
+    }
+}
+
+void gy__arena_reclaim_all(gy__heap *h) {
+    gy__arena_flush_bag(h);
+    GY__TSAN_RELEASE(&gy__rt.epoch);
+    ck_epoch_barrier(&h->epoch);
+}
+
+void gy__arena_release_heap(gy__heap *h) {
+    for (uint32_t t = 0; t < GY__MAX_TYPES; t++) {
+        h->cur[t] = NULL;
+        while (h->segs[t] != NULL) {
+            segment_release(h, h->segs[t]);
+        }
+    }
+    for (uint32_t c = 0; c < GY__RAW_CLASSES; c++) {
+        h->raw_cur[c] = NULL;
+        while (h->raw_segs[c] != NULL) {
+            segment_release(h, h->raw_segs[c]);
+        }
+    }
+}
+
+int gy__heap_foreach_object(gy__heap *h, int (*fn)(gy_object *, void *), void *arg) {
+    int rc = 0;
+    pthread_mutex_lock(&h->seg_lock);
+    for (uint32_t t = 1; t < GY__MAX_TYPES && rc == 0; t++) {
+        for (gy__segment *s = h->segs[t]; s != NULL && rc == 0; s = s->next) {
+            for (uint32_t i = 0; i < s->bump && rc == 0; i++) {
+                if (atomic_load_explicit(&s->flags[i], memory_order_relaxed) & GY__CELL_LIVE) {
+                    rc = fn((gy_object *)(s->cells + (size_t)i * s->cell_size), arg);
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&h->seg_lock);
+    return rc;
+}
+
+/* --- raw backing storage ------------------------------------------------- */
+
+static void counters_add_bytes(gy__heap *h, uint32_t tindex, int64_t delta) {
+    gy__type_counters *c = &h->counters[tindex];
+    /* relaxed load+store: only this thread writes its heap's counters. */
+    atomic_store_explicit(&c->bytes, atomic_load_explicit(&c->bytes, memory_order_relaxed) + delta,
+                          memory_order_relaxed);
+}
+
+static void large_reclaim(ck_epoch_entry_t *entry) {
+    GY__TSAN_ACQUIRE(&gy__rt.epoch);
+    seg_mem_free((large_header *)entry);
+}
+
+void *gy__mem_alloc(uint32_t tindex, size_t size) {
+    gy__heap *h = gy__tls_heap;
+    if (h == NULL || size == 0 || gy_failpoint("alloc")) {
+        return NULL;
+    }
+    uint32_t c = raw_class_of(size);
+    if (c < GY__RAW_CLASSES) {
+        void *cell = alloc_cell(h, &h->raw_cur[c], &h->raw_segs[c], NULL, 0, c, raw_class_size[c]);
+        if (cell == NULL) {
+            return NULL;
+        }
+        GY__UNPOISON(cell, raw_class_size[c]);
+        counters_add_bytes(h, tindex, raw_class_size[c]);
+        return cell;
+    }
+    large_header *hdr = seg_mem_alloc(sizeof *hdr + size, 16);
+    if (hdr == NULL) {
+        return NULL;
+    }
+    hdr->size = size;
+    hdr->magic = LARGE_MAGIC;
+    counters_add_bytes(h, tindex, (int64_t)size);
+    return hdr + 1;
+}
+
+void gy__mem_free(uint32_t tindex, void *p, size_t size) {
+    if (p == NULL) {
+        return;
+    }
+    gy__heap *h = gy__tls_heap;
+    uint32_t c = raw_class_of(size);
+    if (c < GY__RAW_CLASSES) {
+        counters_add_bytes(h, tindex, -(int64_t)raw_class_size[c]);
+        gy__arena_free_cell(h, p);
+        return;
+    }
+    large_header *hdr = (large_header *)p - 1;
+    counters_add_bytes(h, tindex, -(int64_t)hdr->size);
+    ck_epoch_call(&h->epoch, &hdr->entry, large_reclaim);
+}

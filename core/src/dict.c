@@ -1,0 +1,274 @@
+/* core/src/dict.c: gy_dict, string keys to references, open addressing with
+ * linear probing under a per-dict spinlock. Invariants: cap is 0 or a power
+ * of two; used (live + tombstones) stays under 3/4 of cap; every live entry
+ * owns a copied key and one reference to its value. */
+#include <ck_spinlock.h>
+#include <string.h>
+
+#include "gyre/dict.h"
+#include "heap.h"
+
+#define KEY_MAX 65535
+static char tombstone_key[1];
+#define TOMBSTONE tombstone_key
+
+typedef struct dict_entry {
+    char *key; /* NULL: empty; TOMBSTONE: deleted */
+    uint32_t hash;
+    uint32_t keylen;
+    gy_object *value;
+} dict_entry;
+
+struct gy_dict {
+    gy_object ob;
+    ck_spinlock_fas_t lock; /* guards everything below */
+    size_t len, used, cap;
+    dict_entry *entries;
+};
+
+static uint32_t dict_tindex(void) {
+    return atomic_load_explicit(&gy_dict_type.gy__priv.index, memory_order_acquire);
+}
+
+static uint32_t key_hash(const char *key, size_t len) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)key[i]) * 16777619u;
+    }
+    return h;
+}
+
+/* The entry holding key, or the empty slot where it would go (first
+ * tombstone preferred). cap must be > 0. */
+static dict_entry *find_slot(dict_entry *entries, size_t cap, const char *key, size_t len,
+                             uint32_t hash) {
+    size_t mask = cap - 1;
+    dict_entry *first_tomb = NULL;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        dict_entry *e = &entries[i];
+        if (e->key == NULL) {
+            return first_tomb ? first_tomb : e;
+        }
+        if (e->key == TOMBSTONE) {
+            if (first_tomb == NULL) {
+                first_tomb = e;
+            }
+        } else if (e->hash == hash && e->keylen == len && memcmp(e->key, key, len) == 0) {
+            return e;
+        }
+    }
+}
+
+static int dict_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
+    gy_dict *d = (gy_dict *)self;
+    int rc = 0;
+    ck_spinlock_fas_lock(&d->lock);
+    for (size_t i = 0; i < d->cap && rc == 0; i++) {
+        dict_entry *e = &d->entries[i];
+        if (e->key != NULL && e->key != TOMBSTONE) {
+            rc = visit(e->value, arg);
+        }
+    }
+    ck_spinlock_fas_unlock(&d->lock);
+    return rc;
+}
+
+static void dict_clear(gy_object *self) {
+    gy_dict *d = (gy_dict *)self;
+    ck_spinlock_fas_lock(&d->lock);
+    dict_entry *entries = d->entries;
+    size_t cap = d->cap;
+    d->entries = NULL;
+    d->len = d->used = d->cap = 0;
+    ck_spinlock_fas_unlock(&d->lock);
+    for (size_t i = 0; i < cap; i++) {
+        dict_entry *e = &entries[i];
+        if (e->key != NULL && e->key != TOMBSTONE) {
+            gy__mem_free(dict_tindex(), e->key, e->keylen + 1);
+            gy_decref(e->value);
+        }
+    }
+    gy__mem_free(dict_tindex(), entries, cap * sizeof *entries);
+}
+
+gy_type gy_dict_type = {
+    .name = "dict",
+    .size = sizeof(gy_dict),
+    .traverse = dict_traverse,
+    .clear = dict_clear,
+};
+
+int gy__dict_new_at(gy_dict **out, const char *file, int line) {
+    return gy__new_at(&gy_dict_type, out, file, line);
+}
+
+size_t gy_dict_len(gy_dict *d) {
+    ck_spinlock_fas_lock(&d->lock);
+    size_t n = d->len;
+    ck_spinlock_fas_unlock(&d->lock);
+    return n;
+}
+
+/* Under the lock: make room for one more entry. */
+static int dict_grow(gy_dict *d) {
+    if ((d->used + 1) * 4 <= d->cap * 3) {
+        return GY_OK;
+    }
+    size_t cap = 8;
+    while (cap * 3 <= (d->len + 1) * 4 * 2) {
+        cap *= 2;
+    }
+    dict_entry *fresh = gy__mem_alloc(dict_tindex(), cap * sizeof *fresh);
+    if (fresh == NULL) {
+        return GY_ENOMEM;
+    }
+    memset(fresh, 0, cap * sizeof *fresh);
+    for (size_t i = 0; i < d->cap; i++) {
+        dict_entry *e = &d->entries[i];
+        if (e->key != NULL && e->key != TOMBSTONE) {
+            *find_slot(fresh, cap, e->key, e->keylen, e->hash) = *e;
+        }
+    }
+    gy__mem_free(dict_tindex(), d->entries, d->cap * sizeof *fresh);
+    d->entries = fresh;
+    d->cap = cap;
+    d->used = d->len;
+    return GY_OK;
+}
+
+int gy_dict_set(gy_dict *d, const char *key, void *value) {
+    if (key == NULL || value == NULL) {
+        return GY_EINVAL;
+    }
+    size_t len = strlen(key);
+    if (len > KEY_MAX) {
+        return GY_EINVAL;
+    }
+    uint32_t hash = key_hash(key, len);
+    gy_incref(value);
+    gy_object *old = NULL;
+    int rc = GY_OK;
+    ck_spinlock_fas_lock(&d->lock);
+    dict_entry *e = d->cap ? find_slot(d->entries, d->cap, key, len, hash) : NULL;
+    if (e != NULL && e->key != NULL && e->key != TOMBSTONE) {
+        old = e->value;
+        e->value = value;
+    } else {
+        char *copy = gy__mem_alloc(dict_tindex(), len + 1);
+        rc = copy == NULL ? GY_ENOMEM : dict_grow(d);
+        if (rc == GY_OK) {
+            memcpy(copy, key, len + 1);
+            e = find_slot(d->entries, d->cap, key, len, hash);
+            if (e->key == NULL) {
+                d->used++;
+            }
+            e->key = copy;
+            e->keylen = (uint32_t)len;
+            e->hash = hash;
+            e->value = value;
+            d->len++;
+        } else {
+            gy__mem_free(dict_tindex(), copy, len + 1);
+            old = value; /* undo our incref after unlocking */
+        }
+    }
+    ck_spinlock_fas_unlock(&d->lock);
+    gy_xdecref(old);
+    return rc;
+}
+
+gy_object *gy_dict_get(gy_dict *d, const char *key) {
+    if (key == NULL) {
+        return NULL;
+    }
+    size_t len = strlen(key);
+    uint32_t hash = key_hash(key, len);
+    gy_object *value = NULL;
+    ck_spinlock_fas_lock(&d->lock);
+    if (d->cap > 0) {
+        dict_entry *e = find_slot(d->entries, d->cap, key, len, hash);
+        if (e->key != NULL && e->key != TOMBSTONE) {
+            value = e->value;
+            gy_incref(value);
+        }
+    }
+    ck_spinlock_fas_unlock(&d->lock);
+    return value;
+}
+
+int gy_dict_del(gy_dict *d, const char *key) {
+    if (key == NULL) {
+        return GY_ENOENT;
+    }
+    size_t len = strlen(key);
+    uint32_t hash = key_hash(key, len);
+    gy_object *old = NULL;
+    char *oldkey = NULL;
+    ck_spinlock_fas_lock(&d->lock);
+    if (d->cap > 0) {
+        dict_entry *e = find_slot(d->entries, d->cap, key, len, hash);
+        if (e->key != NULL && e->key != TOMBSTONE) {
+            old = e->value;
+            oldkey = e->key;
+            e->key = TOMBSTONE;
+            e->value = NULL;
+            d->len--;
+        }
+    }
+    ck_spinlock_fas_unlock(&d->lock);
+    if (old == NULL) {
+        return GY_ENOENT;
+    }
+    gy__mem_free(dict_tindex(), oldkey, len + 1);
+    gy_decref(old);
+    return GY_OK;
+}
+
+typedef struct snap_entry {
+    const char *key;
+    gy_object *value;
+} snap_entry;
+
+int gy_dict_foreach(gy_dict *d, int (*fn)(const char *key, gy_object *value, void *arg),
+                    void *arg) {
+    ck_spinlock_fas_lock(&d->lock);
+    size_t n = d->len, keybytes = 0;
+    for (size_t i = 0; i < d->cap; i++) {
+        if (d->entries[i].key != NULL && d->entries[i].key != TOMBSTONE) {
+            keybytes += d->entries[i].keylen + 1;
+        }
+    }
+    size_t size = n * sizeof(snap_entry) + keybytes;
+    snap_entry *snap = size ? gy__mem_alloc(0, size) : NULL;
+    if (size && snap == NULL) {
+        ck_spinlock_fas_unlock(&d->lock);
+        return GY_ENOMEM;
+    }
+    char *keys = (char *)(snap + n);
+    size_t k = 0;
+    for (size_t i = 0; i < d->cap; i++) {
+        dict_entry *e = &d->entries[i];
+        if (e->key != NULL && e->key != TOMBSTONE) {
+            memcpy(keys, e->key, e->keylen + 1);
+            snap[k].key = keys;
+            snap[k].value = e->value;
+            gy_incref(e->value);
+            keys += e->keylen + 1;
+            k++;
+        }
+    }
+    ck_spinlock_fas_unlock(&d->lock);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0) {
+            rc = fn(snap[i].key, snap[i].value, arg);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        gy_decref(snap[i].value);
+    }
+    gy__mem_free(0, snap, size);
+    return rc;
+}
+
+void gy_dict_clear(gy_dict *d) { dict_clear(&d->ob); }

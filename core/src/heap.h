@@ -1,0 +1,232 @@
+/* core/src/heap.h: segments, heaps and the runtime (internal).
+ *
+ * Layout and protocols are described in core/DESIGN.md; this header states
+ * each field's synchronisation. Lock order (outer first): rt.threads_lock,
+ * heap.seg_lock, rt.park_lock.
+ */
+#ifndef GYRE_CORE_HEAP_H
+#define GYRE_CORE_HEAP_H
+
+#include <ck_epoch.h>
+#include <ck_stack.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gyre/object.h"
+#include "gyre/runtime.h"
+#include "internal.h"
+
+#define GY__SEG_SIZE ((uintptr_t)64 * 1024)
+#define GY__SEG_MAGIC 0x47795365u /* "GySe" */
+#define GY__MAX_TYPES 512         /* type index 0 is "raw memory" */
+#define GY__MAX_OBJECT_SIZE 4096
+#define GY__RAW_CLASSES 18
+#define GY__RAW_MAX 8192 /* larger raw blocks come straight from the arena */
+#define GY__BAG_CELLS 256
+#define GY__TRASH_DEPTH 32
+#define GY__OUTBOX_SLOTS 62
+#define GY__UNOWNED UINT32_MAX
+
+/* ref_shared flags (low two bits). */
+#define GY__RC_QUEUED 1
+#define GY__RC_MERGED 2
+#define GY__RC_ONE 4
+
+/* Cell flags (segment side array). */
+#define GY__CELL_LIVE 1u
+#define GY__CELL_FINALIZED 2u
+
+typedef struct gy__heap gy__heap;
+
+typedef struct gy__segment {
+    uint32_t magic;
+    uint32_t raw_class;     /* raw segments: size class index; objects: 0 */
+    gy__heap *heap;         /* immutable: the owning heap (heaps are adopted whole) */
+    gy_type *type;          /* immutable: NULL for raw segments */
+    uint32_t type_index;    /* immutable: 0 for raw */
+    uint32_t cell_size;     /* immutable */
+    uint32_t ncells;        /* immutable */
+    uint32_t serial_hi;     /* immutable: segment creation number */
+    char *cells;            /* immutable: first cell */
+    _Atomic uint8_t *flags; /* side array; written by the thread that allocates or frees the cell,
+                              read by walkers while the world is stopped or via relaxed loads */
+    uint32_t *serials;      /* reuse counters; written by the owner at allocation */
+    /* Owner-only (the heap's current thread): */
+    void *free_list;                 /* cells linked through their link word */
+    uint32_t bump;                   /* cells [bump, ncells) never handed out */
+    uint32_t nused;                  /* cells not on free_list/bump: live, in a bag, or remote */
+    struct gy__segment *next, *prev; /* the heap's list for this type or class; seg_lock */
+    /* Any thread: cells returned by other heaps' reclamation. */
+    ck_stack_t remote; /* push_upmc by others, batch_pop_upmc by the owner */
+    _Atomic uint32_t nremote;
+} gy__segment;
+
+typedef struct gy__type_counters {
+    _Atomic int64_t live; /* written by the heap's thread (relaxed), read by anyone */
+    _Atomic int64_t bytes;
+    _Atomic uint64_t allocated;
+    _Atomic uint64_t freed;
+} gy__type_counters;
+
+/* A batch of freed cells waiting for an epoch grace period. */
+typedef struct gy__bag {
+    ck_epoch_entry_t entry;
+    gy__heap *heap;
+    void *head;
+    uint32_t count;
+} gy__bag;
+
+/* Objects handed to another heap (biased-count merges, loop-affine frees).
+ * The low bit of a slot marks a free request. */
+typedef struct gy__outbox {
+    ck_stack_entry_t entry;
+    gy__heap *dest;
+    uint32_t count;
+    uintptr_t slots[GY__OUTBOX_SLOTS];
+} gy__outbox;
+
+/* Thread states (gy__heap.state). */
+enum { GY__RUNNING = 0, GY__QUIESCENT = 1, GY__HELD = 2, GY__PARKED = 3, GY__DETACHED = 4 };
+/* Pending work bits (gy__heap.pending). */
+enum {
+    GY__PEND_STOP = 1u << 0,
+    GY__PEND_INBOX = 1u << 1,
+    GY__PEND_DEFERRED = 1u << 2,
+    GY__PEND_REMOTE = 1u << 3,
+    GY__PEND_ORPHAN = 1u << 4,
+};
+
+struct gy__heap {
+    ck_epoch_record_t epoch; /* first: cache-line aligned */
+    /* Owner-only hot state. */
+    gy__segment *cur[GY__MAX_TYPES];  /* allocation segment per type */
+    gy__segment *segs[GY__MAX_TYPES]; /* all segments per type; seg_lock for writers+walkers */
+    gy__segment *raw_cur[GY__RAW_CLASSES];
+    gy__segment *raw_segs[GY__RAW_CLASSES];
+    gy__bag *bag;         /* current bag of freed cells */
+    gy__outbox *outbox;   /* current outgoing batch */
+    gy_object **deferred; /* trashcan stack */
+    uint32_t ndeferred, deferred_cap;
+    uint32_t depth;  /* nested frees */
+    uint64_t nfreed; /* objects this heap's thread freed */
+    uint32_t budget; /* cascade budget per safe point; 0 = unlimited */
+    int kind;
+    gy_wake_fn wake;
+    void *wake_arg;
+    char name[32];
+    /* Shared. */
+    _Atomic int state;        /* GY__RUNNING...; CAS transitions, see runtime.c */
+    _Atomic unsigned pending; /* GY__PEND_* bits; set by anyone, cleared by the owner */
+    ck_stack_t inbox;         /* gy__outbox nodes pushed by other heaps */
+    pthread_mutex_t seg_lock; /* guards the segment lists against walkers */
+    gy__type_counters counters[GY__MAX_TYPES];
+    _Atomic uint64_t segments, segment_bytes;
+    _Atomic uint64_t cascade_objects, cascade_ns, merges;
+    gy__heap *next; /* rt.heaps list; threads_lock */
+};
+
+typedef struct gy__runtime {
+    _Atomic int running;
+    ck_epoch_t epoch;
+    pthread_mutex_t threads_lock; /* heaps list, attach/detach, world stops */
+    gy__heap *heaps;              /* every heap, attached or orphaned */
+    _Atomic uint64_t nattached;
+    pthread_mutex_t park_lock; /* with park_cond: parked threads wait for resume */
+    pthread_cond_t park_cond;
+    _Atomic int stop_requested; /* seq_cst: read by threads at safe points */
+    _Atomic uint64_t world_stops;
+    _Atomic uint32_t segment_serial;
+    _Atomic uint32_t ntypes;       /* type indexes handed out (1-based) */
+    gy_type *types[GY__MAX_TYPES]; /* index -> type; written once before index is published */
+    uint32_t default_budget;
+    unsigned arena_index;    /* jemalloc arena (release builds) */
+    _Atomic int orphan_work; /* an orphaned heap has inbox or deferred work */
+} gy__runtime;
+
+extern gy__runtime gy__rt;
+/* The calling thread's heap, NULL when detached. */
+extern _Thread_local gy__heap *gy__tls_heap;
+
+static inline gy__segment *gy__segment_of(const void *p) {
+    return (gy__segment *)((uintptr_t)p & ~(GY__SEG_SIZE - 1));
+}
+
+/* --- arena.c --- */
+int gy__arena_init(gy_errmsg *err);
+void gy__arena_shutdown(void);
+/* Allocate a zeroed object cell of `type` (index > 0) from heap h. */
+int gy__arena_alloc_object(gy__heap *h, gy_type *type, uint32_t index, gy_object **out);
+/* Put a dead object's cell (or raw cell) in h's bag; reused after a grace period. */
+void gy__arena_free_cell(gy__heap *h, void *cell);
+/* Raw backing storage counted against type index `tindex`. */
+void *gy__mem_alloc(uint32_t tindex, size_t size);
+void gy__mem_free(uint32_t tindex, void *p, size_t size);
+/* Epoch quiescent state for h, then reclaim what the grace period allows. */
+void gy__arena_quiesce(gy__heap *h);
+/* Push the current bag to the epoch (h's safe point). */
+void gy__arena_flush_bag(gy__heap *h);
+/* Return cells other heaps freed into h's segments; release empty ones. */
+void gy__arena_collect_remote(gy__heap *h);
+/* Wait for a grace period and reclaim everything h deferred (shutdown). */
+void gy__arena_reclaim_all(gy__heap *h);
+/* Release every segment of h (shutdown). */
+void gy__arena_release_heap(gy__heap *h);
+/* Cell index and segment of a cell; whether a pointer is a live object. */
+uint32_t gy__cell_index(const gy__segment *seg, const void *cell);
+/* Call fn for every live object of h (owner or world stopped). */
+int gy__heap_foreach_object(gy__heap *h, int (*fn)(gy_object *, void *), void *arg);
+
+/* --- refcount.c --- */
+/* Take a reference to an object that may be dying; false when it is dead.
+ * The caller must be inside its epoch section (attached, not quiescent). */
+bool gy__try_incref(gy__heap *h, gy_object *ob);
+void gy__object_dealloc(gy_object *ob);
+/* Process h's inbox (merges and loop-affine frees). */
+void gy__refcount_drain_inbox(gy__heap *h);
+/* Process popped inbox nodes on the calling thread (heap h). */
+void gy__refcount_process_nodes(gy__heap *h, ck_stack_entry_t *nodes);
+/* Push h's outbox to its destination. */
+void gy__refcount_flush_outbox(gy__heap *h);
+/* Run deferred frees; `budget` 0 means all. Returns how many are left. */
+uint32_t gy__refcount_drain_deferred(gy__heap *h, uint32_t budget);
+/* Hand every object h owns over to shared counting (detach). */
+void gy__refcount_disown_all(gy__heap *h);
+
+/* --- runtime.c --- */
+void gy__safepoint_slow(gy__heap *h);
+/* Stop every other attached thread at a safe point (or hold it quiescent);
+ * returns with rt.threads_lock held. The caller may be attached or not. */
+void gy__world_stop(void);
+void gy__world_resume(void);
+void gy__heap_wake(gy__heap *h);
+/* Work left in orphaned heaps (inboxes filled after their thread left). */
+void gy__runtime_drain_orphans(void);
+
+/* --- object.c --- */
+gy_type *gy__type_by_index(uint32_t index);
+
+/* TSan annotations for synchronisation TSan cannot see (ck_epoch's
+ * uninstrumented grace-period code). */
+#if GY_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define GY__TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define GY__TSAN_RELEASE(p) __tsan_release((void *)(p))
+#else
+#define GY__TSAN_ACQUIRE(p) ((void)0)
+#define GY__TSAN_RELEASE(p) ((void)0)
+#endif
+
+#if GY_ASAN
+void __asan_poison_memory_region(void const volatile *addr, size_t size);
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+#define GY__POISON(p, n) __asan_poison_memory_region((p), (n))
+#define GY__UNPOISON(p, n) __asan_unpoison_memory_region((p), (n))
+#else
+#define GY__POISON(p, n) ((void)(p), (void)(n))
+#define GY__UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#endif /* GYRE_CORE_HEAP_H */

@@ -1,0 +1,132 @@
+/* core/src/list.c: gy_list, an array of references under a per-list spinlock.
+ * Invariant: items[0..len) are non-NULL references owned by the list; the
+ * array lives in the arena (raw memory counted against the list type). */
+#include <ck_spinlock.h>
+#include <string.h>
+
+#include "gyre/list.h"
+#include "heap.h"
+
+struct gy_list {
+    gy_object ob;
+    ck_spinlock_fas_t lock; /* guards len, cap, items */
+    size_t len, cap;
+    gy_object **items;
+};
+
+static int list_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
+    gy_list *l = (gy_list *)self;
+    int rc = 0;
+    ck_spinlock_fas_lock(&l->lock);
+    for (size_t i = 0; i < l->len && rc == 0; i++) {
+        rc = visit(l->items[i], arg);
+    }
+    ck_spinlock_fas_unlock(&l->lock);
+    return rc;
+}
+
+static uint32_t list_tindex(void) {
+    /* acquire: pairs with the release that published the index. */
+    return atomic_load_explicit(&gy_list_type.gy__priv.index, memory_order_acquire);
+}
+
+/* Drop every item and the array; the references are released after unlock. */
+static void list_clear(gy_object *self) {
+    gy_list *l = (gy_list *)self;
+    ck_spinlock_fas_lock(&l->lock);
+    gy_object **items = l->items;
+    size_t len = l->len, cap = l->cap;
+    l->items = NULL;
+    l->len = l->cap = 0;
+    ck_spinlock_fas_unlock(&l->lock);
+    for (size_t i = 0; i < len; i++) {
+        gy_decref(items[i]);
+    }
+    gy__mem_free(list_tindex(), items, cap * sizeof *items);
+}
+
+gy_type gy_list_type = {
+    .name = "list",
+    .size = sizeof(gy_list),
+    .traverse = list_traverse,
+    .clear = list_clear,
+};
+
+int gy__list_new_at(gy_list **out, const char *file, int line) {
+    return gy__new_at(&gy_list_type, out, file, line);
+}
+
+size_t gy_list_len(gy_list *l) {
+    ck_spinlock_fas_lock(&l->lock);
+    size_t n = l->len;
+    ck_spinlock_fas_unlock(&l->lock);
+    return n;
+}
+
+int gy_list_append(gy_list *l, void *item) {
+    if (item == NULL) {
+        return GY_EINVAL;
+    }
+    ck_spinlock_fas_lock(&l->lock);
+    if (l->len == l->cap) {
+        size_t cap = l->cap < 4 ? 4 : l->cap + l->cap / 2 + 1;
+        gy_object **grown = gy__mem_alloc(list_tindex(), cap * sizeof *grown);
+        if (grown == NULL) {
+            ck_spinlock_fas_unlock(&l->lock);
+            return GY_ENOMEM;
+        }
+        if (l->len > 0) {
+            memcpy(grown, l->items, l->len * sizeof *grown);
+        }
+        /* The old array is reused only after a grace period. */
+        gy__mem_free(list_tindex(), l->items, l->cap * sizeof *grown);
+        l->items = grown;
+        l->cap = cap;
+    }
+    gy_incref(item);
+    l->items[l->len++] = item;
+    ck_spinlock_fas_unlock(&l->lock);
+    return GY_OK;
+}
+
+gy_object *gy_list_get(gy_list *l, size_t i) {
+    gy_object *item = NULL;
+    ck_spinlock_fas_lock(&l->lock);
+    if (i < l->len) {
+        item = l->items[i];
+        gy_incref(item); /* the list's reference keeps it alive meanwhile */
+    }
+    ck_spinlock_fas_unlock(&l->lock);
+    return item;
+}
+
+int gy_list_set(gy_list *l, size_t i, void *item) {
+    if (item == NULL) {
+        return GY_EINVAL;
+    }
+    gy_incref(item);
+    ck_spinlock_fas_lock(&l->lock);
+    if (i >= l->len) {
+        ck_spinlock_fas_unlock(&l->lock);
+        gy_decref(item);
+        return GY_ERANGE;
+    }
+    gy_object *old = l->items[i];
+    l->items[i] = item;
+    ck_spinlock_fas_unlock(&l->lock);
+    gy_decref(old);
+    return GY_OK;
+}
+
+int gy_list_pop(gy_list *l, gy_object **out) {
+    ck_spinlock_fas_lock(&l->lock);
+    if (l->len == 0) {
+        ck_spinlock_fas_unlock(&l->lock);
+        return GY_ERANGE;
+    }
+    *out = l->items[--l->len];
+    ck_spinlock_fas_unlock(&l->lock);
+    return GY_OK;
+}
+
+void gy_list_clear(gy_list *l) { list_clear(&l->ob); }

@@ -1,0 +1,170 @@
+/* core/src/object.c: gy_new, type registration, ids and per-type counters. */
+#include <string.h>
+
+#include "heap.h"
+
+static pthread_mutex_t type_lock = PTHREAD_MUTEX_INITIALIZER;
+
+gy_type *gy__type_by_index(uint32_t index) {
+    return index < GY__MAX_TYPES ? gy__rt.types[index] : NULL;
+}
+
+/* Give `type` an index on first use; returns it, or a negative error. */
+static int type_index(gy_type *type) {
+    /* acquire: pairs with the release below, so types[index] is set. */
+    uint32_t index = atomic_load_explicit(&type->gy__priv.index, memory_order_acquire);
+    if (index != 0) {
+        return (int)index;
+    }
+    if (type->size < sizeof(gy_object) || type->size > GY__MAX_OBJECT_SIZE) {
+        return GY_EINVAL;
+    }
+    if (!(type->flags & GY_TYPE_LEAF) && (type->traverse == NULL || type->clear == NULL)) {
+        return GY_EINVAL;
+    }
+    pthread_mutex_lock(&type_lock);
+    index = atomic_load_explicit(&type->gy__priv.index, memory_order_relaxed);
+    if (index == 0) {
+        /* Index 0 means "raw memory"; types start at 1. */
+        uint32_t next = atomic_load_explicit(&gy__rt.ntypes, memory_order_relaxed) + 1;
+        if (next >= GY__MAX_TYPES) {
+            pthread_mutex_unlock(&type_lock);
+            return GY_ERANGE;
+        }
+        gy__rt.types[next] = type;
+        atomic_store_explicit(&gy__rt.ntypes, next, memory_order_release);
+        /* release: types[next] is written before anyone can use the index. */
+        atomic_store_explicit(&type->gy__priv.index, next, memory_order_release);
+        index = next;
+    }
+    pthread_mutex_unlock(&type_lock);
+    return (int)index;
+}
+
+int gy__new_at(gy_type *type, void *outp, const char *file, int line) {
+    (void)file; /* allocation tracing records the call site (a later issue) */
+    (void)line;
+    gy__heap *h = gy__tls_heap;
+    if (h == NULL) {
+        return GY_ESTATE;
+    }
+    int index = type_index(type);
+    if (index < 0) {
+        return index;
+    }
+    gy_object *ob;
+    int rc = gy__arena_alloc_object(h, type, (uint32_t)index, &ob);
+    if (rc != GY_OK) {
+        return rc;
+    }
+    /* The caller's pointer may have any struct-pointer type: copy bytes. */
+    memcpy(outp, &ob, sizeof ob);
+    return GY_OK;
+}
+
+const gy_type *gy_type_of(const void *obj) { return gy__segment_of(obj)->type; }
+
+void gy__auto_release(void *varp) {
+    void *obj;
+    memcpy(&obj, varp, sizeof obj);
+    gy_xdecref(obj);
+}
+
+void *gy__steal(void **varp) {
+    void *obj = *varp;
+    *varp = NULL;
+    return obj;
+}
+
+/* --- ids ----------------------------------------------------------------- */
+
+gy_id gy_object_id(const void *obj) {
+    gy__segment *seg = gy__segment_of(obj);
+    uint32_t i = gy__cell_index(seg, obj);
+    gy_id id = {(uint64_t)(uintptr_t)obj, ((uint64_t)seg->serial_hi << 32) | seg->serials[i]};
+    return id;
+}
+
+int gy_object_from_id(gy_id id, void *outp) {
+    gy__heap *me = gy__tls_heap;
+    if (me == NULL) {
+        return GY_ESTATE;
+    }
+    gy__segment *want = gy__segment_of((void *)(uintptr_t)id.addr);
+    int rc = GY_ESTALE;
+    pthread_mutex_lock(&gy__rt.threads_lock);
+    for (gy__heap *h = gy__rt.heaps; h != NULL && rc == GY_ESTALE; h = h->next) {
+        pthread_mutex_lock(&h->seg_lock);
+        for (uint32_t t = 1; t < GY__MAX_TYPES && rc == GY_ESTALE; t++) {
+            for (gy__segment *s = h->segs[t]; s != NULL; s = s->next) {
+                if (s != want) {
+                    continue;
+                }
+                char *cell = (char *)(uintptr_t)id.addr;
+                if (cell < s->cells || (size_t)(cell - s->cells) % s->cell_size != 0) {
+                    break;
+                }
+                uint32_t i = gy__cell_index(s, cell);
+                if (i >= s->bump || (id.serial >> 32) != s->serial_hi) {
+                    break;
+                }
+                gy_object *ob = (gy_object *)cell;
+                /* The segment cannot go away (seg_lock) and the cell cannot be
+                 * reused (we are in our epoch section); a dying object fails
+                 * the gy_load-style try below. */
+                if ((atomic_load_explicit(&s->flags[i], memory_order_relaxed) & GY__CELL_LIVE) &&
+                    s->serials[i] == (uint32_t)id.serial) {
+                    if (gy__try_incref(me, ob)) {
+                        memcpy(outp, &ob, sizeof ob);
+                        rc = GY_OK;
+                    }
+                }
+                break;
+            }
+        }
+        pthread_mutex_unlock(&h->seg_lock);
+    }
+    pthread_mutex_unlock(&gy__rt.threads_lock);
+    return rc;
+}
+
+/* --- per-type counters ---------------------------------------------------- */
+
+static void sum_type(uint32_t index, gy_type_stats *out) {
+    memset(out, 0, sizeof *out);
+    for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
+        gy__type_counters *c = &h->counters[index];
+        /* relaxed: statistics, summed without stopping the writers. */
+        out->live += atomic_load_explicit(&c->live, memory_order_relaxed);
+        out->bytes += atomic_load_explicit(&c->bytes, memory_order_relaxed);
+        out->allocated += atomic_load_explicit(&c->allocated, memory_order_relaxed);
+        out->freed += atomic_load_explicit(&c->freed, memory_order_relaxed);
+    }
+}
+
+void gy_type_get_stats(const gy_type *type, gy_type_stats *out) {
+    uint32_t index = atomic_load_explicit(&type->gy__priv.index, memory_order_acquire);
+    memset(out, 0, sizeof *out);
+    if (index == 0 || !gy_runtime_running()) {
+        return;
+    }
+    pthread_mutex_lock(&gy__rt.threads_lock);
+    sum_type(index, out);
+    pthread_mutex_unlock(&gy__rt.threads_lock);
+}
+
+int gy_types_foreach(int (*fn)(const gy_type *type, const gy_type_stats *stats, void *arg),
+                     void *arg) {
+    uint32_t n = atomic_load_explicit(&gy__rt.ntypes, memory_order_acquire);
+    for (uint32_t t = 1; t <= n; t++) {
+        gy_type_stats st;
+        pthread_mutex_lock(&gy__rt.threads_lock);
+        sum_type(t, &st);
+        pthread_mutex_unlock(&gy__rt.threads_lock);
+        int rc = fn(gy__rt.types[t], &st, arg);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}

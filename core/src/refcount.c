@@ -1,0 +1,419 @@
+/* core/src/refcount.c: biased reference counts, merges, and freeing.
+ *
+ * ref_local is the owner's half (relaxed load + relaxed store, owner only);
+ * ref_shared is everyone else's, count << 2 | QUEUED | MERGED, changed with
+ * atomic RMW. Invariant: count(shared) + (local != UNOWNED ? local : 0) is the
+ * number of references. The rules and races are in core/DESIGN.md section 3.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "heap.h"
+
+static inline int32_t rc_count(int32_t shared) { return shared >> 2; } /* arithmetic shift */
+static inline int32_t rc_make(int32_t count, int32_t flags) {
+    return (int32_t)((uint32_t)count << 2) | flags;
+}
+
+static inline bool is_owner(gy__heap *h, const gy_object *ob) {
+    return h != NULL && gy__segment_of(ob)->heap == h;
+}
+
+/* --- the outbox: objects handed to their owner ---------------------------- */
+
+void gy__refcount_flush_outbox(gy__heap *h) {
+    gy__outbox *box = h->outbox;
+    if (box == NULL || box->count == 0) {
+        return;
+    }
+    h->outbox = NULL;
+    gy__heap *dest = box->dest;
+    /* The push publishes the slots (ck_stack_push_upmc is a release CAS). */
+    ck_stack_push_upmc(&dest->inbox, &box->entry);
+    /* release: the owner that sees the bit also sees the node. */
+    atomic_fetch_or_explicit(&dest->pending, GY__PEND_INBOX, memory_order_release);
+    if (atomic_load_explicit(&dest->state, memory_order_acquire) == GY__DETACHED) {
+        /* Nobody owns dest now: this thread drains orphans at its next safe
+         * point (all of dest's objects were merged when it detached). */
+        atomic_fetch_or_explicit(&h->pending, GY__PEND_ORPHAN, memory_order_relaxed);
+    } else {
+        gy__heap_wake(dest);
+    }
+}
+
+/* Hand `ob` to its owning heap: a merge (free_request false) or a free of a
+ * loop-affine object. Returns false when no node could be allocated; the
+ * object then stays alive (a bounded leak, never a use-after-free). */
+static bool outbox_push(gy__heap *h, gy__heap *dest, gy_object *ob, bool free_request) {
+    if (h == NULL) {
+        return false; /* detached threads must not touch objects */
+    }
+    gy__outbox *box = h->outbox;
+    if (box != NULL && (box->dest != dest || box->count == GY__OUTBOX_SLOTS)) {
+        gy__refcount_flush_outbox(h);
+        box = NULL;
+    }
+    if (box == NULL) {
+        box = malloc(sizeof *box);
+        if (box == NULL) {
+            return false;
+        }
+        box->dest = dest;
+        box->count = 0;
+        h->outbox = box;
+    }
+    box->slots[box->count++] = (uintptr_t)ob | (free_request ? 1u : 0u);
+    return true;
+}
+
+/* --- freeing ---------------------------------------------------------- */
+
+static void counters_free(gy__heap *h, gy__segment *seg) {
+    gy__type_counters *c = &h->counters[seg->type_index];
+    /* relaxed load+store: only this thread writes its heap's counters. */
+    atomic_store_explicit(&c->live, atomic_load_explicit(&c->live, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&c->bytes,
+                          atomic_load_explicit(&c->bytes, memory_order_relaxed) - seg->cell_size,
+                          memory_order_relaxed);
+    atomic_store_explicit(&c->freed, atomic_load_explicit(&c->freed, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* Finalize (once), clear, and free a dead object now. */
+static void object_free_now(gy__heap *h, gy_object *ob) {
+    gy__segment *seg = gy__segment_of(ob);
+    gy_type *type = seg->type;
+    uint32_t i = gy__cell_index(seg, ob);
+    if (type->finalize != NULL &&
+        !(atomic_load_explicit(&seg->flags[i], memory_order_relaxed) & GY__CELL_FINALIZED)) {
+        atomic_fetch_or_explicit(&seg->flags[i], GY__CELL_FINALIZED, memory_order_relaxed);
+        /* Run the finalizer with one (shared) reference so that increfs and
+         * decrefs inside it balance; more than one afterwards = resurrected. */
+        atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
+        atomic_store_explicit(&ob->gy__shared, rc_make(1, GY__RC_MERGED), memory_order_relaxed);
+        type->finalize(ob);
+        int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
+        for (;;) {
+            int32_t n = s - GY__RC_ONE;
+            if (rc_count(n) != 0) {
+                /* Resurrected: drop the finalizer's reference and live on. */
+                if (atomic_compare_exchange_weak_explicit(
+                        &ob->gy__shared, &s, n, memory_order_acq_rel, memory_order_acquire)) {
+                    return;
+                }
+                continue;
+            }
+            if (atomic_compare_exchange_weak_explicit(&ob->gy__shared, &s, n, memory_order_acq_rel,
+                                                      memory_order_acquire)) {
+                break;
+            }
+        }
+    }
+    if (type->clear != NULL) {
+        type->clear(ob);
+    }
+    counters_free(h, seg);
+    h->nfreed++;
+    gy__arena_free_cell(h, ob);
+}
+
+static bool deferred_push(gy__heap *h, gy_object *ob) {
+    if (h->ndeferred == h->deferred_cap) {
+        uint32_t cap = h->deferred_cap ? h->deferred_cap * 2 : 256;
+        gy_object **grown = realloc(h->deferred, cap * sizeof *grown);
+        if (grown == NULL) {
+            return false;
+        }
+        h->deferred = grown;
+        h->deferred_cap = cap;
+    }
+    h->deferred[h->ndeferred++] = ob;
+    return true;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint32_t gy__refcount_drain_deferred(gy__heap *h, uint32_t budget) {
+    if (h->ndeferred == 0) {
+        return 0;
+    }
+    uint64_t t0 = now_ns();
+    uint64_t start = h->nfreed;
+    h->depth++; /* frees below push onto the stack instead of recursing */
+    /* The budget counts every object freed, nested frees included. */
+    while (h->ndeferred > 0 && (budget == 0 || h->nfreed - start < budget)) {
+        gy_object *ob = h->deferred[--h->ndeferred];
+        object_free_now(h, ob);
+    }
+    h->depth--;
+    uint64_t done = h->nfreed - start;
+    /* relaxed: statistics. */
+    atomic_fetch_add_explicit(&h->cascade_objects, done, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->cascade_ns, now_ns() - t0, memory_order_relaxed);
+    if (h->ndeferred > 0) {
+        /* Out of budget: continue at the next safe point, which we ask for. */
+        atomic_fetch_or_explicit(&h->pending, GY__PEND_DEFERRED, memory_order_relaxed);
+        gy__heap_wake(h);
+    }
+    return h->ndeferred;
+}
+
+/* Free a dead object on this thread now (or via the trashcan stack). */
+static void dealloc_here(gy__heap *h, gy_object *ob) {
+    if (h->depth >= GY__TRASH_DEPTH && deferred_push(h, ob)) {
+        return; /* the trashcan: freed iteratively by the outermost level */
+    }
+    h->depth++;
+    object_free_now(h, ob);
+    h->depth--;
+    if (h->depth == 0 && h->ndeferred > 0) {
+        (void)gy__refcount_drain_deferred(h, h->budget);
+    }
+}
+
+void gy__object_dealloc(gy_object *ob) {
+    gy__heap *h = gy__tls_heap;
+    gy__segment *seg = gy__segment_of(ob);
+    if ((seg->type->flags & GY_TYPE_LOOP_AFFINE) && seg->heap != h) {
+        /* Loop-affine: the owner finalizes and frees it at its safe point. */
+        (void)outbox_push(h, seg->heap, ob, true);
+        return;
+    }
+    dealloc_here(h, ob);
+}
+
+/* --- incref / decref ------------------------------------------------------ */
+
+void gy_incref(void *obj) {
+    gy_object *ob = obj;
+    gy__heap *h = gy__tls_heap;
+    if (is_owner(h, ob)) {
+        uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
+        if (l != GY__UNOWNED) {
+            atomic_store_explicit(&ob->gy__local, l + 1, memory_order_relaxed);
+            return;
+        }
+    }
+    /* relaxed: an increment needs no ordering (the caller already holds a
+     * reference); decrements order the free. */
+    atomic_fetch_add_explicit(&ob->gy__shared, GY__RC_ONE, memory_order_relaxed);
+}
+
+/* The owner's local count reached zero. */
+static void merge_zero_local(gy_object *ob) {
+    /* acquire: see every other thread's accesses before their decrements. */
+    int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
+    if (s == 0) {
+        gy__object_dealloc(ob); /* the common case: never shared */
+        return;
+    }
+    /* Others hold references, or a queued decrement is in flight: give up
+     * ownership; the object lives on shared counting. */
+    atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
+    for (;;) {
+        int32_t n = s | GY__RC_MERGED;
+        if (atomic_compare_exchange_weak_explicit(&ob->gy__shared, &s, n, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            if (rc_count(n) == 0 && !(n & GY__RC_QUEUED)) {
+                gy__object_dealloc(ob);
+            }
+            /* count 0 with QUEUED: the queue's consumer frees it. */
+            return;
+        }
+    }
+}
+
+/* Decrement the shared half (non-owner, or a merged object). */
+static void decref_shared(gy__heap *h, gy_object *ob) {
+    int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_relaxed);
+    int32_t n;
+    bool queue, dealloc;
+    do {
+        n = s - GY__RC_ONE;
+        queue = dealloc = false;
+        if (s & GY__RC_MERGED) {
+            dealloc = rc_count(n) == 0 && !(s & GY__RC_QUEUED);
+        } else if (rc_count(n) < 0 && !(s & GY__RC_QUEUED)) {
+            n |= GY__RC_QUEUED;
+            queue = true;
+        }
+        /* acq_rel: our accesses happen before the free (release), and the
+         * freeing thread sees everyone's (acquire). */
+    } while (!atomic_compare_exchange_weak_explicit(&ob->gy__shared, &s, n, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    if (queue) {
+        (void)outbox_push(h, gy__segment_of(ob)->heap, ob, false);
+    } else if (dealloc) {
+        gy__object_dealloc(ob);
+    }
+}
+
+void gy_decref(void *obj) {
+    gy_object *ob = obj;
+    gy__heap *h = gy__tls_heap;
+    if (is_owner(h, ob)) {
+        uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
+        if (l != GY__UNOWNED) {
+            if (l > 1) {
+                atomic_store_explicit(&ob->gy__local, l - 1, memory_order_relaxed);
+                return;
+            }
+            atomic_store_explicit(&ob->gy__local, 0, memory_order_relaxed);
+            merge_zero_local(ob);
+            return;
+        }
+    }
+    decref_shared(h, ob);
+}
+
+void gy_xincref(void *obj) {
+    if (obj != NULL) {
+        gy_incref(obj);
+    }
+}
+
+void gy_xdecref(void *obj) {
+    if (obj != NULL) {
+        gy_decref(obj);
+    }
+}
+
+size_t gy_refcount(const void *obj) {
+    const gy_object *ob = obj;
+    uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
+    int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_relaxed);
+    int64_t total = rc_count(s) + (l != GY__UNOWNED ? (int64_t)l : 0);
+    return total > 0 ? (size_t)total : 0;
+}
+
+/* Try to take a reference to an object that may be dying; false if dead. */
+bool gy__try_incref(gy__heap *h, gy_object *ob) {
+    if (is_owner(h, ob)) {
+        uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
+        if (l != GY__UNOWNED) {
+            /* Owned and not merged: only this thread can take it to zero. */
+            atomic_store_explicit(&ob->gy__local, l + 1, memory_order_relaxed);
+            return true;
+        }
+    }
+    int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_relaxed);
+    do {
+        if ((s & GY__RC_MERGED) && rc_count(s) == 0) {
+            return false; /* dead, or being freed */
+        }
+        /* acquire on success: pairs with the release of the storing thread. */
+    } while (!atomic_compare_exchange_weak_explicit(&ob->gy__shared, &s, s + GY__RC_ONE,
+                                                    memory_order_acquire, memory_order_relaxed));
+    return true;
+}
+
+gy_object *gy_load(gy_ref *field) {
+    gy__heap *h = gy__tls_heap;
+    for (;;) {
+        /* acquire: the object's initialisation happens before we read it. */
+        gy_object *ob = atomic_load_explicit(&field->gy__ptr, memory_order_acquire);
+        if (ob == NULL) {
+            return NULL;
+        }
+        /* The cell cannot be reused while we are here: this thread is inside
+         * its epoch section and passes no quiescent state in this loop. */
+        if (gy__try_incref(h, ob)) {
+            if (atomic_load_explicit(&field->gy__ptr, memory_order_acquire) == ob) {
+                return ob; /* the field held it while we took our reference */
+            }
+            gy_decref(ob);
+        }
+    }
+}
+
+void gy_store_steal(gy_ref *field, void *value) {
+    /* acq_rel: publish the new object's contents; see the old one's. */
+    gy_object *old = atomic_exchange_explicit(&field->gy__ptr, value, memory_order_acq_rel);
+    if (old != NULL) {
+        gy_decref(old);
+    }
+}
+
+void gy_store(gy_ref *field, void *value) {
+    if (value != NULL) {
+        gy_incref(value);
+    }
+    gy_store_steal(field, value);
+}
+
+void gy_ref_clear(gy_ref *field) { gy_store_steal(field, NULL); }
+
+/* --- the owner's side of the queues ---------------------------------------- */
+
+/* Merge a queued object (we own its segment). */
+static void merge_queued(gy__heap *h, gy_object *ob) {
+    int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
+    uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
+    int32_t n;
+    bool dealloc;
+    do {
+        if (s & GY__RC_MERGED) {
+            /* Merged since it was queued: we only clear QUEUED. */
+            n = s & ~GY__RC_QUEUED;
+            dealloc = rc_count(n) == 0;
+        } else {
+            int32_t total = rc_count(s) + (int32_t)l;
+            n = rc_make(total, GY__RC_MERGED);
+            dealloc = total == 0;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&ob->gy__shared, &s, n, memory_order_acq_rel,
+                                                    memory_order_acquire));
+    atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
+    /* relaxed: statistics. */
+    atomic_fetch_add_explicit(&h->merges, 1, memory_order_relaxed);
+    if (dealloc) {
+        gy__object_dealloc(ob);
+    }
+}
+
+void gy__refcount_process_nodes(gy__heap *h, ck_stack_entry_t *e) {
+    while (e != NULL) {
+        ck_stack_entry_t *next = e->next;
+        gy__outbox *box = (gy__outbox *)((char *)e - offsetof(gy__outbox, entry));
+        for (uint32_t i = 0; i < box->count; i++) {
+            gy_object *ob = (gy_object *)(box->slots[i] & ~(uintptr_t)1);
+            if (box->slots[i] & 1u) {
+                dealloc_here(h, ob); /* a loop-affine free, now on its owner */
+            } else {
+                merge_queued(h, ob);
+            }
+        }
+        free(box);
+        e = next;
+    }
+}
+
+void gy__refcount_drain_inbox(gy__heap *h) {
+    /* acquire (inside batch_pop): the nodes' slots are visible. */
+    gy__refcount_process_nodes(h, ck_stack_batch_pop_upmc(&h->inbox));
+}
+
+static int disown_one(gy_object *ob, void *arg) {
+    (void)arg;
+    uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
+    if (l == GY__UNOWNED) {
+        return 0;
+    }
+    atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
+    /* Move the local count into the shared half and mark the object merged.
+     * A queued object keeps QUEUED: its queue's consumer frees it. */
+    int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&ob->gy__shared, &s,
+                                                  (s + (int32_t)(l * GY__RC_ONE)) | GY__RC_MERGED,
+                                                  memory_order_acq_rel, memory_order_relaxed)) {
+    }
+    return 0;
+}
+
+void gy__refcount_disown_all(gy__heap *h) { (void)gy__heap_foreach_object(h, disown_one, NULL); }

@@ -1,0 +1,458 @@
+/* core/src/runtime.c: the runtime, thread attach/detach, safe points,
+ * quiescence and the stop-the-world handshake (core/DESIGN.md section 4).
+ *
+ * Thread states move by CAS on gy__heap.state:
+ *   RUNNING <-> QUIESCENT        the thread itself
+ *   QUIESCENT -> HELD            a world stop (the thread has answered)
+ *   HELD -> QUIESCENT            the resume
+ *   RUNNING -> PARKED -> RUNNING the thread at a safe point during a stop
+ *   * -> DETACHED                detach, under threads_lock
+ * Lock order: threads_lock, then a heap's seg_lock, then park_lock.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "heap.h"
+
+gy__runtime gy__rt;
+_Thread_local gy__heap *gy__tls_heap;
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int gy_runtime_running(void) {
+    /* acquire: pairs with the release in init, so the runtime is set up. */
+    return atomic_load_explicit(&gy__rt.running, memory_order_acquire);
+}
+
+int gy_runtime_init(const gy_runtime_options *opts, gy_errmsg *err) {
+    pthread_mutex_lock(&init_lock);
+    if (gy_runtime_running()) {
+        pthread_mutex_unlock(&init_lock);
+        return gy__errmsg_set(err, GY_ESTATE, "the Gyre runtime is already running");
+    }
+    /* Keep the type table: types stay registered across restarts. */
+    uint32_t ntypes = atomic_load_explicit(&gy__rt.ntypes, memory_order_relaxed);
+    uint32_t serial = atomic_load_explicit(&gy__rt.segment_serial, memory_order_relaxed);
+    gy__rt.heaps = NULL;
+    atomic_store_explicit(&gy__rt.nattached, 0, memory_order_relaxed);
+    atomic_store_explicit(&gy__rt.stop_requested, 0, memory_order_relaxed);
+    atomic_store_explicit(&gy__rt.world_stops, 0, memory_order_relaxed);
+    atomic_store_explicit(&gy__rt.ntypes, ntypes, memory_order_relaxed);
+    /* Serials continue across restarts, so ids stay unique in the process. */
+    atomic_store_explicit(&gy__rt.segment_serial, serial, memory_order_relaxed);
+    pthread_mutex_init(&gy__rt.threads_lock, NULL);
+    pthread_mutex_init(&gy__rt.park_lock, NULL);
+    pthread_cond_init(&gy__rt.park_cond, NULL);
+    ck_epoch_init(&gy__rt.epoch);
+    gy__rt.default_budget = opts != NULL && opts->cascade_budget != 0 ? opts->cascade_budget : 4096;
+    int rc = gy__arena_init(err);
+    if (rc != GY_OK) {
+        pthread_mutex_unlock(&init_lock);
+        return rc;
+    }
+    /* release: everything above is visible to whoever sees running. */
+    atomic_store_explicit(&gy__rt.running, 1, memory_order_release);
+    pthread_mutex_unlock(&init_lock);
+    return GY_OK;
+}
+
+/* --- heaps ----------------------------------------------------------- */
+
+static gy__heap *heap_new(void) {
+    /* The epoch record is cache-line aligned. */
+    gy__heap *h = aligned_alloc(64, (sizeof *h + 63) & ~(size_t)63);
+    if (h == NULL) {
+        return NULL;
+    }
+    memset(h, 0, sizeof *h);
+    pthread_mutex_init(&h->seg_lock, NULL);
+    ck_stack_init(&h->inbox);
+    ck_epoch_register(&gy__rt.epoch, &h->epoch, NULL);
+    atomic_store_explicit(&h->state, GY__DETACHED, memory_order_relaxed);
+    return h;
+}
+
+static void heap_free(gy__heap *h) {
+    free(h->deferred);
+    pthread_mutex_destroy(&h->seg_lock);
+    free(h);
+}
+
+void gy__heap_wake(gy__heap *h) {
+    if (h->wake != NULL) {
+        h->wake(h->wake_arg);
+    }
+}
+
+int gy_thread_attach(const gy_thread_options *opts, gy_errmsg *err) {
+    if (!gy_runtime_running()) {
+        return gy__errmsg_set(err, GY_ESTATE, "gy_thread_attach: the runtime is not running");
+    }
+    if (gy__tls_heap != NULL) {
+        return gy__errmsg_set(err, GY_ESTATE, "gy_thread_attach: this thread is already attached");
+    }
+    gy_thread_options plain = {0};
+    if (opts == NULL) {
+        opts = &plain;
+    }
+    if (opts->kind == GY_THREAD_LOOP && opts->wake == NULL) {
+        return gy__errmsg_set(err, GY_EINVAL,
+                              "gy_thread_attach: a loop thread needs a wake function");
+    }
+    pthread_mutex_lock(&gy__rt.threads_lock);
+    gy__heap *h = gy__rt.heaps;
+    while (h != NULL && atomic_load_explicit(&h->state, memory_order_relaxed) != GY__DETACHED) {
+        h = h->next;
+    }
+    bool adopted = h != NULL;
+    if (h == NULL) {
+        h = heap_new();
+        if (h == NULL) {
+            pthread_mutex_unlock(&gy__rt.threads_lock);
+            return gy__errmsg_set(err, GY_ENOMEM, "gy_thread_attach: no memory for a heap");
+        }
+        h->next = gy__rt.heaps;
+        gy__rt.heaps = h;
+    }
+    h->kind = opts->kind;
+    h->wake = opts->wake;
+    h->wake_arg = opts->wake_arg;
+    h->budget = opts->kind == GY_THREAD_LOOP
+                    ? (opts->cascade_budget ? opts->cascade_budget : gy__rt.default_budget)
+                    : 0;
+    snprintf(h->name, sizeof h->name, "%s", opts->name ? opts->name : "");
+    /* release: a stopper that reads RUNNING sees the fields above. */
+    atomic_store_explicit(&h->state, GY__RUNNING, memory_order_release);
+    atomic_fetch_add_explicit(&gy__rt.nattached, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&gy__rt.threads_lock);
+    gy__tls_heap = h;
+    ck_epoch_begin(&h->epoch, NULL);
+    if (adopted) {
+        /* Work may have arrived while the heap had no thread. */
+        atomic_fetch_or_explicit(&h->pending, GY__PEND_INBOX | GY__PEND_REMOTE,
+                                 memory_order_relaxed);
+    }
+    return GY_OK;
+}
+
+int gy_thread_attached(void) { return gy__tls_heap != NULL; }
+
+/* Run everything this heap can run now (detach and shutdown). */
+static void heap_settle(gy__heap *h) {
+    gy__refcount_drain_inbox(h);
+    (void)gy__refcount_drain_deferred(h, 0);
+    gy__refcount_flush_outbox(h);
+    gy__arena_collect_remote(h);
+    gy__arena_flush_bag(h);
+}
+
+int gy_thread_detach(void) {
+    gy__heap *h = gy__tls_heap;
+    if (h == NULL) {
+        return GY_ESTATE;
+    }
+    heap_settle(h);
+    /* Everything we own goes to shared counting: after this no thread queues
+     * our objects to us, and any thread may free them. */
+    gy__refcount_disown_all(h);
+    heap_settle(h);
+    (void)ck_epoch_poll(&h->epoch);
+    /* Quiescent first (this also leaves the epoch section), so a world stop
+     * in progress does not wait for us. */
+    gy_quiescent_begin();
+    pthread_mutex_lock(&gy__rt.threads_lock);
+    atomic_store_explicit(&h->state, GY__DETACHED, memory_order_release);
+    h->wake = NULL;
+    atomic_fetch_sub_explicit(&gy__rt.nattached, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&gy__rt.threads_lock);
+    gy__tls_heap = NULL;
+    return GY_OK;
+}
+
+/* --- safe points ---------------------------------------------------------- */
+
+static void park(gy__heap *h) {
+    pthread_mutex_lock(&gy__rt.park_lock);
+    /* release: the stopper that reads PARKED sees all our writes. */
+    atomic_store_explicit(&h->state, GY__PARKED, memory_order_release);
+    pthread_cond_broadcast(&gy__rt.park_cond);
+    while (atomic_load_explicit(&gy__rt.stop_requested, memory_order_acquire)) {
+        pthread_cond_wait(&gy__rt.park_cond, &gy__rt.park_lock);
+    }
+    atomic_store_explicit(&h->state, GY__RUNNING, memory_order_release);
+    pthread_mutex_unlock(&gy__rt.park_lock);
+}
+
+void gy__runtime_drain_orphans(void) {
+    gy__heap *me = gy__tls_heap;
+    for (;;) {
+        ck_stack_entry_t *nodes = NULL;
+        pthread_mutex_lock(&gy__rt.threads_lock);
+        for (gy__heap *o = gy__rt.heaps; o != NULL && nodes == NULL; o = o->next) {
+            if (atomic_load_explicit(&o->state, memory_order_relaxed) == GY__DETACHED) {
+                nodes = ck_stack_batch_pop_upmc(&o->inbox);
+            }
+        }
+        pthread_mutex_unlock(&gy__rt.threads_lock);
+        if (nodes == NULL) {
+            return;
+        }
+        /* Every object in an orphan's inbox was merged at its detach, so any
+         * thread may finish it; done outside the lock (finalizers run). */
+        gy__refcount_process_nodes(me, nodes);
+    }
+}
+
+void gy__safepoint_slow(gy__heap *h) {
+    /* acquire: see what the setters published with their release. */
+    unsigned p = atomic_exchange_explicit(&h->pending, 0, memory_order_acquire);
+    if (atomic_load_explicit(&gy__rt.stop_requested, memory_order_seq_cst)) {
+        gy__refcount_flush_outbox(h);
+        park(h);
+    }
+    if (p & GY__PEND_INBOX) {
+        gy__refcount_drain_inbox(h);
+    }
+    (void)gy__refcount_drain_deferred(h, h->budget);
+    gy__refcount_flush_outbox(h);
+    if (p & GY__PEND_REMOTE) {
+        gy__arena_collect_remote(h);
+    }
+    if (p & GY__PEND_ORPHAN) {
+        gy__runtime_drain_orphans();
+    }
+}
+
+void gy_safepoint(void) {
+    gy__heap *h = gy__tls_heap;
+    if (h == NULL) {
+        return;
+    }
+    /* relaxed: a hint; the slow path re-reads with acquire. */
+    if (atomic_load_explicit(&h->pending, memory_order_relaxed) != 0 ||
+        atomic_load_explicit(&gy__rt.stop_requested, memory_order_relaxed)) {
+        gy__safepoint_slow(h);
+    }
+    gy__refcount_flush_outbox(h);
+    gy__arena_quiesce(h);
+}
+
+void gy_quiescent_begin(void) {
+    gy__heap *h = gy__tls_heap;
+    if (h == NULL) {
+        return;
+    }
+    if (atomic_load_explicit(&h->state, memory_order_relaxed) == GY__RUNNING) {
+        /* Hand on what others wait for before blocking. */
+        gy__refcount_flush_outbox(h);
+        gy__arena_flush_bag(h);
+        GY__TSAN_RELEASE(&gy__rt.epoch);
+        ck_epoch_end(&h->epoch, NULL);
+    }
+    /* seq_cst store then seq_cst load, against the stopper's seq_cst store
+     * of stop_requested then load of our state: one of us sees the other. */
+    atomic_store_explicit(&h->state, GY__QUIESCENT, memory_order_seq_cst);
+    if (atomic_load_explicit(&gy__rt.stop_requested, memory_order_seq_cst)) {
+        pthread_mutex_lock(&gy__rt.park_lock);
+        pthread_cond_broadcast(&gy__rt.park_cond);
+        pthread_mutex_unlock(&gy__rt.park_lock);
+    }
+}
+
+void gy_quiescent_end(void) {
+    gy__heap *h = gy__tls_heap;
+    if (h == NULL) {
+        return;
+    }
+    for (;;) {
+        int expected = GY__QUIESCENT;
+        /* acq_rel: the stopper's (and collector's) writes happen before our
+         * next access to objects. */
+        if (atomic_compare_exchange_strong_explicit(&h->state, &expected, GY__RUNNING,
+                                                    memory_order_acq_rel, memory_order_acquire)) {
+            break;
+        }
+        /* HELD by a world stop: wait for the resume. */
+        pthread_mutex_lock(&gy__rt.park_lock);
+        while (atomic_load_explicit(&h->state, memory_order_acquire) == GY__HELD) {
+            pthread_cond_wait(&gy__rt.park_cond, &gy__rt.park_lock);
+        }
+        pthread_mutex_unlock(&gy__rt.park_lock);
+    }
+    ck_epoch_begin(&h->epoch, NULL);
+    GY__TSAN_ACQUIRE(&gy__rt.epoch);
+}
+
+/* --- stop the world ----------------------------------------------------- */
+
+void gy__world_stop(void) {
+    gy__heap *me = gy__tls_heap;
+    pthread_mutex_lock(&gy__rt.threads_lock);
+    atomic_store_explicit(&gy__rt.stop_requested, 1, memory_order_seq_cst);
+    for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
+        if (h != me && atomic_load_explicit(&h->state, memory_order_relaxed) == GY__RUNNING) {
+            atomic_fetch_or_explicit(&h->pending, GY__PEND_STOP, memory_order_release);
+            gy__heap_wake(h);
+        }
+    }
+    pthread_mutex_lock(&gy__rt.park_lock);
+    for (;;) {
+        bool all = true;
+        for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
+            if (h == me) {
+                continue;
+            }
+            int s = atomic_load_explicit(&h->state, memory_order_seq_cst);
+            if (s == GY__QUIESCENT) {
+                /* acq_rel: the thread's writes before quiescence are ours. */
+                if (!atomic_compare_exchange_strong_explicit(
+                        &h->state, &s, GY__HELD, memory_order_acq_rel, memory_order_acquire)) {
+                    all = false; /* it just woke: look again */
+                }
+            } else if (s == GY__RUNNING) {
+                all = false;
+            }
+        }
+        if (all) {
+            break;
+        }
+        /* Timed, so a thread that went quiescent without our signal is seen. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&gy__rt.park_cond, &gy__rt.park_lock, &until);
+    }
+    pthread_mutex_unlock(&gy__rt.park_lock);
+    atomic_fetch_add_explicit(&gy__rt.world_stops, 1, memory_order_relaxed);
+    /* threads_lock stays held until gy__world_resume. */
+}
+
+void gy__world_resume(void) {
+    pthread_mutex_lock(&gy__rt.park_lock);
+    atomic_store_explicit(&gy__rt.stop_requested, 0, memory_order_seq_cst);
+    for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
+        int s = GY__HELD;
+        /* release: our writes during the stop happen before the thread runs. */
+        atomic_compare_exchange_strong_explicit(&h->state, &s, GY__QUIESCENT, memory_order_release,
+                                                memory_order_relaxed);
+    }
+    pthread_cond_broadcast(&gy__rt.park_cond);
+    pthread_mutex_unlock(&gy__rt.park_lock);
+    pthread_mutex_unlock(&gy__rt.threads_lock);
+}
+
+/* --- statistics ------------------------------------------------------------ */
+
+void gy_runtime_get_stats(gy_runtime_stats *out) {
+    memset(out, 0, sizeof *out);
+    if (!gy_runtime_running()) {
+        return;
+    }
+    pthread_mutex_lock(&gy__rt.threads_lock);
+    out->threads_attached = atomic_load_explicit(&gy__rt.nattached, memory_order_relaxed);
+    out->world_stops = atomic_load_explicit(&gy__rt.world_stops, memory_order_relaxed);
+    int64_t live = 0, bytes = 0;
+    for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
+        for (uint32_t t = 0; t < GY__MAX_TYPES; t++) {
+            gy__type_counters *c = &h->counters[t];
+            /* relaxed: statistics, summed without stopping the writers. */
+            live += atomic_load_explicit(&c->live, memory_order_relaxed);
+            bytes += atomic_load_explicit(&c->bytes, memory_order_relaxed);
+            out->objects_allocated += atomic_load_explicit(&c->allocated, memory_order_relaxed);
+            out->objects_freed += atomic_load_explicit(&c->freed, memory_order_relaxed);
+        }
+        out->segments += atomic_load_explicit(&h->segments, memory_order_relaxed);
+        out->segment_bytes += atomic_load_explicit(&h->segment_bytes, memory_order_relaxed);
+        out->cascade_objects += atomic_load_explicit(&h->cascade_objects, memory_order_relaxed);
+        out->cascade_ns += atomic_load_explicit(&h->cascade_ns, memory_order_relaxed);
+        out->merges += atomic_load_explicit(&h->merges, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&gy__rt.threads_lock);
+    out->objects_live = live > 0 ? (uint64_t)live : 0;
+    out->bytes_live = bytes > 0 ? (uint64_t)bytes : 0;
+}
+
+/* --- shutdown ------------------------------------------------------------ */
+
+/* With no thread attached, run every queued and deferred free, as each heap
+ * in turn, until nothing moves. */
+static void settle_all(void) {
+    for (;;) {
+        bool moved = false;
+        for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
+            gy__tls_heap = h;
+            if (!CK_STACK_ISEMPTY(&h->inbox) || h->ndeferred != 0 || h->outbox != NULL) {
+                moved = true;
+            }
+            heap_settle(h);
+            gy__arena_reclaim_all(h);
+        }
+        if (!moved) {
+            break;
+        }
+    }
+    gy__tls_heap = NULL;
+}
+
+typedef struct leak_report {
+    char *text;
+    size_t len, cap;
+    int count;
+} leak_report;
+
+static int report_leak(const gy_type *type, const gy_type_stats *st, void *arg) {
+    leak_report *r = arg;
+    if (st->live == 0) {
+        return 0;
+    }
+    int n = snprintf(r->text + r->len, r->cap - r->len, "%s%s x%lld (%lld B)",
+                     r->count ? ", " : "leaked: ", type->name ? type->name : "?",
+                     (long long)st->live, (long long)st->bytes);
+    if (n > 0) {
+        r->len += (size_t)n < r->cap - r->len ? (size_t)n : r->cap - r->len - 1;
+    }
+    r->count++;
+    return 0;
+}
+
+int gy_runtime_shutdown(gy_errmsg *err) {
+    pthread_mutex_lock(&init_lock);
+    if (!gy_runtime_running()) {
+        pthread_mutex_unlock(&init_lock);
+        return gy__errmsg_set(err, GY_ESTATE, "gy_runtime_shutdown: the runtime is not running");
+    }
+    pthread_mutex_lock(&gy__rt.threads_lock);
+    uint64_t attached = atomic_load_explicit(&gy__rt.nattached, memory_order_relaxed);
+    pthread_mutex_unlock(&gy__rt.threads_lock);
+    if (attached != 0) {
+        pthread_mutex_unlock(&init_lock);
+        return gy__errmsg_set(
+            err, GY_EBUSY, "gy_runtime_shutdown: %llu thread(s) still attached; detach them first",
+            (unsigned long long)attached);
+    }
+    settle_all();
+    char text[GY_ERRMSG_SIZE];
+    leak_report r = {text, 0, sizeof text, 0};
+    text[0] = '\0';
+    (void)gy_types_foreach(report_leak, &r);
+    for (gy__heap *h = gy__rt.heaps; h != NULL;) {
+        gy__heap *next = h->next;
+        gy__arena_release_heap(h);
+        heap_free(h);
+        h = next;
+    }
+    gy__rt.heaps = NULL;
+    gy__arena_shutdown();
+    atomic_store_explicit(&gy__rt.running, 0, memory_order_release);
+    pthread_mutex_unlock(&init_lock);
+    if (r.count > 0) {
+        return gy__errmsg_set(err, GY_ELEAK, "%s", text);
+    }
+    return GY_OK;
+}

@@ -1,0 +1,373 @@
+/* core.object: objects, types, containers, ids, counters, finalizers, the
+ * trashcan, the cascade budget and memory going back. */
+#include <stdatomic.h>
+
+#include "gy_rt.h"
+
+#include "heap.h"
+
+typedef struct node {
+    gy_object ob;
+    gy_ref next;
+    gy_ref other;
+} node;
+
+static int node_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
+    GY_VISIT(&((node *)self)->next, visit, arg);
+    GY_VISIT(&((node *)self)->other, visit, arg);
+    return 0;
+}
+static void node_clear(gy_object *self) {
+    gy_ref_clear(&((node *)self)->next);
+    gy_ref_clear(&((node *)self)->other);
+}
+static gy_type node_type = {
+    .name = "obj_node",
+    .size = sizeof(node),
+    .traverse = node_traverse,
+    .clear = node_clear,
+};
+
+static int64_t live_of(gy_type *t) {
+    gy_type_stats st;
+    gy_type_get_stats(t, &st);
+    return st.live;
+}
+
+static void test_new_and_type(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    node *n;
+    assert_int_equal(gy_new(&node_type, &n), GY_OK);
+    assert_ptr_equal(gy_type_of(n), &node_type);
+    assert_null(gy_load(&n->next));
+    gy_type_stats st;
+    gy_type_get_stats(&node_type, &st);
+    assert_int_equal(st.live, 1);
+    assert_true(st.bytes >= (int64_t)sizeof(node));
+    gy_decref(n);
+    assert_int_equal(live_of(&node_type), 0);
+    /* Bad types are refused, nothing allocated. */
+    gy_type tiny = {.name = "tiny", .size = 4, .flags = GY_TYPE_LEAF};
+    gy_type huge = {.name = "huge", .size = 1 << 20, .flags = GY_TYPE_LEAF};
+    gy_type no_traverse = {.name = "nt", .size = sizeof(node)};
+    void *p = NULL;
+    assert_int_equal(gy_new(&tiny, &p), GY_EINVAL);
+    assert_int_equal(gy_new(&huge, &p), GY_EINVAL);
+    assert_int_equal(gy_new(&no_traverse, &p), GY_EINVAL);
+    assert_null(p);
+    GY_TEST_DOWN();
+    /* Not attached: an error, not a crash. */
+    assert_int_equal(gy_new(&node_type, &p), GY_ESTATE);
+}
+
+static void test_store_load_and_ids(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    node *a, *b;
+    assert_int_equal(gy_new(&node_type, &a), GY_OK);
+    assert_int_equal(gy_new(&node_type, &b), GY_OK);
+    gy_store(&a->next, b);
+    assert_int_equal(gy_refcount(b), 2);
+    gy_object *got = gy_load(&a->next);
+    assert_ptr_equal(got, b);
+    assert_int_equal(gy_refcount(b), 3);
+    gy_decref(got);
+    gy_id idb = gy_object_id(b);
+    node *again = NULL;
+    assert_int_equal(gy_object_from_id(idb, &again), GY_OK);
+    assert_ptr_equal(again, b);
+    gy_decref(again);
+    gy_decref(b);
+    assert_int_equal(gy_refcount(b), 1); /* a->next still holds it */
+    gy_ref_clear(&a->next);
+    /* b is gone: its id is stale, even if its cell is reused later. */
+    assert_int_equal(gy_object_from_id(idb, &again), GY_ESTALE);
+    for (int i = 0; i < 1000; i++) {
+        node *c;
+        assert_int_equal(gy_new(&node_type, &c), GY_OK);
+        gy_id idc = gy_object_id(c);
+        assert_false(idc.addr == idb.addr && idc.serial == idb.serial);
+        gy_decref(c);
+        gy_safepoint();
+    }
+    assert_int_equal(gy_object_from_id(idb, &again), GY_ESTALE);
+    gy_id bogus = {0x1000, 1};
+    assert_int_equal(gy_object_from_id(bogus, &again), GY_ESTALE);
+    gy_decref(a);
+    GY_TEST_DOWN();
+}
+
+static void test_list(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    gy_list *l;
+    assert_int_equal(gy_list_new(&l), GY_OK);
+    node *items[100];
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(gy_new(&node_type, &items[i]), GY_OK);
+        assert_int_equal(gy_list_append(l, items[i]), GY_OK);
+        assert_int_equal(gy_refcount(items[i]), 2);
+    }
+    assert_int_equal(gy_list_len(l), 100);
+    gy_object *x = gy_list_get(l, 42);
+    assert_ptr_equal(x, items[42]);
+    gy_decref(x);
+    assert_null(gy_list_get(l, 100));
+    assert_int_equal(gy_list_set(l, 0, items[1]), GY_OK);
+    assert_int_equal(gy_refcount(items[0]), 1);
+    assert_int_equal(gy_refcount(items[1]), 3);
+    assert_int_equal(gy_list_set(l, 100, items[1]), GY_ERANGE);
+    assert_int_equal(gy_list_append(l, NULL), GY_EINVAL);
+    gy_object *last;
+    assert_int_equal(gy_list_pop(l, &last), GY_OK);
+    assert_ptr_equal(last, items[99]);
+    gy_decref(last);
+    for (int i = 0; i < 100; i++) {
+        gy_decref(items[i]);
+    }
+    /* The list still holds 98 nodes (items 1..98 with item 1 twice). */
+    assert_int_equal(live_of(&node_type), 98);
+    gy_type_stats ls;
+    gy_type_get_stats(&gy_list_type, &ls);
+    assert_true(ls.bytes > 99 * (int64_t)sizeof(void *)); /* backing array counted */
+    gy_decref(l);
+    assert_int_equal(live_of(&node_type), 0);
+    gy_type_get_stats(&gy_list_type, &ls);
+    assert_int_equal(ls.live, 0);
+    assert_int_equal(ls.bytes, 0);
+    GY_TEST_DOWN();
+}
+
+static int count_entries(const char *key, gy_object *value, void *arg) {
+    (void)key;
+    (void)value;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_dict_and_bytes(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    gy_dict *d;
+    assert_int_equal(gy_dict_new(&d), GY_OK);
+    char key[32];
+    for (int i = 0; i < 500; i++) {
+        gy_bytes *b;
+        snprintf(key, sizeof key, "key-%d", i);
+        assert_int_equal(gy_bytes_new(&b, key, strlen(key)), GY_OK);
+        assert_int_equal(gy_dict_set(d, key, b), GY_OK);
+        gy_decref(b);
+    }
+    assert_int_equal(gy_dict_len(d), 500);
+    gy_bytes *v = (gy_bytes *)gy_dict_get(d, "key-321");
+    assert_non_null(v);
+    assert_string_equal(gy_bytes_data(v), "key-321");
+    assert_int_equal(gy_bytes_len(v), 7);
+    gy_decref(v);
+    assert_null(gy_dict_get(d, "missing"));
+    for (int i = 0; i < 500; i += 2) {
+        snprintf(key, sizeof key, "key-%d", i);
+        assert_int_equal(gy_dict_del(d, key), GY_OK);
+    }
+    assert_int_equal(gy_dict_del(d, "key-0"), GY_ENOENT);
+    assert_int_equal(gy_dict_len(d), 250);
+    int n = 0;
+    assert_int_equal(gy_dict_foreach(d, count_entries, &n), 0);
+    assert_int_equal(n, 250);
+    /* Replacing a value releases the old one. */
+    gy_bytes *x;
+    assert_int_equal(gy_bytes_new(&x, "x", 1), GY_OK);
+    assert_int_equal(gy_dict_set(d, "key-1", x), GY_OK);
+    assert_int_equal(gy_refcount(x), 2);
+    gy_decref(x);
+    gy_type_stats bs;
+    gy_type_get_stats(&gy_bytes_type, &bs);
+    assert_int_equal(bs.live, 250);
+    gy_decref(d);
+    gy_type_get_stats(&gy_bytes_type, &bs);
+    assert_int_equal(bs.live, 0);
+    assert_int_equal(bs.bytes, 0);
+    GY_TEST_DOWN();
+}
+
+/* Finalizers run once, may resurrect, and a resurrected object is freed
+ * later without a second finalizer call. */
+static int finalized;
+static gy_ref resurrect_into;
+static void fin_resurrect(gy_object *self) {
+    finalized++;
+    gy_store(&resurrect_into, self);
+}
+static gy_type phoenix_type = {
+    .name = "phoenix",
+    .size = sizeof(node),
+    .traverse = node_traverse,
+    .clear = node_clear,
+    .finalize = fin_resurrect,
+};
+
+static void test_finalizer_once_and_resurrection(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    finalized = 0;
+    node *p;
+    assert_int_equal(gy_new(&phoenix_type, &p), GY_OK);
+    gy_decref(p);
+    assert_int_equal(finalized, 1);
+    assert_int_equal(live_of(&phoenix_type), 1); /* resurrected */
+    gy_object *back = gy_load(&resurrect_into);
+    assert_ptr_equal(back, p);
+    assert_int_equal(gy_refcount(back), 2);
+    gy_ref_clear(&resurrect_into);
+    gy_decref(back); /* dies again: no second finalizer call */
+    assert_int_equal(finalized, 1);
+    assert_int_equal(live_of(&phoenix_type), 0);
+    GY_TEST_DOWN();
+}
+
+/* 10 million nodes in a chain: freeing the head frees all of them without
+ * overflowing the C stack (the trashcan). */
+static void test_chain_10m(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    const int n = 10 * 1000 * 1000;
+    node *head;
+    assert_int_equal(gy_new(&node_type, &head), GY_OK);
+    node *tail = head;
+    for (int i = 1; i < n; i++) {
+        node *next;
+        assert_int_equal(gy_new(&node_type, &next), GY_OK);
+        gy_store_steal(&tail->next, next);
+        tail = next;
+    }
+    assert_int_equal(live_of(&node_type), n);
+    gy_decref(head);
+    assert_int_equal(live_of(&node_type), 0);
+    gy_runtime_stats rs;
+    gy_runtime_get_stats(&rs);
+    assert_true(rs.cascade_objects > 0);
+    GY_TEST_DOWN();
+}
+
+static int wakes;
+static void count_wake(void *arg) {
+    (void)arg;
+    wakes++;
+}
+
+/* On a loop thread a long chain drains a budget per safe point: the decref
+ * returns with most of the chain still alive and asks for another tick. */
+static void test_cascade_budget_on_loop(void **state) {
+    (void)state;
+    assert_int_equal(gy_runtime_init(NULL, NULL), GY_OK);
+    gy_thread_options opts = {
+        .kind = GY_THREAD_LOOP, .wake = count_wake, .cascade_budget = 1000, .name = "loop"};
+    assert_int_equal(gy_thread_attach(&opts, NULL), GY_OK);
+    const int n = 100000;
+    node *head;
+    assert_int_equal(gy_new(&node_type, &head), GY_OK);
+    node *tail = head;
+    for (int i = 1; i < n; i++) {
+        node *next;
+        assert_int_equal(gy_new(&node_type, &next), GY_OK);
+        gy_store_steal(&tail->next, next);
+        tail = next;
+    }
+    wakes = 0;
+    gy_decref(head);
+    int64_t left = live_of(&node_type);
+    assert_true(left > 0);
+    assert_true(left < n);
+    assert_true(wakes > 0);
+    int ticks = 0;
+    while (live_of(&node_type) > 0 && ticks < 10 * n) {
+        gy_safepoint();
+        ticks++;
+    }
+    assert_int_equal(live_of(&node_type), 0);
+    assert_true(ticks >= 50); /* ~100000 / (1000 + 32 per level) */
+    GY_TEST_DOWN();
+}
+
+static long rss_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f != NULL && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) {
+            break;
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return kib;
+}
+
+/* A burst of a million objects released: the segments go back and (outside
+ * sanitizer builds, whose allocators keep memory) so does resident memory. */
+static void test_memory_goes_back(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    gy_runtime_stats before, peak, after;
+    gy_runtime_get_stats(&before);
+    long rss0 = rss_kib();
+    gy_list *l;
+    assert_int_equal(gy_list_new(&l), GY_OK);
+    for (int i = 0; i < 1000000; i++) {
+        node *n;
+        assert_int_equal(gy_new(&node_type, &n), GY_OK);
+        assert_int_equal(gy_list_append(l, n), GY_OK);
+        gy_decref(n);
+    }
+    gy_runtime_get_stats(&peak);
+    long rss1 = rss_kib();
+    gy_decref(l);
+    for (int i = 0; i < 8; i++) {
+        gy_safepoint(); /* grace periods pass; cells return; segments go */
+    }
+    assert_int_equal(gy_memory_trim(), GY_OK);
+    gy_runtime_get_stats(&after);
+    long rss2 = rss_kib();
+    print_message("segments %llu -> %llu -> %llu; RSS %ld -> %ld -> %ld KiB\n",
+                  (unsigned long long)before.segments, (unsigned long long)peak.segments,
+                  (unsigned long long)after.segments, rss0, rss1, rss2);
+    assert_true(peak.segments > 300);
+    assert_true(after.segments <= before.segments + 2);
+#if !GY_ASAN && !GY_TSAN
+    /* Within 4 MiB of the start, after a burst of ~30 MiB. */
+    assert_true(rss1 - rss0 > 16 * 1024);
+    assert_true(rss2 - rss0 < 4 * 1024);
+#endif
+    GY_TEST_DOWN();
+}
+
+static void test_leak_is_reported(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    node *n;
+    assert_int_equal(gy_new(&node_type, &n), GY_OK);
+    assert_int_equal(gy_thread_detach(), GY_OK);
+    gy_errmsg err = {0};
+    assert_int_equal(gy_runtime_shutdown(&err), GY_ELEAK);
+    assert_non_null(strstr(err.text, "leaked: obj_node x1"));
+    /* Shutdown with a thread attached is refused. */
+    GY_TEST_UP();
+    assert_int_equal(gy_runtime_shutdown(&err), GY_EBUSY);
+    assert_int_equal(gy_runtime_init(NULL, &err), GY_ESTATE);
+    GY_TEST_DOWN();
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_new_and_type),
+    cmocka_unit_test(test_store_load_and_ids),
+    cmocka_unit_test(test_list),
+    cmocka_unit_test(test_dict_and_bytes),
+    cmocka_unit_test(test_finalizer_once_and_resurrection),
+    cmocka_unit_test(test_chain_10m),
+    cmocka_unit_test(test_cascade_budget_on_loop),
+    cmocka_unit_test(test_memory_goes_back),
+    cmocka_unit_test(test_leak_is_reported),
+};
+GY_TEST_MAIN(tests)
