@@ -2,7 +2,7 @@
  * linear probing under a per-dict spinlock. Invariants: cap is 0 or a power
  * of two; used (live + tombstones) stays under 3/4 of cap; every live entry
  * owns a copied key and one reference to its value. */
-#include <ck_spinlock.h>
+#include "spinlock.h"
 #include <string.h>
 
 #include "gyre/dict.h"
@@ -21,7 +21,7 @@ typedef struct dict_entry {
 
 struct gy_dict {
     gy_object ob;
-    ck_spinlock_fas_t lock; /* guards everything below */
+    gy__spinlock lock; /* guards everything below */
     size_t len, used, cap;
     dict_entry *entries;
 };
@@ -62,25 +62,25 @@ static dict_entry *find_slot(dict_entry *entries, size_t cap, const char *key, s
 static int dict_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
     gy_dict *d = (gy_dict *)self;
     int rc = 0;
-    ck_spinlock_fas_lock(&d->lock);
+    gy__spin_lock(&d->lock);
     for (size_t i = 0; i < d->cap && rc == 0; i++) {
         dict_entry *e = &d->entries[i];
         if (e->key != NULL && e->key != TOMBSTONE) {
             rc = visit(e->value, arg);
         }
     }
-    ck_spinlock_fas_unlock(&d->lock);
+    gy__spin_unlock(&d->lock);
     return rc;
 }
 
 static void dict_clear(gy_object *self) {
     gy_dict *d = (gy_dict *)self;
-    ck_spinlock_fas_lock(&d->lock);
+    gy__spin_lock(&d->lock);
     dict_entry *entries = d->entries;
     size_t cap = d->cap;
     d->entries = NULL;
     d->len = d->used = d->cap = 0;
-    ck_spinlock_fas_unlock(&d->lock);
+    gy__spin_unlock(&d->lock);
     for (size_t i = 0; i < cap; i++) {
         dict_entry *e = &entries[i];
         if (e->key != NULL && e->key != TOMBSTONE) {
@@ -103,9 +103,9 @@ int gy__dict_new_at(gy_dict **out, const char *file, int line) {
 }
 
 size_t gy_dict_len(gy_dict *d) {
-    ck_spinlock_fas_lock(&d->lock);
+    gy__spin_lock(&d->lock);
     size_t n = d->len;
-    ck_spinlock_fas_unlock(&d->lock);
+    gy__spin_unlock(&d->lock);
     return n;
 }
 
@@ -148,7 +148,7 @@ int gy_dict_set(gy_dict *d, const char *key, void *value) {
     gy_incref(value);
     gy_object *old = NULL;
     int rc = GY_OK;
-    ck_spinlock_fas_lock(&d->lock);
+    gy__spin_lock(&d->lock);
     dict_entry *e = d->cap ? find_slot(d->entries, d->cap, key, len, hash) : NULL;
     if (e != NULL && e->key != NULL && e->key != TOMBSTONE) {
         old = e->value;
@@ -172,7 +172,7 @@ int gy_dict_set(gy_dict *d, const char *key, void *value) {
             old = value; /* undo our incref after unlocking */
         }
     }
-    ck_spinlock_fas_unlock(&d->lock);
+    gy__spin_unlock(&d->lock);
     gy_xdecref(old);
     return rc;
 }
@@ -184,7 +184,7 @@ gy_object *gy_dict_get(gy_dict *d, const char *key) {
     size_t len = strlen(key);
     uint32_t hash = key_hash(key, len);
     gy_object *value = NULL;
-    ck_spinlock_fas_lock(&d->lock);
+    gy__spin_lock(&d->lock);
     if (d->cap > 0) {
         dict_entry *e = find_slot(d->entries, d->cap, key, len, hash);
         if (e->key != NULL && e->key != TOMBSTONE) {
@@ -192,7 +192,7 @@ gy_object *gy_dict_get(gy_dict *d, const char *key) {
             gy_incref(value);
         }
     }
-    ck_spinlock_fas_unlock(&d->lock);
+    gy__spin_unlock(&d->lock);
     return value;
 }
 
@@ -204,7 +204,7 @@ int gy_dict_del(gy_dict *d, const char *key) {
     uint32_t hash = key_hash(key, len);
     gy_object *old = NULL;
     char *oldkey = NULL;
-    ck_spinlock_fas_lock(&d->lock);
+    gy__spin_lock(&d->lock);
     if (d->cap > 0) {
         dict_entry *e = find_slot(d->entries, d->cap, key, len, hash);
         if (e->key != NULL && e->key != TOMBSTONE) {
@@ -215,7 +215,7 @@ int gy_dict_del(gy_dict *d, const char *key) {
             d->len--;
         }
     }
-    ck_spinlock_fas_unlock(&d->lock);
+    gy__spin_unlock(&d->lock);
     if (old == NULL) {
         return GY_ENOENT;
     }
@@ -231,7 +231,7 @@ typedef struct snap_entry {
 
 int gy_dict_foreach(gy_dict *d, int (*fn)(const char *key, gy_object *value, void *arg),
                     void *arg) {
-    ck_spinlock_fas_lock(&d->lock);
+    gy__spin_lock(&d->lock);
     size_t n = d->len, keybytes = 0;
     for (size_t i = 0; i < d->cap; i++) {
         if (d->entries[i].key != NULL && d->entries[i].key != TOMBSTONE) {
@@ -241,7 +241,7 @@ int gy_dict_foreach(gy_dict *d, int (*fn)(const char *key, gy_object *value, voi
     size_t size = n * sizeof(snap_entry) + keybytes;
     snap_entry *snap = size ? gy__mem_alloc(0, size) : NULL;
     if (size && snap == NULL) {
-        ck_spinlock_fas_unlock(&d->lock);
+        gy__spin_unlock(&d->lock);
         return GY_ENOMEM;
     }
     char *keys = (char *)(snap + n);
@@ -257,7 +257,7 @@ int gy_dict_foreach(gy_dict *d, int (*fn)(const char *key, gy_object *value, voi
             k++;
         }
     }
-    ck_spinlock_fas_unlock(&d->lock);
+    gy__spin_unlock(&d->lock);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         if (rc == 0) {

@@ -1,7 +1,7 @@
 /* core/src/list.c: gy_list, an array of references under a per-list spinlock.
  * Invariant: items[0..len) are non-NULL references owned by the list; the
  * array lives in the arena (raw memory counted against the list type). */
-#include <ck_spinlock.h>
+#include "spinlock.h"
 #include <string.h>
 
 #include "gyre/list.h"
@@ -9,7 +9,7 @@
 
 struct gy_list {
     gy_object ob;
-    ck_spinlock_fas_t lock; /* guards len, cap, items */
+    gy__spinlock lock; /* guards len, cap, items */
     size_t len, cap;
     gy_object **items;
 };
@@ -17,11 +17,11 @@ struct gy_list {
 static int list_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
     gy_list *l = (gy_list *)self;
     int rc = 0;
-    ck_spinlock_fas_lock(&l->lock);
+    gy__spin_lock(&l->lock);
     for (size_t i = 0; i < l->len && rc == 0; i++) {
         rc = visit(l->items[i], arg);
     }
-    ck_spinlock_fas_unlock(&l->lock);
+    gy__spin_unlock(&l->lock);
     return rc;
 }
 
@@ -33,12 +33,12 @@ static uint32_t list_tindex(void) {
 /* Drop every item and the array; the references are released after unlock. */
 static void list_clear(gy_object *self) {
     gy_list *l = (gy_list *)self;
-    ck_spinlock_fas_lock(&l->lock);
+    gy__spin_lock(&l->lock);
     gy_object **items = l->items;
     size_t len = l->len, cap = l->cap;
     l->items = NULL;
     l->len = l->cap = 0;
-    ck_spinlock_fas_unlock(&l->lock);
+    gy__spin_unlock(&l->lock);
     for (size_t i = 0; i < len; i++) {
         gy_decref(items[i]);
     }
@@ -57,9 +57,9 @@ int gy__list_new_at(gy_list **out, const char *file, int line) {
 }
 
 size_t gy_list_len(gy_list *l) {
-    ck_spinlock_fas_lock(&l->lock);
+    gy__spin_lock(&l->lock);
     size_t n = l->len;
-    ck_spinlock_fas_unlock(&l->lock);
+    gy__spin_unlock(&l->lock);
     return n;
 }
 
@@ -67,12 +67,12 @@ int gy_list_append(gy_list *l, void *item) {
     if (item == NULL) {
         return GY_EINVAL;
     }
-    ck_spinlock_fas_lock(&l->lock);
+    gy__spin_lock(&l->lock);
     if (l->len == l->cap) {
         size_t cap = l->cap < 4 ? 4 : l->cap + l->cap / 2 + 1;
         gy_object **grown = gy__mem_alloc(list_tindex(), cap * sizeof *grown);
         if (grown == NULL) {
-            ck_spinlock_fas_unlock(&l->lock);
+            gy__spin_unlock(&l->lock);
             return GY_ENOMEM;
         }
         if (l->len > 0) {
@@ -85,18 +85,18 @@ int gy_list_append(gy_list *l, void *item) {
     }
     gy_incref(item);
     l->items[l->len++] = item;
-    ck_spinlock_fas_unlock(&l->lock);
+    gy__spin_unlock(&l->lock);
     return GY_OK;
 }
 
 gy_object *gy_list_get(gy_list *l, size_t i) {
     gy_object *item = NULL;
-    ck_spinlock_fas_lock(&l->lock);
+    gy__spin_lock(&l->lock);
     if (i < l->len) {
         item = l->items[i];
         gy_incref(item); /* the list's reference keeps it alive meanwhile */
     }
-    ck_spinlock_fas_unlock(&l->lock);
+    gy__spin_unlock(&l->lock);
     return item;
 }
 
@@ -105,27 +105,27 @@ int gy_list_set(gy_list *l, size_t i, void *item) {
         return GY_EINVAL;
     }
     gy_incref(item);
-    ck_spinlock_fas_lock(&l->lock);
+    gy__spin_lock(&l->lock);
     if (i >= l->len) {
-        ck_spinlock_fas_unlock(&l->lock);
+        gy__spin_unlock(&l->lock);
         gy_decref(item);
         return GY_ERANGE;
     }
     gy_object *old = l->items[i];
     l->items[i] = item;
-    ck_spinlock_fas_unlock(&l->lock);
+    gy__spin_unlock(&l->lock);
     gy_decref(old);
     return GY_OK;
 }
 
 int gy_list_pop(gy_list *l, gy_object **out) {
-    ck_spinlock_fas_lock(&l->lock);
+    gy__spin_lock(&l->lock);
     if (l->len == 0) {
-        ck_spinlock_fas_unlock(&l->lock);
+        gy__spin_unlock(&l->lock);
         return GY_ERANGE;
     }
     *out = l->items[--l->len];
-    ck_spinlock_fas_unlock(&l->lock);
+    gy__spin_unlock(&l->lock);
     return GY_OK;
 }
 
