@@ -71,6 +71,15 @@ int gy__arena_init(gy_errmsg *err) {
         return gy__errmsg_set(err, GY_ENOMEM, "jemalloc: arenas.create failed");
     }
     gy__rt.arena_index = index;
+    /* Freed extents of this arena go back to the OS at once (madvise): each
+     * heap keeps a few spare empty segments, so what reaches jemalloc is
+     * memory Gyre really gave up (a released burst, a replaced array). */
+    char name[64];
+    ssize_t zero = 0;
+    snprintf(name, sizeof name, "arena.%u.dirty_decay_ms", index);
+    (void)mallctl(name, NULL, NULL, &zero, sizeof zero);
+    snprintf(name, sizeof name, "arena.%u.muzzy_decay_ms", index);
+    (void)mallctl(name, NULL, NULL, &zero, sizeof zero);
 #else
     (void)err;
 #endif
@@ -80,7 +89,11 @@ int gy__arena_init(gy_errmsg *err) {
 void gy__arena_shutdown(void) { (void)gy_memory_trim(); }
 
 /* Release the calling heap's empty allocation segments too. */
+static void tcache_flush(gy__heap *h);
+static void spares_release(gy__heap *h);
+
 static void trim_heap(gy__heap *h) {
+    tcache_flush(h);
     gy__arena_quiesce(h);
     gy__arena_collect_remote(h);
     for (uint32_t t = 0; t < GY__MAX_TYPES; t++) {
@@ -97,6 +110,7 @@ static void trim_heap(gy__heap *h) {
             segment_release(h, s);
         }
     }
+    spares_release(h);
 }
 
 int gy_memory_trim(void) {
@@ -151,15 +165,22 @@ static gy__segment *segment_new(gy__heap *h, gy_type *type, uint32_t tindex, uin
     if (gy_failpoint("alloc")) {
         return NULL;
     }
-    char *mem = seg_mem_alloc(GY__SEG_SIZE, GY__SEG_SIZE);
-    if (mem == NULL) {
-        return NULL;
+    char *mem;
+    if (h->nspare > 0) {
+        mem = h->spare[--h->nspare]; /* an empty segment kept for reuse */
+    } else {
+        mem = seg_mem_alloc(GY__SEG_SIZE, GY__SEG_SIZE);
+        if (mem == NULL) {
+            return NULL;
+        }
+        atomic_fetch_add_explicit(&h->segments, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->segment_bytes, GY__SEG_SIZE, memory_order_relaxed);
     }
     gy__segment *seg = (gy__segment *)mem;
     memset(seg, 0, sizeof *seg);
     size_t header = (sizeof *seg + 15) & ~(size_t)15;
-    /* Each cell costs its size plus 1 flag byte and 4 serial bytes. */
-    size_t ncells = (GY__SEG_SIZE - header - 32) / (cell_size + 5);
+    /* Each cell costs its size plus its 4-byte serial. */
+    size_t ncells = (GY__SEG_SIZE - header - 32) / (cell_size + 4);
     seg->magic = GY__SEG_MAGIC;
     seg->raw_class = raw_class;
     seg->heap = h;
@@ -169,11 +190,11 @@ static gy__segment *segment_new(gy__heap *h, gy_type *type, uint32_t tindex, uin
     seg->ncells = (uint32_t)ncells;
     /* relaxed: a counter; uniqueness is all that matters. */
     seg->serial_hi = atomic_fetch_add_explicit(&gy__rt.segment_serial, 1, memory_order_relaxed) + 1;
-    seg->flags = (_Atomic uint8_t *)(mem + header);
-    seg->serials = (uint32_t *)(((uintptr_t)(mem + header + ncells) + 3) & ~(uintptr_t)3);
-    seg->cells = (char *)(((uintptr_t)(seg->serials + ncells) + 15) & ~(uintptr_t)15);
-    memset(mem + header, 0, ncells); /* the flags, before anyone reads them */
-    memset(seg->serials, 0, ncells * sizeof(uint32_t));
+    /* Zeroed before the segment is published (under seg_lock below). */
+    memset(mem + header, 0, ncells * sizeof(uint32_t));
+    seg->serials = (_Atomic uint32_t *)(mem + header);
+    seg->cells =
+        (char *)(((uintptr_t)(mem + header + ncells * sizeof(uint32_t)) + 15) & ~(uintptr_t)15);
     ck_stack_init(&seg->remote);
     GY__POISON(seg->cells, ncells * cell_size);
 
@@ -185,10 +206,21 @@ static gy__segment *segment_new(gy__heap *h, gy_type *type, uint32_t tindex, uin
     }
     *head = seg;
     pthread_mutex_unlock(&h->seg_lock);
-    /* relaxed: statistics. */
-    atomic_fetch_add_explicit(&h->segments, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->segment_bytes, GY__SEG_SIZE, memory_order_relaxed);
     return seg;
+}
+
+/* Give a segment's memory back to jemalloc (relaxed counters: statistics). */
+static void segment_free_memory(gy__heap *h, void *mem) {
+    atomic_fetch_sub_explicit(&h->segments, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&h->segment_bytes, GY__SEG_SIZE, memory_order_relaxed);
+    seg_mem_free(mem);
+}
+
+/* Release the spare empty segments (trim, shutdown). */
+static void spares_release(gy__heap *h) {
+    while (h->nspare > 0) {
+        segment_free_memory(h, h->spare[--h->nspare]);
+    }
 }
 
 static void segment_release(gy__heap *h, gy__segment *seg) {
@@ -202,11 +234,13 @@ static void segment_release(gy__heap *h, gy__segment *seg) {
         seg->next->prev = seg->prev;
     }
     pthread_mutex_unlock(&h->seg_lock);
-    atomic_fetch_sub_explicit(&h->segments, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&h->segment_bytes, GY__SEG_SIZE, memory_order_relaxed);
     GY__UNPOISON(seg->cells, (size_t)seg->ncells * seg->cell_size);
     seg->magic = 0;
-    seg_mem_free(seg);
+    if (h->nspare < GY__SPARE_SEGMENTS) {
+        h->spare[h->nspare++] = seg; /* kept: the next segment_new takes it */
+    } else {
+        segment_free_memory(h, seg);
+    }
 }
 
 /* Release seg if nothing in it is used and it is not the allocation segment. */
@@ -297,19 +331,21 @@ int gy__arena_alloc_object(gy__heap *h, gy_type *type, uint32_t index, gy_object
     if (size < 16) {
         size = 16;
     }
-    gy_object *ob = alloc_cell(h, &h->cur[index], &h->segs[index], type, index, 0, size);
-    if (ob == NULL) {
-        return GY_ENOMEM;
+    gy__tcache *tc = h->tcache[index];
+    gy_object *ob;
+    if (tc != NULL && tc->n > 0) {
+        ob = tc->cells[--tc->n]; /* the most recently freed cell: hot */
+    } else {
+        ob = alloc_cell(h, &h->cur[index], &h->segs[index], type, index, 0, size);
+        if (ob == NULL) {
+            return GY_ENOMEM;
+        }
     }
-    gy__segment *seg = gy__segment_of(ob);
-    uint32_t i = gy__cell_index(seg, ob);
     GY__UNPOISON(ob, size);
     memset(ob, 0, size);
     /* relaxed: the object is not yet visible to any other thread. */
     atomic_store_explicit(&ob->gy__local, 1, memory_order_relaxed);
     atomic_store_explicit(&ob->gy__shared, 0, memory_order_relaxed);
-    seg->serials[i]++;
-    atomic_store_explicit(&seg->flags[i], GY__CELL_LIVE, memory_order_relaxed);
     gy__type_counters *c = &h->counters[index];
     /* relaxed load+store: only this thread writes its heap's counters. */
     atomic_store_explicit(&c->live, atomic_load_explicit(&c->live, memory_order_relaxed) + 1,
@@ -321,6 +357,11 @@ int gy__arena_alloc_object(gy__heap *h, gy_type *type, uint32_t index, gy_object
                           memory_order_relaxed);
     *out = ob;
     return GY_OK;
+}
+
+bool gy__object_is_live(const gy_object *ob) {
+    return !(atomic_load_explicit(&ob->gy__local, memory_order_relaxed) == GY__UNOWNED &&
+             atomic_load_explicit(&ob->gy__shared, memory_order_relaxed) == GY__RC_DEAD);
 }
 
 /* --- freeing and reclamation --------------------------------------------- */
@@ -336,17 +377,20 @@ void gy__arena_flush_bag(gy__heap *h) {
     }
 }
 
-void gy__arena_free_cell(gy__heap *h, void *cell) {
-    gy__segment *seg = gy__segment_of(cell);
-    uint32_t i = gy__cell_index(seg, cell);
-    atomic_store_explicit(&seg->flags[i], 0, memory_order_relaxed);
+/* Mark an object cell dead: a late try-incref reads this and fails. */
+static void cell_mark_dead(gy__segment *seg, void *cell) {
     if (seg->type != NULL) {
         gy_object *ob = cell;
-        /* relaxed: a late try-incref reads these and fails; the cell is not
-         * reused before a grace period, which orders everything. */
+        /* relaxed: the cell is not reused before a grace period (or, for
+         * gy__arena_free_cell_now, nobody else can reach it). */
         atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
-        atomic_store_explicit(&ob->gy__shared, GY__RC_MERGED, memory_order_relaxed);
+        atomic_store_explicit(&ob->gy__shared, GY__RC_DEAD, memory_order_relaxed);
     }
+}
+
+void gy__arena_free_cell(gy__heap *h, void *cell) {
+    gy__segment *seg = gy__segment_of(cell);
+    cell_mark_dead(seg, cell);
     GY__POISON((char *)cell + 8, seg->cell_size - 8);
     gy__bag *bag = h->bag;
     if (bag == NULL) {
@@ -365,6 +409,33 @@ void gy__arena_free_cell(gy__heap *h, void *cell) {
     bag->head = cell;
     if (++bag->count == GY__BAG_CELLS) {
         gy__arena_flush_bag(h);
+    }
+}
+
+static void return_cell(gy__heap *h, void *cell);
+
+void gy__arena_free_cell_now(gy__heap *h, gy_object *ob) {
+    gy__segment *seg = gy__segment_of(ob);
+    cell_mark_dead(seg, ob);
+    GY__POISON((char *)ob + 8, seg->cell_size - 8);
+    gy__tcache *tc = h->tcache[seg->type_index];
+    if (tc == NULL) {
+        tc = h->tcache[seg->type_index] = calloc(1, sizeof *tc);
+    }
+    if (tc != NULL && tc->n < GY__TCACHE_CELLS) {
+        tc->cells[tc->n++] = ob;
+        return;
+    }
+    return_cell(h, ob); /* cache full: straight back to its segment */
+}
+
+/* Give every cached cell back to its segment (trim, detach, shutdown). */
+static void tcache_flush(gy__heap *h) {
+    for (uint32_t t = 0; t < GY__MAX_TYPES; t++) {
+        gy__tcache *tc = h->tcache[t];
+        while (tc != NULL && tc->n > 0) {
+            return_cell(h, tc->cells[--tc->n]);
+        }
     }
 }
 
@@ -442,6 +513,8 @@ void gy__arena_reclaim_all(gy__heap *h) {
 
 void gy__arena_release_heap(gy__heap *h) {
     for (uint32_t t = 0; t < GY__MAX_TYPES; t++) {
+        free(h->tcache[t]);
+        h->tcache[t] = NULL;
         h->cur[t] = NULL;
         while (h->segs[t] != NULL) {
             segment_release(h, h->segs[t]);
@@ -453,6 +526,7 @@ void gy__arena_release_heap(gy__heap *h) {
             segment_release(h, h->raw_segs[c]);
         }
     }
+    spares_release(h);
 }
 
 int gy__heap_foreach_object(gy__heap *h, int (*fn)(gy_object *, void *), void *arg) {
@@ -461,8 +535,9 @@ int gy__heap_foreach_object(gy__heap *h, int (*fn)(gy_object *, void *), void *a
     for (uint32_t t = 1; t < GY__MAX_TYPES && rc == 0; t++) {
         for (gy__segment *s = h->segs[t]; s != NULL && rc == 0; s = s->next) {
             for (uint32_t i = 0; i < s->bump && rc == 0; i++) {
-                if (atomic_load_explicit(&s->flags[i], memory_order_relaxed) & GY__CELL_LIVE) {
-                    rc = fn((gy_object *)(s->cells + (size_t)i * s->cell_size), arg);
+                gy_object *ob = (gy_object *)(s->cells + (size_t)i * s->cell_size);
+                if (gy__object_is_live(ob)) {
+                    rc = fn(ob, arg);
                 }
             }
         }

@@ -25,34 +25,50 @@
 #define GY__RAW_CLASSES 18
 #define GY__RAW_MAX 8192 /* larger raw blocks come straight from the arena */
 #define GY__BAG_CELLS 256
+#define GY__SPARE_SEGMENTS 4 /* empty segments a heap keeps for reuse */
 #define GY__TRASH_DEPTH 32
 #define GY__OUTBOX_SLOTS 62
 #define GY__UNOWNED UINT32_MAX
 
-/* ref_shared flags (low two bits). */
+/* ref_shared: count << 5 | flags. QUEUED and MERGED drive the biased-count
+ * protocol; PUBLISHED (the object was stored in a gy_ref field, so another
+ * thread may try-incref it from there) and ID_TAKEN (someone holds its
+ * gy_id) decide whether its cell may be reused at once or only after an
+ * epoch grace period; FINALIZED says its finalizer has run. A dead cell
+ * holds exactly MERGED (and ref_local UNOWNED). */
 #define GY__RC_QUEUED 1
 #define GY__RC_MERGED 2
-#define GY__RC_ONE 4
+#define GY__RC_PUBLISHED 4
+#define GY__RC_ID_TAKEN 8
+#define GY__RC_FINALIZED 16
+#define GY__RC_FLAGS 31
+#define GY__RC_SHIFT 5
+#define GY__RC_ONE (1 << GY__RC_SHIFT)
+#define GY__RC_DEAD GY__RC_MERGED
 
-/* Cell flags (segment side array). */
-#define GY__CELL_LIVE 1u
-#define GY__CELL_FINALIZED 2u
+/* Unpublished objects freed by their owner: reused at once (LIFO, hot in
+ * cache), as jemalloc's tcache does. */
+#define GY__TCACHE_CELLS 64
+typedef struct gy__tcache {
+    uint32_t n;
+    void *cells[GY__TCACHE_CELLS];
+} gy__tcache;
 
 typedef struct gy__heap gy__heap;
 
 typedef struct gy__segment {
     uint32_t magic;
-    uint32_t raw_class;     /* raw segments: size class index; objects: 0 */
-    gy__heap *heap;         /* immutable: the owning heap (heaps are adopted whole) */
-    gy_type *type;          /* immutable: NULL for raw segments */
-    uint32_t type_index;    /* immutable: 0 for raw */
-    uint32_t cell_size;     /* immutable */
-    uint32_t ncells;        /* immutable */
-    uint32_t serial_hi;     /* immutable: segment creation number */
-    char *cells;            /* immutable: first cell */
-    _Atomic uint8_t *flags; /* side array; written by the thread that allocates or frees the cell,
-                              read by walkers while the world is stopped or via relaxed loads */
-    uint32_t *serials;      /* reuse counters; written by the owner at allocation */
+    uint32_t raw_class;  /* raw segments: size class index; objects: 0 */
+    gy__heap *heap;      /* immutable: the owning heap (heaps are adopted whole) */
+    gy_type *type;       /* immutable: NULL for raw segments */
+    uint32_t type_index; /* immutable: 0 for raw */
+    uint32_t cell_size;  /* immutable */
+    uint32_t ncells;     /* immutable */
+    uint32_t serial_hi;  /* immutable: segment creation number */
+    char *cells;         /* immutable: first cell */
+    /* Reuse counters, bumped when an object whose id was taken is freed;
+     * written by the freeing thread, read by id lookups (relaxed). */
+    _Atomic uint32_t *serials;
     /* Owner-only (the heap's current thread): */
     void *free_list;                 /* cells linked through their link word */
     uint32_t bump;                   /* cells [bump, ncells) never handed out */
@@ -105,7 +121,10 @@ struct gy__heap {
     gy__segment *segs[GY__MAX_TYPES]; /* all segments per type; seg_lock for writers+walkers */
     gy__segment *raw_cur[GY__RAW_CLASSES];
     gy__segment *raw_segs[GY__RAW_CLASSES];
-    gy__bag *bag;         /* current bag of freed cells */
+    gy__tcache *tcache[GY__MAX_TYPES]; /* immediate reuse, allocated lazily */
+    gy__bag *bag;                      /* current bag of freed cells */
+    void *spare[GY__SPARE_SEGMENTS];   /* empty segments kept for reuse */
+    uint32_t nspare;
     gy__outbox *outbox;   /* current outgoing batch */
     gy_object **deferred; /* trashcan stack */
     uint32_t ndeferred, deferred_cap;
@@ -158,8 +177,14 @@ int gy__arena_init(gy_errmsg *err);
 void gy__arena_shutdown(void);
 /* Allocate a zeroed object cell of `type` (index > 0) from heap h. */
 int gy__arena_alloc_object(gy__heap *h, gy_type *type, uint32_t index, gy_object **out);
-/* Put a dead object's cell (or raw cell) in h's bag; reused after a grace period. */
+/* Put a dead object's cell (or raw cell) in h's bag; reused after a grace
+ * period. */
 void gy__arena_free_cell(gy__heap *h, void *cell);
+/* A dead object's cell that no other thread can reach (never published, id
+ * never taken, h owns its segment): reused at once. */
+void gy__arena_free_cell_now(gy__heap *h, gy_object *ob);
+/* Whether a cell holds a live object (its header is not the dead marker). */
+bool gy__object_is_live(const gy_object *ob);
 /* Raw backing storage counted against type index `tindex`. */
 void *gy__mem_alloc(uint32_t tindex, size_t size);
 void gy__mem_free(uint32_t tindex, void *p, size_t size);

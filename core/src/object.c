@@ -79,9 +79,16 @@ void *gy__steal(void **varp) {
 /* --- ids ----------------------------------------------------------------- */
 
 gy_id gy_object_id(const void *obj) {
-    gy__segment *seg = gy__segment_of(obj);
-    uint32_t i = gy__cell_index(seg, obj);
-    gy_id id = {(uint64_t)(uintptr_t)obj, ((uint64_t)seg->serial_hi << 32) | seg->serials[i]};
+    gy_object *ob = (gy_object *)(uintptr_t)obj;
+    gy__segment *seg = gy__segment_of(ob);
+    uint32_t i = gy__cell_index(seg, ob);
+    /* From now on the cell waits for a grace period and bumps its serial
+     * when freed. relaxed: the id lookup re-checks after taking a ref. */
+    if (!(atomic_load_explicit(&ob->gy__shared, memory_order_relaxed) & GY__RC_ID_TAKEN)) {
+        atomic_fetch_or_explicit(&ob->gy__shared, GY__RC_ID_TAKEN, memory_order_relaxed);
+    }
+    uint32_t serial = atomic_load_explicit(&seg->serials[i], memory_order_relaxed);
+    gy_id id = {(uint64_t)(uintptr_t)obj, ((uint64_t)seg->serial_hi << 32) | serial};
     return id;
 }
 
@@ -112,11 +119,20 @@ int gy_object_from_id(gy_id id, void *outp) {
                 /* The segment cannot go away (seg_lock) and the cell cannot be
                  * reused (we are in our epoch section); a dying object fails
                  * the gy_load-style try below. */
-                if ((atomic_load_explicit(&s->flags[i], memory_order_relaxed) & GY__CELL_LIVE) &&
-                    s->serials[i] == (uint32_t)id.serial) {
-                    if (gy__try_incref(me, ob)) {
+                /* relaxed: re-checked after the reference is taken. */
+                if (gy__object_is_live(ob) &&
+                    atomic_load_explicit(&s->serials[i], memory_order_relaxed) ==
+                        (uint32_t)id.serial &&
+                    gy__try_incref(me, ob)) {
+                    /* The cell may have been freed and reused in between: the
+                     * serial moves on at the free of an object whose id was
+                     * taken, so an unchanged serial means the same object. */
+                    if (atomic_load_explicit(&s->serials[i], memory_order_acquire) ==
+                        (uint32_t)id.serial) {
                         memcpy(outp, &ob, sizeof ob);
                         rc = GY_OK;
+                    } else {
+                        gy_decref(ob);
                     }
                 }
                 break;

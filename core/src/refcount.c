@@ -11,9 +11,9 @@
 
 #include "heap.h"
 
-static inline int32_t rc_count(int32_t shared) { return shared >> 2; } /* arithmetic shift */
+static inline int32_t rc_count(int32_t shared) { return shared >> GY__RC_SHIFT; } /* arithmetic */
 static inline int32_t rc_make(int32_t count, int32_t flags) {
-    return (int32_t)((uint32_t)count << 2) | flags;
+    return (int32_t)((uint32_t)count << GY__RC_SHIFT) | flags;
 }
 
 static inline bool is_owner(gy__heap *h, const gy_object *ob) {
@@ -85,16 +85,17 @@ static void counters_free(gy__heap *h, gy__segment *seg) {
 static void object_free_now(gy__heap *h, gy_object *ob) {
     gy__segment *seg = gy__segment_of(ob);
     gy_type *type = seg->type;
-    uint32_t i = gy__cell_index(seg, ob);
-    if (type->finalize != NULL &&
-        !(atomic_load_explicit(&seg->flags[i], memory_order_relaxed) & GY__CELL_FINALIZED)) {
-        atomic_fetch_or_explicit(&seg->flags[i], GY__CELL_FINALIZED, memory_order_relaxed);
+    int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
+    if (type->finalize != NULL && !(s & GY__RC_FINALIZED)) {
         /* Run the finalizer with one (shared) reference so that increfs and
-         * decrefs inside it balance; more than one afterwards = resurrected. */
+         * decrefs inside it balance; more than one afterwards = resurrected.
+         * The flags that outlive a resurrection are kept. */
+        int32_t keep = (s & (GY__RC_PUBLISHED | GY__RC_ID_TAKEN)) | GY__RC_FINALIZED;
         atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
-        atomic_store_explicit(&ob->gy__shared, rc_make(1, GY__RC_MERGED), memory_order_relaxed);
+        atomic_store_explicit(&ob->gy__shared, rc_make(1, GY__RC_MERGED | keep),
+                              memory_order_relaxed);
         type->finalize(ob);
-        int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
+        s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
         for (;;) {
             int32_t n = s - GY__RC_ONE;
             if (rc_count(n) != 0) {
@@ -107,16 +108,29 @@ static void object_free_now(gy__heap *h, gy_object *ob) {
             }
             if (atomic_compare_exchange_weak_explicit(&ob->gy__shared, &s, n, memory_order_acq_rel,
                                                       memory_order_acquire)) {
+                s = n;
                 break;
             }
         }
     }
     if (type->clear != NULL) {
         type->clear(ob);
+        s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
     }
     counters_free(h, seg);
     h->nfreed++;
-    gy__arena_free_cell(h, ob);
+    if (s & GY__RC_ID_TAKEN) {
+        /* Its id is out there: a new object in this cell gets a new one.
+         * relaxed: id lookups re-check the serial after taking a reference. */
+        uint32_t i = gy__cell_index(seg, ob);
+        atomic_fetch_add_explicit(&seg->serials[i], 1, memory_order_relaxed);
+    }
+    if (!(s & (GY__RC_PUBLISHED | GY__RC_ID_TAKEN)) && seg->heap == h) {
+        /* No other thread can hold or find a pointer to it: reuse at once. */
+        gy__arena_free_cell_now(h, ob);
+    } else {
+        gy__arena_free_cell(h, ob);
+    }
 }
 
 static bool deferred_push(gy__heap *h, gy_object *ob) {
@@ -209,8 +223,8 @@ void gy_incref(void *obj) {
 static void merge_zero_local(gy_object *ob) {
     /* acquire: see every other thread's accesses before their decrements. */
     int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
-    if (s == 0) {
-        gy__object_dealloc(ob); /* the common case: never shared */
+    if ((s & ~(GY__RC_PUBLISHED | GY__RC_ID_TAKEN | GY__RC_FINALIZED)) == 0) {
+        gy__object_dealloc(ob); /* the common case: no other thread's count */
         return;
     }
     /* Others hold references, or a queued decrement is in flight: give up
@@ -332,7 +346,19 @@ gy_object *gy_load(gy_ref *field) {
     }
 }
 
+/* Mark an object as reachable from a gy_ref field: from now on another
+ * thread may try-incref it, so its cell waits for a grace period when freed. */
+static void mark_published(gy_object *ob) {
+    /* relaxed: the field's release exchange that follows publishes it. */
+    if (!(atomic_load_explicit(&ob->gy__shared, memory_order_relaxed) & GY__RC_PUBLISHED)) {
+        atomic_fetch_or_explicit(&ob->gy__shared, GY__RC_PUBLISHED, memory_order_relaxed);
+    }
+}
+
 void gy_store_steal(gy_ref *field, void *value) {
+    if (value != NULL) {
+        mark_published(value);
+    }
     /* acq_rel: publish the new object's contents; see the old one's. */
     gy_object *old = atomic_exchange_explicit(&field->gy__ptr, value, memory_order_acq_rel);
     if (old != NULL) {
@@ -364,7 +390,7 @@ static void merge_queued(gy__heap *h, gy_object *ob) {
             dealloc = rc_count(n) == 0;
         } else {
             int32_t total = rc_count(s) + (int32_t)l;
-            n = rc_make(total, GY__RC_MERGED);
+            n = rc_make(total, (s & GY__RC_FLAGS & ~GY__RC_QUEUED) | GY__RC_MERGED);
             dealloc = total == 0;
         }
     } while (!atomic_compare_exchange_weak_explicit(&ob->gy__shared, &s, n, memory_order_acq_rel,

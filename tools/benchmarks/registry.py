@@ -7,7 +7,7 @@ names and goals exactly as the issues write them. Real benchmarks arrive with
 the issues that build what they measure.
 """
 
-from harness import Benchmark
+from harness import Benchmark, Comparison, Side
 
 BENCHMARKS: dict = {}
 
@@ -18,3 +18,31 @@ def register(bench: Benchmark) -> Benchmark:
         raise ValueError(f"benchmark {bench.name} registered twice")
     BENCHMARKS[bench.name] = bench
     return bench
+
+
+register(Benchmark(
+    name="alloc",
+    description="Gyre object alloc+incref+decref+free vs raw allocators; RSS per object vs CPython",
+    sides=(
+        Side("gyre", ("{build}/tools/benchmarks/bench_alloc_gyre",)),
+        Side("jemalloc", ("{build}/tools/benchmarks/bench_alloc_jemalloc",)),
+        Side("glibc", ("{build}/tools/benchmarks/bench_alloc_glibc",)),
+        Side("mimalloc", ("{build}/tools/benchmarks/bench_alloc_mimalloc",)),
+        # Debian's python3 package (3.11), named explicitly, not whatever
+        # python3 comes first on PATH.
+        Side("cpython", ("/usr/bin/python3", "{root}/tools/benchmarks/alloc/alloc_cpython.py")),
+    ),
+    comparisons=(
+        Comparison("alloc_owner_1t", "ns", "gyre", "jemalloc", "jemalloc", "<=1.3"),
+        Comparison("alloc_owner_1t", "ns", "gyre", "glibc", "glibc"),
+        Comparison("alloc_owner_1t", "ns", "gyre", "mimalloc", "mimalloc"),
+        Comparison("alloc_shared_2t", "ns", "gyre", "jemalloc_atomic_rc", "jemalloc", "<=1.1",
+                   anchor_key="jemalloc_atomic_rc"),
+        Comparison("rss_per_object", "B", "gyre", "cpython", "cpython", "<=0.75"),
+        Comparison("header_bytes", "B", "gyre", "cpython", "cpython"),
+    ),
+    rounds=7,
+    targets=("bench_alloc_gyre", "bench_alloc_jemalloc", "bench_alloc_glibc",
+             "bench_alloc_mimalloc"),
+    packages=("libmimalloc-dev", "python3"),
+))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tools/lib/deps.sh PROFILE...: install the Debian packages a command needs,
-# only those missing. Used by tools/dev and tools/bench; one list per profile.
+# only those missing. `deps.sh --packages PKG...` installs named ones (the
+# benchmarks' anchors). Used by tools/dev and tools/bench; one list per profile.
 #   build  compile the libraries and binaries
 #   test   build + the test suite (clang sanitizers, cmocka, python3, ...)
 #   run    build + what the server needs at run time
@@ -35,8 +36,13 @@ gy_install_profiles() {
     # shellcheck disable=SC2207
     want+=($(gy_profile_packages "$p"))
   done
+  gy_install_packages "${want[@]}"
+}
+
+# gy_install_packages PKG...: install the named packages that are missing.
+gy_install_packages() {
   local missing
-  mapfile -t missing < <(gy_missing_packages "${want[@]}" | sort -u)
+  mapfile -t missing < <(gy_missing_packages "$@" | sort -u)
   [[ ${#missing[@]} -eq 0 ]] && return 0
   if [[ $(id -u) -ne 0 ]]; then
     echo "missing Debian packages: ${missing[*]}" >&2
@@ -50,6 +56,11 @@ gy_install_profiles() {
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
-  [[ $# -gt 0 ]] || { echo "usage: deps.sh PROFILE..." >&2; exit 64; }
-  gy_install_profiles "$@"
+  [[ $# -gt 0 ]] || { echo "usage: deps.sh PROFILE... | deps.sh --packages PKG..." >&2; exit 64; }
+  if [[ "$1" == "--packages" ]]; then
+    shift
+    gy_install_packages "$@"
+  else
+    gy_install_profiles "$@"
+  fi
 fi
