@@ -179,8 +179,14 @@ static gy__segment *segment_new(gy__heap *h, gy_type *type, uint32_t tindex, uin
     gy__segment *seg = (gy__segment *)mem;
     memset(seg, 0, sizeof *seg);
     size_t header = (sizeof *seg + 15) & ~(size_t)15;
+    /* Cache colouring: segments are 64 KiB-aligned, so without an offset
+     * the same cell of every segment would fall in the same cache sets.
+     * relaxed: the serial only has to be unique. */
+    uint32_t serial =
+        atomic_fetch_add_explicit(&gy__rt.segment_serial, 1, memory_order_relaxed) + 1;
+    size_t colour = (size_t)(serial % 16) * 64;
     /* Each cell costs its size plus its 4-byte serial. */
-    size_t ncells = (GY__SEG_SIZE - header - 32) / (cell_size + 4);
+    size_t ncells = (GY__SEG_SIZE - header - 32 - colour) / (cell_size + 4);
     seg->magic = GY__SEG_MAGIC;
     seg->raw_class = raw_class;
     seg->heap = h;
@@ -188,13 +194,12 @@ static gy__segment *segment_new(gy__heap *h, gy_type *type, uint32_t tindex, uin
     seg->type_index = tindex;
     seg->cell_size = cell_size;
     seg->ncells = (uint32_t)ncells;
-    /* relaxed: a counter; uniqueness is all that matters. */
-    seg->serial_hi = atomic_fetch_add_explicit(&gy__rt.segment_serial, 1, memory_order_relaxed) + 1;
+    seg->serial_hi = serial;
     /* Zeroed before the segment is published (under seg_lock below). */
     memset(mem + header, 0, ncells * sizeof(uint32_t));
     seg->serials = (_Atomic uint32_t *)(mem + header);
-    seg->cells =
-        (char *)(((uintptr_t)(mem + header + ncells * sizeof(uint32_t)) + 15) & ~(uintptr_t)15);
+    seg->cells = (char *)(((uintptr_t)(mem + header + ncells * sizeof(uint32_t) + colour) + 15) &
+                          ~(uintptr_t)15);
     ck_stack_init(&seg->remote);
     GY__POISON(seg->cells, ncells * cell_size);
 

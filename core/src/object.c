@@ -1,6 +1,7 @@
 /* core/src/object.c: gy_new, type registration, ids and per-type counters. */
 #include <string.h>
 
+#include "gc_hooks.h"
 #include "heap.h"
 
 static pthread_mutex_t type_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -56,6 +57,10 @@ int gy__new_at(gy_type *type, void *outp, const char *file, int line) {
     int rc = gy__arena_alloc_object(h, type, (uint32_t)index, &ob);
     if (rc != GY_OK) {
         return rc;
+    }
+    const gy__gc_hooks *hooks = gy__gc_hooks_get();
+    if (hooks != NULL && hooks->alloc != NULL) {
+        hooks->alloc(ob, type);
     }
     /* The caller's pointer may have any struct-pointer type: copy bytes. */
     memcpy(outp, &ob, sizeof ob);

@@ -9,11 +9,28 @@
 #include <string.h>
 #include <time.h>
 
+#include "gc_hooks.h"
 #include "heap.h"
 
 static inline int32_t rc_count(int32_t shared) { return shared >> GY__RC_SHIFT; } /* arithmetic */
 static inline int32_t rc_make(int32_t count, int32_t flags) {
     return (int32_t)((uint32_t)count << GY__RC_SHIFT) | flags;
+}
+
+_Atomic(const gy__gc_hooks *) gy__gc_hooks_current;
+
+void gy__gc_hooks_install(const gy__gc_hooks *hooks) {
+    /* release: the hooks' table is complete before a mutator loads it. */
+    atomic_store_explicit(&gy__gc_hooks_current, hooks, memory_order_release);
+}
+
+/* The refcount barrier: a container's count dropped but stayed above zero. */
+static void barrier_decref_nonzero(gy_object *ob) {
+    const gy__gc_hooks *hooks = gy__gc_hooks_get();
+    if (hooks != NULL && hooks->decref_nonzero != NULL &&
+        !(gy__segment_of(ob)->type->flags & (GY_TYPE_LEAF | GY_TYPE_ACYCLIC))) {
+        hooks->decref_nonzero(ob);
+    }
 }
 
 static inline bool is_owner(gy__heap *h, const gy_object *ob) {
@@ -265,6 +282,8 @@ static void decref_shared(gy__heap *h, gy_object *ob) {
         (void)outbox_push(h, gy__segment_of(ob)->heap, ob, false);
     } else if (dealloc) {
         gy__object_dealloc(ob);
+    } else if (rc_count(n) > 0) {
+        barrier_decref_nonzero(ob);
     }
 }
 
@@ -276,6 +295,7 @@ void gy_decref(void *obj) {
         if (l != GY__UNOWNED) {
             if (l > 1) {
                 atomic_store_explicit(&ob->gy__local, l - 1, memory_order_relaxed);
+                barrier_decref_nonzero(ob);
                 return;
             }
             atomic_store_explicit(&ob->gy__local, 0, memory_order_relaxed);
@@ -361,6 +381,10 @@ void gy_store_steal(gy_ref *field, void *value) {
     }
     /* acq_rel: publish the new object's contents; see the old one's. */
     gy_object *old = atomic_exchange_explicit(&field->gy__ptr, value, memory_order_acq_rel);
+    const gy__gc_hooks *hooks = gy__gc_hooks_get();
+    if (hooks != NULL && hooks->store != NULL && (old != NULL || value != NULL)) {
+        hooks->store(field, old, value);
+    }
     if (old != NULL) {
         gy_decref(old);
     }

@@ -4,6 +4,7 @@
 
 #include "gy_rt.h"
 
+#include "gc_hooks.h"
 #include "heap.h"
 
 typedef struct node {
@@ -359,7 +360,59 @@ static void test_leak_is_reported(void **state) {
     GY_TEST_DOWN();
 }
 
+static int hook_roots, hook_stores, hook_allocs;
+static gy_object *hook_last_old, *hook_last_new;
+static void on_decref_nonzero(gy_object *ob) {
+    (void)ob;
+    hook_roots++;
+}
+static void on_store(gy_ref *field, gy_object *old_value, gy_object *new_value) {
+    (void)field;
+    hook_stores++;
+    hook_last_old = old_value;
+    hook_last_new = new_value;
+}
+static void on_alloc(gy_object *ob, const gy_type *type) {
+    (void)ob;
+    (void)type;
+    hook_allocs++;
+}
+
+/* The collector's hooks: possible roots on a decrement that leaves a
+ * container alive (never for leaf types), the write barrier, allocations. */
+static void test_gc_hooks(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    static const gy__gc_hooks hooks = {on_decref_nonzero, on_store, on_alloc};
+    hook_roots = hook_stores = hook_allocs = 0;
+    gy__gc_hooks_install(&hooks);
+    node *a, *b;
+    gy_bytes *leaf;
+    assert_int_equal(gy_new(&node_type, &a), GY_OK);
+    assert_int_equal(gy_new(&node_type, &b), GY_OK);
+    assert_int_equal(gy_bytes_new(&leaf, "x", 1), GY_OK);
+    assert_int_equal(hook_allocs, 3);
+    gy_store(&a->next, b);
+    assert_int_equal(hook_stores, 1);
+    assert_null(hook_last_old);
+    assert_ptr_equal(hook_last_new, b);
+    gy_decref(b); /* b stays alive through a->next: a possible root */
+    assert_int_equal(hook_roots, 1);
+    gy_incref(leaf);
+    gy_decref(leaf); /* a leaf is never a root */
+    assert_int_equal(hook_roots, 1);
+    gy_ref_clear(&a->next);
+    assert_int_equal(hook_stores, 2);
+    assert_ptr_equal(hook_last_old, b);
+    assert_null(hook_last_new);
+    gy__gc_hooks_install(NULL);
+    gy_decref(a);
+    gy_decref(leaf);
+    GY_TEST_DOWN();
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_gc_hooks),
     cmocka_unit_test(test_new_and_type),
     cmocka_unit_test(test_store_load_and_ids),
     cmocka_unit_test(test_list),

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#define WINDOW 4096u       /* live slots in the window pattern */
+#define WINDOW 4096u /* live slots in the window pattern */
 #define OWNER_STEPS 20000000u
 #define SHARED_OBJECTS 4000000u
 #define RING_SIZE 4096u

@@ -1,0 +1,36 @@
+/* core/src/gc_hooks.h: the hooks the collector installs into core (internal;
+ * core never calls the collector directly, core/DESIGN.md section 9).
+ *
+ * Each hook is optional. They are called on the mutator thread, outside any
+ * Gyre lock, and must not allocate Gyre objects or block. Installing or
+ * removing the hooks while other threads run is allowed: a thread sees the
+ * old or the new set (one atomic pointer, never freed by core). */
+#ifndef GYRE_CORE_GC_HOOKS_H
+#define GYRE_CORE_GC_HOOKS_H
+
+#include <stdatomic.h>
+
+#include "gyre/object.h"
+
+typedef struct gy__gc_hooks {
+    /* A decrement left a container (not LEAF, not ACYCLIC) above zero: a
+     * possible cycle root. */
+    void (*decref_nonzero)(gy_object *ob);
+    /* The write barrier: `field` changed from old_value to new_value (either
+     * may be NULL, not both), after the swap. */
+    void (*store)(gy_ref *field, gy_object *old_value, gy_object *new_value);
+    /* A new object of `type` (the allocation counter of generation 0). */
+    void (*alloc)(gy_object *ob, const gy_type *type);
+} gy__gc_hooks;
+
+/* Synchronization: acquire on load, release on install. */
+extern _Atomic(const gy__gc_hooks *) gy__gc_hooks_current;
+
+/* gy__gc_hooks_install: install `hooks` (NULL removes them). */
+void gy__gc_hooks_install(const gy__gc_hooks *hooks);
+
+static inline const gy__gc_hooks *gy__gc_hooks_get(void) {
+    return atomic_load_explicit(&gy__gc_hooks_current, memory_order_acquire);
+}
+
+#endif /* GYRE_CORE_GC_HOOKS_H */
