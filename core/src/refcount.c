@@ -142,7 +142,9 @@ static void object_free_now(gy__heap *h, gy_object *ob) {
         uint32_t i = gy__cell_index(seg, ob);
         atomic_fetch_add_explicit(&seg->serials[i], 1, memory_order_relaxed);
     }
-    if (!(s & (GY__RC_PUBLISHED | GY__RC_ID_TAKEN)) && seg->heap == h) {
+    /* ASan builds always take the grace period: it is their quarantine, so a
+     * use after free stays poisoned for a while instead of being reused. */
+    if (!GY_ASAN && !(s & (GY__RC_PUBLISHED | GY__RC_ID_TAKEN)) && seg->heap == h) {
         /* No other thread can hold or find a pointer to it: reuse at once. */
         gy__arena_free_cell_now(h, ob);
     } else {
