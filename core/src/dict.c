@@ -196,7 +196,9 @@ gy_object *gy_dict_get(gy_dict *d, const char *key) {
     return value;
 }
 
-int gy_dict_del(gy_dict *d, const char *key) {
+int gy_dict_del(gy_dict *d, const char *key) { return gy__dict_del_if(d, key, NULL); }
+
+int gy__dict_del_if(gy_dict *d, const char *key, const void *expected) {
     if (key == NULL) {
         return GY_ENOENT;
     }
@@ -207,7 +209,7 @@ int gy_dict_del(gy_dict *d, const char *key) {
     gy__spin_lock(&d->lock);
     if (d->cap > 0) {
         dict_entry *e = find_slot(d->entries, d->cap, key, len, hash);
-        if (e->key != NULL && e->key != TOMBSTONE) {
+        if (e->key != NULL && e->key != TOMBSTONE && (expected == NULL || e->value == expected)) {
             old = e->value;
             oldkey = e->key;
             e->key = TOMBSTONE;
@@ -244,7 +246,7 @@ int gy_dict_foreach(gy_dict *d, int (*fn)(const char *key, gy_object *value, voi
         gy__spin_unlock(&d->lock);
         return GY_ENOMEM;
     }
-    char *keys = (char *)(snap + n);
+    char *keys = snap != NULL ? (char *)(snap + n) : NULL;
     size_t k = 0;
     for (size_t i = 0; i < d->cap; i++) {
         dict_entry *e = &d->entries[i];

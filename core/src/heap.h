@@ -30,19 +30,24 @@
 #define GY__OUTBOX_SLOTS 62
 #define GY__UNOWNED UINT32_MAX
 
-/* ref_shared: count << 5 | flags. QUEUED and MERGED drive the biased-count
+/* ref_shared: count << 7 | flags. QUEUED and MERGED drive the biased-count
  * protocol; PUBLISHED (the object was stored in a gy_ref field, so another
  * thread may try-incref it from there) and ID_TAKEN (someone holds its
  * gy_id) decide whether its cell may be reused at once or only after an
- * epoch grace period; FINALIZED says its finalizer has run. A dead cell
- * holds exactly MERGED (and ref_local UNOWNED). */
+ * epoch grace period; FINALIZED says its finalizer has run; WEAKREFS says
+ * weak references to it may be registered; DOOMED (set by the collector)
+ * makes every upgrade fail. A dead cell holds exactly MERGED (and ref_local
+ * UNOWNED). 25 bits of count: at most 2^24 - 1 references held by
+ * non-owner threads at once. */
 #define GY__RC_QUEUED 1
 #define GY__RC_MERGED 2
 #define GY__RC_PUBLISHED 4
 #define GY__RC_ID_TAKEN 8
 #define GY__RC_FINALIZED 16
-#define GY__RC_FLAGS 31
-#define GY__RC_SHIFT 5
+#define GY__RC_WEAKREFS 32
+#define GY__RC_DOOMED 64
+#define GY__RC_FLAGS 127
+#define GY__RC_SHIFT 7
 #define GY__RC_ONE (1 << GY__RC_SHIFT)
 #define GY__RC_DEAD GY__RC_MERGED
 
@@ -228,6 +233,22 @@ void gy__world_resume(void);
 void gy__heap_wake(gy__heap *h);
 /* Work left in orphaned heaps (inboxes filled after their thread left). */
 void gy__runtime_drain_orphans(void);
+
+/* --- weakref.c --- */
+/* The object is dying (count zero, finalizer done): clear every weak
+ * reference to it and run their callbacks, newest first. No lock held. */
+void gy__weakref_clear_all(gy_object *ob);
+void gy__weakref_init(void);
+void gy__weakref_shutdown(void);
+typedef struct gy_weakref gy_weakref;
+/* gy_weakref_new with an `arg_release` called when the weakref dies. */
+int gy__weakref_new_full(gy_weakref **out, void *target, void (*cb)(gy_weakref *, void *),
+                         void *arg, void (*arg_release)(void *), const char *file, int line);
+
+/* --- dict.c --- */
+typedef struct gy_dict gy_dict;
+/* gy_dict_del, only while key maps to `expected` (NULL: any value). */
+int gy__dict_del_if(gy_dict *d, const char *key, const void *expected);
 
 /* --- object.c --- */
 gy_type *gy__type_by_index(uint32_t index);

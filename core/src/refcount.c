@@ -107,7 +107,8 @@ static void object_free_now(gy__heap *h, gy_object *ob) {
         /* Run the finalizer with one (shared) reference so that increfs and
          * decrefs inside it balance; more than one afterwards = resurrected.
          * The flags that outlive a resurrection are kept. */
-        int32_t keep = (s & (GY__RC_PUBLISHED | GY__RC_ID_TAKEN)) | GY__RC_FINALIZED;
+        int32_t keep =
+            (s & (GY__RC_PUBLISHED | GY__RC_ID_TAKEN | GY__RC_WEAKREFS)) | GY__RC_FINALIZED;
         atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
         atomic_store_explicit(&ob->gy__shared, rc_make(1, GY__RC_MERGED | keep),
                               memory_order_relaxed);
@@ -129,6 +130,11 @@ static void object_free_now(gy__heap *h, gy_object *ob) {
                 break;
             }
         }
+    }
+    if (s & GY__RC_WEAKREFS) {
+        /* Clear the weak references and run their callbacks (no lock held),
+         * before the object's own references go. */
+        gy__weakref_clear_all(ob);
     }
     if (type->clear != NULL) {
         type->clear(ob);
@@ -332,7 +338,8 @@ size_t gy_refcount(const void *obj) {
 bool gy__try_incref(gy__heap *h, gy_object *ob) {
     if (is_owner(h, ob)) {
         uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
-        if (l != GY__UNOWNED) {
+        if (l != GY__UNOWNED &&
+            !(atomic_load_explicit(&ob->gy__shared, memory_order_relaxed) & GY__RC_DOOMED)) {
             /* Owned and not merged: only this thread can take it to zero. */
             atomic_store_explicit(&ob->gy__local, l + 1, memory_order_relaxed);
             return true;
@@ -340,8 +347,8 @@ bool gy__try_incref(gy__heap *h, gy_object *ob) {
     }
     int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_relaxed);
     do {
-        if ((s & GY__RC_MERGED) && rc_count(s) == 0) {
-            return false; /* dead, or being freed */
+        if ((s & GY__RC_DOOMED) || ((s & GY__RC_MERGED) && rc_count(s) == 0)) {
+            return false; /* dead, being freed, or doomed by the collector */
         }
         /* acquire on success: pairs with the release of the storing thread. */
     } while (!atomic_compare_exchange_weak_explicit(&ob->gy__shared, &s, s + GY__RC_ONE,

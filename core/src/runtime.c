@@ -46,6 +46,7 @@ int gy_runtime_init(const gy_runtime_options *opts, gy_errmsg *err) {
     pthread_mutex_init(&gy__rt.park_lock, NULL);
     pthread_cond_init(&gy__rt.park_cond, NULL);
     ck_epoch_init(&gy__rt.epoch);
+    gy__weakref_init();
     gy__rt.default_budget = opts != NULL && opts->cascade_budget != 0 ? opts->cascade_budget : 4096;
     int rc = gy__arena_init(err);
     if (rc != GY_OK) {
@@ -448,6 +449,7 @@ int gy_runtime_shutdown(gy_errmsg *err) {
         h = next;
     }
     gy__rt.heaps = NULL;
+    gy__weakref_shutdown();
     gy__arena_shutdown();
     atomic_store_explicit(&gy__rt.running, 0, memory_order_release);
     pthread_mutex_unlock(&init_lock);

@@ -12,5 +12,6 @@
 #include "gyre/object.h"
 #include "gyre/runtime.h"
 #include "gyre/version.h"
+#include "gyre/weakref.h"
 
 #endif /* GYRE_GYRE_H */

@@ -1,0 +1,269 @@
+/* core/src/weakref.c: weak references.
+ *
+ * Registry: 64 stripes keyed by the referent's address, each a mutex and an
+ * open-addressing table (linear probing, backward-shift deletion) from
+ * referent to the newest weak reference of a doubly linked list. Everything
+ * a stripe guards: its table, the lists hanging off it, and `target` of each
+ * weak reference in them. No callback, finalizer or decref runs under a
+ * stripe lock. A referent carries the WEAKREFS flag once it ever had one, so
+ * objects without weak references never touch the registry.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "gyre/weakref.h"
+#include "heap.h"
+
+#define STRIPES 64
+#define BATCH 32
+
+struct gy_weakref {
+    gy_object ob;
+    gy_object *target;              /* stripe lock; NULL once cleared */
+    gy_weakref *next, *prev;        /* stripe lock: the referent's list, newest first */
+    gy_weakref_callback cb;         /* immutable */
+    void *arg;                      /* immutable */
+    void (*arg_release)(void *arg); /* immutable: called when the weakref dies */
+    uint32_t stripe;                /* immutable */
+};
+
+typedef struct slot {
+    gy_object *key;
+    gy_weakref *head;
+} slot;
+
+typedef struct stripe {
+    pthread_mutex_t lock;
+    slot *slots; /* cap entries, NULL key = empty */
+    size_t cap, len;
+    char pad[64 - sizeof(pthread_mutex_t) % 64];
+} stripe;
+
+/* Set up by gy__weakref_init at runtime start, torn down at shutdown. */
+static stripe stripes[STRIPES];
+
+static uint64_t addr_hash(const void *p) {
+    uint64_t x = (uint64_t)(uintptr_t)p >> 4;
+    x ^= x >> 29;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    return x ^ (x >> 32);
+}
+
+static uint32_t stripe_of(const void *p) { return (uint32_t)(addr_hash(p) >> 58); }
+
+/* Index of key's slot, or of the empty slot where it would go. cap > 0. */
+static size_t slot_find(const stripe *st, const gy_object *key) {
+    size_t mask = st->cap - 1;
+    size_t i = (size_t)addr_hash(key) & mask;
+    while (st->slots[i].key != NULL && st->slots[i].key != key) {
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+static int stripe_grow(stripe *st) {
+    size_t cap = st->cap ? st->cap * 2 : 16;
+    slot *fresh = calloc(cap, sizeof *fresh);
+    if (fresh == NULL) {
+        return GY_ENOMEM;
+    }
+    slot *old = st->slots;
+    size_t oldcap = st->cap;
+    st->slots = fresh;
+    st->cap = cap;
+    for (size_t i = 0; i < oldcap; i++) {
+        if (old[i].key != NULL) {
+            st->slots[slot_find(st, old[i].key)] = old[i];
+        }
+    }
+    free(old);
+    return GY_OK;
+}
+
+/* Remove slot i, shifting later entries of its probe run back. */
+static void slot_remove(stripe *st, size_t i) {
+    size_t mask = st->cap - 1;
+    st->slots[i].key = NULL;
+    st->len--;
+    for (size_t j = (i + 1) & mask; st->slots[j].key != NULL; j = (j + 1) & mask) {
+        size_t home = (size_t)addr_hash(st->slots[j].key) & mask;
+        /* Move j back to i if i lies cyclically in [home, j). */
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            st->slots[i] = st->slots[j];
+            st->slots[j].key = NULL;
+            i = j;
+        }
+    }
+}
+
+/* Under the stripe lock: take wr out of its referent's list. */
+static void unlink_locked(stripe *st, gy_weakref *wr) {
+    if (wr->prev != NULL) {
+        wr->prev->next = wr->next;
+    } else {
+        size_t i = slot_find(st, wr->target);
+        if (wr->next != NULL) {
+            st->slots[i].head = wr->next;
+        } else {
+            slot_remove(st, i);
+        }
+    }
+    if (wr->next != NULL) {
+        wr->next->prev = wr->prev;
+    }
+    wr->next = wr->prev = NULL;
+    wr->target = NULL;
+}
+
+/* A weakref dying unregisters itself (if its referent still lives). */
+static void weakref_clear(gy_object *self) {
+    gy_weakref *wr = (gy_weakref *)self;
+    stripe *st = &stripes[wr->stripe];
+    pthread_mutex_lock(&st->lock);
+    if (wr->target != NULL) {
+        unlink_locked(st, wr);
+    }
+    pthread_mutex_unlock(&st->lock);
+    if (wr->arg_release != NULL) {
+        wr->arg_release(wr->arg);
+        wr->arg_release = NULL;
+    }
+}
+
+gy_type gy_weakref_type = {
+    .name = "weakref",
+    .size = sizeof(gy_weakref),
+    .clear = weakref_clear,
+    .flags = GY_TYPE_LEAF,
+};
+
+int gy__weakref_new_full(gy_weakref **out, void *target, gy_weakref_callback cb, void *arg,
+                         void (*arg_release)(void *), const char *file, int line) {
+    gy_object *t = target;
+    gy_weakref *wr;
+    int rc = gy__new_at(&gy_weakref_type, &wr, file, line);
+    if (rc != GY_OK) {
+        return rc;
+    }
+    wr->cb = cb;
+    wr->arg = arg;
+    wr->stripe = stripe_of(t);
+    stripe *st = &stripes[wr->stripe];
+    pthread_mutex_lock(&st->lock);
+    if ((st->len + 1) * 2 > st->cap && stripe_grow(st) != GY_OK) {
+        pthread_mutex_unlock(&st->lock);
+        gy_decref(wr); /* not registered: its clear does nothing */
+        return GY_ENOMEM;
+    }
+    size_t i = slot_find(st, t);
+    if (st->slots[i].key == NULL) {
+        st->slots[i].key = t;
+        st->slots[i].head = NULL;
+        st->len++;
+    }
+    wr->target = t;
+    wr->next = st->slots[i].head;
+    if (wr->next != NULL) {
+        wr->next->prev = wr;
+    }
+    st->slots[i].head = wr;
+    /* relaxed: the flag is read by the thread that frees t, which is ordered
+     * after our reference to t is gone (acq_rel decrements). */
+    atomic_fetch_or_explicit(&t->gy__shared, GY__RC_WEAKREFS, memory_order_relaxed);
+    pthread_mutex_unlock(&st->lock);
+    wr->arg_release = arg_release; /* only once registered: errors release nothing */
+    *out = wr;
+    return GY_OK;
+}
+
+int gy__weakref_new_at(gy_weakref **out, void *target, gy_weakref_callback cb, void *arg,
+                       const char *file, int line) {
+    if (target == NULL) {
+        return GY_EINVAL;
+    }
+    return gy__weakref_new_full(out, target, cb, arg, NULL, file, line);
+}
+
+gy_object *gy_weakref_get(gy_weakref *wr) {
+    stripe *st = &stripes[wr->stripe];
+    pthread_mutex_lock(&st->lock);
+    gy_object *t = wr->target;
+    /* Under the lock the referent's cell is valid: its death clears target
+     * under this lock first. A dying referent fails the try-incref. */
+    if (t != NULL && !gy__try_incref(gy__tls_heap, t)) {
+        t = NULL;
+    }
+    pthread_mutex_unlock(&st->lock);
+    return t;
+}
+
+size_t gy_weakref_count(const void *obj) {
+    const gy_object *t = obj;
+    if (!(atomic_load_explicit(&((gy_object *)(uintptr_t)t)->gy__shared, memory_order_relaxed) &
+          GY__RC_WEAKREFS)) {
+        return 0;
+    }
+    stripe *st = &stripes[stripe_of(t)];
+    size_t n = 0;
+    pthread_mutex_lock(&st->lock);
+    if (st->cap > 0) {
+        size_t i = slot_find(st, t);
+        for (gy_weakref *wr = st->slots[i].key ? st->slots[i].head : NULL; wr; wr = wr->next) {
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    return n;
+}
+
+void gy__weakref_clear_all(gy_object *ob) {
+    stripe *st = &stripes[stripe_of(ob)];
+    gy__heap *h = gy__tls_heap;
+    for (;;) {
+        gy_weakref *batch[BATCH];
+        size_t n = 0;
+        bool more = false;
+        pthread_mutex_lock(&st->lock);
+        if (st->cap > 0) {
+            size_t i = slot_find(st, ob);
+            /* slot i may hold another key once ours is removed: compare. */
+            while (st->slots[i].key == ob && n < BATCH) {
+                gy_weakref *wr = st->slots[i].head; /* newest first */
+                unlink_locked(st, wr);              /* may remove slot i */
+                /* A weakref dying elsewhere right now is skipped: its clear
+                 * finds target NULL and leaves. */
+                if (gy__try_incref(h, &wr->ob)) {
+                    batch[n++] = wr;
+                }
+            }
+            more = st->slots[i].key == ob;
+        }
+        pthread_mutex_unlock(&st->lock);
+        for (size_t k = 0; k < n; k++) {
+            if (batch[k]->cb != NULL) {
+                batch[k]->cb(batch[k], batch[k]->arg);
+            }
+            gy_decref(batch[k]);
+        }
+        if (!more) {
+            return;
+        }
+    }
+}
+
+void gy__weakref_init(void) {
+    for (size_t s = 0; s < STRIPES; s++) {
+        pthread_mutex_init(&stripes[s].lock, NULL);
+        stripes[s].slots = NULL;
+        stripes[s].cap = stripes[s].len = 0;
+    }
+}
+
+void gy__weakref_shutdown(void) {
+    for (size_t s = 0; s < STRIPES; s++) {
+        free(stripes[s].slots);
+        stripes[s].slots = NULL;
+        stripes[s].cap = stripes[s].len = 0;
+        pthread_mutex_destroy(&stripes[s].lock);
+    }
+}
