@@ -250,6 +250,10 @@ typedef struct gy_dict gy_dict;
 /* gy_dict_del, only while key maps to `expected` (NULL: any value). */
 int gy__dict_del_if(gy_dict *d, const char *key, const void *expected);
 
+/* --- introspect.c --- */
+/* Drop every named root (shutdown, with a heap context set). */
+void gy__roots_release_all(void);
+
 /* --- object.c --- */
 gy_type *gy__type_by_index(uint32_t index);
 

@@ -437,6 +437,11 @@ int gy_runtime_shutdown(gy_errmsg *err) {
             err, GY_EBUSY, "gy_runtime_shutdown: %llu thread(s) still attached; detach them first",
             (unsigned long long)attached);
     }
+    if (gy__rt.heaps != NULL) {
+        gy__tls_heap = gy__rt.heaps; /* a heap to free the roots from */
+        gy__roots_release_all();
+        gy__tls_heap = NULL;
+    }
     settle_all();
     char text[GY_ERRMSG_SIZE];
     leak_report r = {text, 0, sizeof text, 0};

@@ -7,6 +7,7 @@
 #include "gyre/dict.h"
 #include "gyre/error.h"
 #include "gyre/failpoint.h"
+#include "gyre/introspect.h"
 #include "gyre/list.h"
 #include "gyre/log.h"
 #include "gyre/object.h"

@@ -1,0 +1,161 @@
+/* Introspection: objects by type, referents, referrers, roots, backrefs,
+ * growth.
+ *   core.seed_leaky_container  a class-level cache keeps objects alive;
+ *                              referrers and backrefs name the cache
+ *   core.introspect            the rest
+ * Run as `test_core_introspect NAME`. */
+#include "gy_rt.h"
+
+typedef struct item {
+    gy_object ob;
+    gy_ref next;
+    gy_ref data;
+} item;
+
+static int item_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
+    GY_VISIT(&((item *)self)->next, visit, arg);
+    GY_VISIT(&((item *)self)->data, visit, arg);
+    return 0;
+}
+static void item_clear(gy_object *self) {
+    gy_ref_clear(&((item *)self)->next);
+    gy_ref_clear(&((item *)self)->data);
+}
+static gy_type leaky_type = {
+    .name = "LeakyContainer", .size = sizeof(item), .traverse = item_traverse, .clear = item_clear};
+
+/* class LeakyContainer: _cache = []; __init__ appends self to _cache. */
+static gy_list *leaky_cache;
+
+static item *leaky_new(void) {
+    item *it;
+    assert_int_equal(gy_new(&leaky_type, &it), GY_OK);
+    gy_bytes *payload;
+    assert_int_equal(gy_bytes_new(&payload, "payload", 7), GY_OK);
+    gy_store_steal(&it->data, payload);
+    assert_int_equal(gy_list_append(leaky_cache, it), GY_OK);
+    return it;
+}
+
+static void test_seed_leaky_container(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    assert_int_equal(gy_list_new(&leaky_cache), GY_OK);
+    assert_int_equal(gy_root_add(leaky_cache, "LeakyContainer._cache"), GY_OK);
+    gy_decref(leaky_cache); /* the root holds it, like a class attribute */
+    for (int i = 0; i < 20; i++) {
+        item *it = leaky_new();
+        gy_decref(it); /* "dropped" by the caller, yet it lives */
+    }
+    /* find_objects_of_type: all 20 are still alive. */
+    gy_objects found = {0};
+    assert_int_equal(gy_objects_by_type(&leaky_type, 0, &found), GY_OK);
+    assert_int_equal(found.len, 20);
+    gy_object *suspect = found.items[7];
+    gy_incref(suspect);
+    gy_objects_release(&found);
+    /* gc.get_referrers(suspect) names the cache. */
+    gy_objects refs = {0};
+    assert_int_equal(gy_objects_referrers(suspect, &refs), GY_OK);
+    assert_int_equal(refs.len, 1);
+    assert_ptr_equal(refs.items[0], leaky_cache);
+    gy_objects_release(&refs);
+    /* The backref chain from a root: the named cache, then the suspect. */
+    char *chain = NULL;
+    assert_int_equal(gy_backrefs(suspect, GY_BACKREFS_TEXT, &chain), GY_OK);
+    print_message("%s", chain);
+    assert_non_null(strstr(chain, "root 'LeakyContainer._cache' (list"));
+    assert_non_null(strstr(chain, "-> LeakyContainer"));
+    free(chain);
+    assert_int_equal(gy_backrefs(suspect, GY_BACKREFS_DOT, &chain), GY_OK);
+    assert_non_null(strstr(chain, "digraph backrefs"));
+    assert_non_null(strstr(chain, "n0 -> n1;"));
+    free(chain);
+    gy_decref(suspect);
+    /* The fix: clear the cache; the instances die. */
+    assert_int_equal(gy_root_remove("LeakyContainer._cache"), GY_OK);
+    gy_type_stats st;
+    gy_type_get_stats(&leaky_type, &st);
+    assert_int_equal(st.live, 0);
+    GY_TEST_DOWN();
+}
+
+static void test_referents_and_unnamed_roots(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    item *a, *b, *c;
+    assert_int_equal(gy_new(&leaky_type, &a), GY_OK);
+    assert_int_equal(gy_new(&leaky_type, &b), GY_OK);
+    assert_int_equal(gy_new(&leaky_type, &c), GY_OK);
+    gy_store(&a->next, b);
+    gy_store(&a->data, c);
+    gy_store(&b->next, c);
+    gy_objects out = {0};
+    assert_int_equal(gy_objects_referents(a, &out), GY_OK);
+    assert_int_equal(out.len, 2);
+    gy_objects_release(&out);
+    assert_int_equal(gy_objects_referrers(c, &out), GY_OK);
+    assert_int_equal(out.len, 2); /* a and b */
+    gy_objects_release(&out);
+    /* Drop our own references to b and c: only a is held from outside. The
+     * shortest chain to c is a -> c (not a -> b -> c). */
+    gy_incref(c); /* the caller's reference to the object asked about */
+    gy_decref(b);
+    gy_decref(c);
+    char *chain = NULL;
+    assert_int_equal(gy_backrefs(c, GY_BACKREFS_TEXT, &chain), GY_OK);
+    print_message("%s", chain);
+    assert_non_null(strstr(chain, "held outside the heap (LeakyContainer"));
+    /* one hop: "held outside ... -> LeakyContainer 0x..." */
+    const char *arrow = strstr(chain, " -> ");
+    assert_non_null(arrow);
+    assert_null(strstr(arrow + 4, " -> "));
+    free(chain);
+    /* An object nothing in the heap references has no chain. */
+    assert_int_equal(gy_backrefs(a, GY_BACKREFS_TEXT, &chain), GY_ENOENT);
+    gy_decref(c);
+    gy_decref(a);
+    assert_int_equal(gy_root_add(NULL, "x"), GY_EINVAL);
+    assert_int_equal(gy_root_remove("nothing"), GY_ENOENT);
+    GY_TEST_DOWN();
+}
+
+static gy_type grow_type = {
+    .name = "grower", .size = sizeof(item), .traverse = item_traverse, .clear = item_clear};
+
+static void test_growth(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    gy_type_growth rows[16];
+    size_t n;
+    assert_int_equal(gy_types_growth(rows, 16, &n), GY_OK); /* baseline */
+    item *keep[5];
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(gy_new(&grow_type, &keep[i]), GY_OK);
+    }
+    assert_int_equal(gy_types_growth(rows, 16, &n), GY_OK);
+    assert_int_equal(n, 1);
+    assert_ptr_equal(rows[0].type, &grow_type);
+    assert_int_equal(rows[0].count, 5);
+    assert_int_equal(rows[0].delta, 5);
+    assert_int_equal(gy_types_growth(rows, 16, &n), GY_OK);
+    assert_int_equal(n, 0); /* no growth since the previous call */
+    for (int i = 0; i < 5; i++) {
+        gy_decref(keep[i]);
+    }
+    assert_int_equal(gy_types_growth(rows, 16, &n), GY_OK);
+    assert_int_equal(n, 0); /* shrinking is not growth */
+    GY_TEST_DOWN();
+}
+
+int main(int argc, char **argv) {
+    const struct CMUnitTest seed[] = {cmocka_unit_test(test_seed_leaky_container)};
+    const struct CMUnitTest rest[] = {
+        cmocka_unit_test(test_referents_and_unnamed_roots),
+        cmocka_unit_test(test_growth),
+    };
+    if (argc > 1 && strcmp(argv[1], "seed_leaky_container") == 0) {
+        return cmocka_run_group_tests_name(argv[1], seed, NULL, NULL) != 0;
+    }
+    return cmocka_run_group_tests_name("introspect", rest, NULL, NULL) != 0;
+}
