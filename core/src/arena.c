@@ -13,6 +13,7 @@
 
 #include "gyre/failpoint.h"
 #include "heap.h"
+#include "trace_hooks.h"
 
 #if GY_USE_JEMALLOC
 #include <jemalloc/jemalloc.h>
@@ -565,11 +566,12 @@ static void large_reclaim(ck_epoch_entry_t *entry) {
     seg_mem_free((large_header *)entry);
 }
 
-void *gy__mem_alloc(uint32_t tindex, size_t size) {
+void *gy__mem_alloc(gy_object *owner, size_t size) {
     gy__heap *h = gy__tls_heap;
     if (h == NULL || size == 0 || gy_failpoint("alloc")) {
         return NULL;
     }
+    uint32_t tindex = owner != NULL ? gy__segment_of(owner)->type_index : 0;
     uint32_t c = raw_class_of(size);
     if (c < GY__RAW_CLASSES) {
         void *cell = alloc_cell(h, &h->raw_cur[c], &h->raw_segs[c], NULL, 0, c, raw_class_size[c]);
@@ -578,6 +580,7 @@ void *gy__mem_alloc(uint32_t tindex, size_t size) {
         }
         GY__UNPOISON(cell, raw_class_size[c]);
         counters_add_bytes(h, tindex, raw_class_size[c]);
+        gy__trace_resize(owner, (int64_t)raw_class_size[c]);
         return cell;
     }
     large_header *hdr = seg_mem_alloc(sizeof *hdr + size, 16);
@@ -587,21 +590,25 @@ void *gy__mem_alloc(uint32_t tindex, size_t size) {
     hdr->size = size;
     hdr->magic = LARGE_MAGIC;
     counters_add_bytes(h, tindex, (int64_t)size);
+    gy__trace_resize(owner, (int64_t)size);
     return hdr + 1;
 }
 
-void gy__mem_free(uint32_t tindex, void *p, size_t size) {
+void gy__mem_free(gy_object *owner, void *p, size_t size) {
     if (p == NULL) {
         return;
     }
     gy__heap *h = gy__tls_heap;
+    uint32_t tindex = owner != NULL ? gy__segment_of(owner)->type_index : 0;
     uint32_t c = raw_class_of(size);
     if (c < GY__RAW_CLASSES) {
         counters_add_bytes(h, tindex, -(int64_t)raw_class_size[c]);
+        gy__trace_resize(owner, -(int64_t)raw_class_size[c]);
         gy__arena_free_cell(h, p);
         return;
     }
     large_header *hdr = (large_header *)p - 1;
     counters_add_bytes(h, tindex, -(int64_t)hdr->size);
+    gy__trace_resize(owner, -(int64_t)hdr->size);
     ck_epoch_call(&h->epoch, &hdr->entry, large_reclaim);
 }

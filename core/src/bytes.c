@@ -10,14 +10,10 @@ struct gy_bytes {
     char *data; /* len + 1 bytes of raw arena memory; immutable once built */
 };
 
-static uint32_t bytes_tindex(void) {
-    return atomic_load_explicit(&gy_bytes_type.gy__priv.index, memory_order_acquire);
-}
-
 /* A leaf type still releases its payload when freed. */
 static void bytes_clear(gy_object *self) {
     gy_bytes *b = (gy_bytes *)self;
-    gy__mem_free(bytes_tindex(), b->data, b->len + 1);
+    gy__mem_free(&b->ob, b->data, b->len + 1);
     b->data = NULL;
     b->len = 0;
 }
@@ -38,7 +34,7 @@ int gy__bytes_new_at(gy_bytes **out, const void *data, size_t len, const char *f
     if (rc != GY_OK) {
         return rc;
     }
-    b->data = gy__mem_alloc(bytes_tindex(), len + 1);
+    b->data = gy__mem_alloc(&b->ob, len + 1);
     if (b->data == NULL) {
         gy_decref(b);
         return GY_ENOMEM;

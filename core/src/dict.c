@@ -26,10 +26,6 @@ struct gy_dict {
     dict_entry *entries;
 };
 
-static uint32_t dict_tindex(void) {
-    return atomic_load_explicit(&gy_dict_type.gy__priv.index, memory_order_acquire);
-}
-
 static uint32_t key_hash(const char *key, size_t len) {
     uint32_t h = 2166136261u; /* FNV-1a */
     for (size_t i = 0; i < len; i++) {
@@ -84,11 +80,11 @@ static void dict_clear(gy_object *self) {
     for (size_t i = 0; i < cap; i++) {
         dict_entry *e = &entries[i];
         if (e->key != NULL && e->key != TOMBSTONE) {
-            gy__mem_free(dict_tindex(), e->key, e->keylen + 1);
+            gy__mem_free(&d->ob, e->key, e->keylen + 1);
             gy_decref(e->value);
         }
     }
-    gy__mem_free(dict_tindex(), entries, cap * sizeof *entries);
+    gy__mem_free(&d->ob, entries, cap * sizeof *entries);
 }
 
 gy_type gy_dict_type = {
@@ -118,7 +114,7 @@ static int dict_grow(gy_dict *d) {
     while (cap * 3 <= (d->len + 1) * 4 * 2) {
         cap *= 2;
     }
-    dict_entry *fresh = gy__mem_alloc(dict_tindex(), cap * sizeof *fresh);
+    dict_entry *fresh = gy__mem_alloc(&d->ob, cap * sizeof *fresh);
     if (fresh == NULL) {
         return GY_ENOMEM;
     }
@@ -129,7 +125,7 @@ static int dict_grow(gy_dict *d) {
             *find_slot(fresh, cap, e->key, e->keylen, e->hash) = *e;
         }
     }
-    gy__mem_free(dict_tindex(), d->entries, d->cap * sizeof *fresh);
+    gy__mem_free(&d->ob, d->entries, d->cap * sizeof *fresh);
     d->entries = fresh;
     d->cap = cap;
     d->used = d->len;
@@ -154,7 +150,7 @@ int gy_dict_set(gy_dict *d, const char *key, void *value) {
         old = e->value;
         e->value = value;
     } else {
-        char *copy = gy__mem_alloc(dict_tindex(), len + 1);
+        char *copy = gy__mem_alloc(&d->ob, len + 1);
         rc = copy == NULL ? GY_ENOMEM : dict_grow(d);
         if (rc == GY_OK) {
             memcpy(copy, key, len + 1);
@@ -168,7 +164,7 @@ int gy_dict_set(gy_dict *d, const char *key, void *value) {
             e->value = value;
             d->len++;
         } else {
-            gy__mem_free(dict_tindex(), copy, len + 1);
+            gy__mem_free(&d->ob, copy, len + 1);
             old = value; /* undo our incref after unlocking */
         }
     }
@@ -221,7 +217,7 @@ int gy__dict_del_if(gy_dict *d, const char *key, const void *expected) {
     if (old == NULL) {
         return GY_ENOENT;
     }
-    gy__mem_free(dict_tindex(), oldkey, len + 1);
+    gy__mem_free(&d->ob, oldkey, len + 1);
     gy_decref(old);
     return GY_OK;
 }
@@ -241,7 +237,7 @@ int gy_dict_foreach(gy_dict *d, int (*fn)(const char *key, gy_object *value, voi
         }
     }
     size_t size = n * sizeof(snap_entry) + keybytes;
-    snap_entry *snap = size ? gy__mem_alloc(0, size) : NULL;
+    snap_entry *snap = size ? gy__mem_alloc(NULL, size) : NULL;
     if (size && snap == NULL) {
         gy__spin_unlock(&d->lock);
         return GY_ENOMEM;
@@ -269,7 +265,7 @@ int gy_dict_foreach(gy_dict *d, int (*fn)(const char *key, gy_object *value, voi
     for (size_t i = 0; i < n; i++) {
         gy_decref(snap[i].value);
     }
-    gy__mem_free(0, snap, size);
+    gy__mem_free(NULL, snap, size);
     return rc;
 }
 

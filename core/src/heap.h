@@ -190,9 +190,10 @@ void gy__arena_free_cell(gy__heap *h, void *cell);
 void gy__arena_free_cell_now(gy__heap *h, gy_object *ob);
 /* Whether a cell holds a live object (its header is not the dead marker). */
 bool gy__object_is_live(const gy_object *ob);
-/* Raw backing storage counted against type index `tindex`. */
-void *gy__mem_alloc(uint32_t tindex, size_t size);
-void gy__mem_free(uint32_t tindex, void *p, size_t size);
+/* Raw backing storage of `owner` (NULL: scratch memory), counted against
+ * its type and, when tracing, its allocation trace. */
+void *gy__mem_alloc(gy_object *owner, size_t size);
+void gy__mem_free(gy_object *owner, void *p, size_t size);
 /* Epoch quiescent state for h, then reclaim what the grace period allows. */
 void gy__arena_quiesce(gy__heap *h);
 /* Push the current bag to the epoch (h's safe point). */

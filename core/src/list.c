@@ -25,11 +25,6 @@ static int list_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
     return rc;
 }
 
-static uint32_t list_tindex(void) {
-    /* acquire: pairs with the release that published the index. */
-    return atomic_load_explicit(&gy_list_type.gy__priv.index, memory_order_acquire);
-}
-
 /* Drop every item and the array; the references are released after unlock. */
 static void list_clear(gy_object *self) {
     gy_list *l = (gy_list *)self;
@@ -42,7 +37,7 @@ static void list_clear(gy_object *self) {
     for (size_t i = 0; i < len; i++) {
         gy_decref(items[i]);
     }
-    gy__mem_free(list_tindex(), items, cap * sizeof *items);
+    gy__mem_free(&l->ob, items, cap * sizeof *items);
 }
 
 gy_type gy_list_type = {
@@ -70,7 +65,7 @@ int gy_list_append(gy_list *l, void *item) {
     gy__spin_lock(&l->lock);
     if (l->len == l->cap) {
         size_t cap = l->cap < 4 ? 4 : l->cap + l->cap / 2 + 1;
-        gy_object **grown = gy__mem_alloc(list_tindex(), cap * sizeof *grown);
+        gy_object **grown = gy__mem_alloc(&l->ob, cap * sizeof *grown);
         if (grown == NULL) {
             gy__spin_unlock(&l->lock);
             return GY_ENOMEM;
@@ -79,7 +74,7 @@ int gy_list_append(gy_list *l, void *item) {
             memcpy(grown, l->items, l->len * sizeof *grown);
         }
         /* The old array is reused only after a grace period. */
-        gy__mem_free(list_tindex(), l->items, l->cap * sizeof *grown);
+        gy__mem_free(&l->ob, l->items, l->cap * sizeof *grown);
         l->items = grown;
         l->cap = cap;
     }

@@ -3,6 +3,7 @@
 
 #include "gc_hooks.h"
 #include "heap.h"
+#include "trace_hooks.h"
 
 static pthread_mutex_t type_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -43,8 +44,6 @@ static int type_index(gy_type *type) {
 }
 
 int gy__new_at(gy_type *type, void *outp, const char *file, int line) {
-    (void)file; /* allocation tracing records the call site (a later issue) */
-    (void)line;
     gy__heap *h = gy__tls_heap;
     if (h == NULL) {
         return GY_ESTATE;
@@ -58,6 +57,7 @@ int gy__new_at(gy_type *type, void *outp, const char *file, int line) {
     if (rc != GY_OK) {
         return rc;
     }
+    gy__trace_alloc(ob, type, gy__segment_of(ob)->cell_size, file, line);
     const gy__gc_hooks *hooks = gy__gc_hooks_get();
     if (hooks != NULL && hooks->alloc != NULL) {
         hooks->alloc(ob, type);

@@ -11,6 +11,7 @@
 
 #include "gc_hooks.h"
 #include "heap.h"
+#include "trace_hooks.h"
 
 static inline int32_t rc_count(int32_t shared) { return shared >> GY__RC_SHIFT; } /* arithmetic */
 static inline int32_t rc_make(int32_t count, int32_t flags) {
@@ -140,6 +141,7 @@ static void object_free_now(gy__heap *h, gy_object *ob) {
         type->clear(ob);
         s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
     }
+    gy__trace_free(ob);
     counters_free(h, seg);
     h->nfreed++;
     if (s & GY__RC_ID_TAKEN) {

@@ -12,6 +12,7 @@
 #include "gyre/log.h"
 #include "gyre/object.h"
 #include "gyre/runtime.h"
+#include "gyre/trace.h"
 #include "gyre/version.h"
 #include "gyre/weakref.h"
 
