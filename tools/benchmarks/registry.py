@@ -46,3 +46,28 @@ register(Benchmark(
              "bench_alloc_mimalloc"),
     packages=("libmimalloc-dev", "python3"),
 ))
+
+
+register(Benchmark(
+    name="tracing",
+    description="allocation tracing off vs compiled out (with an A/A row); tracing on; weakref get",
+    sides=(
+        Side("tracing_off", ("{build}/tools/benchmarks/bench_tracing", "off")),
+        Side("compiled_out", ("{build}/tools/benchmarks/bench_tracing_compiled_out",)),
+        Side("compiled_out_again", ("{build}/tools/benchmarks/bench_tracing_compiled_out",)),
+        Side("tracing_on", ("{build}/tools/benchmarks/bench_tracing", "on")),
+    ),
+    comparisons=(
+        Comparison("alloc_tracing_off", "ns", "tracing_off", "tracing_compiled_out",
+                   "compiled_out", "<=1.05", anchor_key="tracing_compiled_out"),
+        # A/A: the same binary against itself shows the noise floor.
+        Comparison("tracing_compiled_out", "ns", "compiled_out_again", "tracing_compiled_out",
+                   "compiled_out"),
+        Comparison("alloc_tracing_on", "ns", "tracing_on", "tracing_compiled_out",
+                   "compiled_out", anchor_key="tracing_compiled_out"),
+        Comparison("weakref_get", "ns", "tracing_on", "incref", "tracing_on",
+                   anchor_key="incref"),
+    ),
+    rounds=15,
+    targets=("bench_tracing", "bench_tracing_compiled_out"),
+))
