@@ -43,7 +43,21 @@ static int type_index(gy_type *type) {
     return (int)index;
 }
 
-int gy__new_at(gy_type *type, void *outp, const char *file, int line) {
+/* Allocate, run the collector's allocation hook, hand the pointer out. */
+static int new_object(gy__heap *h, gy_type *type, int index, gy_object **ob) {
+    int rc = gy__arena_alloc_object(h, type, (uint32_t)index, ob);
+    if (rc != GY_OK) {
+        return rc;
+    }
+    const gy__gc_hooks *hooks = gy__gc_hooks_get();
+    if (hooks != NULL && hooks->alloc != NULL) {
+        hooks->alloc(*ob, type);
+    }
+    return GY_OK;
+}
+
+/* Checks, allocation, hooks; the pointer handed out through outp. */
+static inline int new_checked(gy_type *type, gy_object **ob) {
     gy__heap *h = gy__tls_heap;
     if (h == NULL) {
         return GY_ESTATE;
@@ -52,19 +66,40 @@ int gy__new_at(gy_type *type, void *outp, const char *file, int line) {
     if (index < 0) {
         return index;
     }
+    return new_object(h, type, index, ob);
+}
+
+#if GY_TRACING
+/* The traced path, kept out of line so that the untraced one never keeps
+ * file and line alive. */
+__attribute__((cold, noinline)) static int new_traced(gy_type *type, void *outp, const char *file,
+                                                      int line) {
     gy_object *ob;
-    int rc = gy__arena_alloc_object(h, type, (uint32_t)index, &ob);
-    if (rc != GY_OK) {
-        return rc;
+    int rc = new_checked(type, &ob);
+    if (rc == GY_OK) {
+        gy__trace_alloc(ob, type, gy__segment_of(ob)->cell_size, file, line);
+        memcpy(outp, &ob, sizeof ob);
     }
-    gy__trace_alloc(ob, type, gy__segment_of(ob)->cell_size, file, line);
-    const gy__gc_hooks *hooks = gy__gc_hooks_get();
-    if (hooks != NULL && hooks->alloc != NULL) {
-        hooks->alloc(ob, type);
+    return rc;
+}
+#endif
+
+int gy__new_at(gy_type *type, void *outp, const char *file, int line) {
+#if GY_TRACING
+    /* relaxed: a hint; tracing that starts during this call may miss it. */
+    if (__builtin_expect(atomic_load_explicit(&gy__trace_on, memory_order_relaxed) != 0, 0)) {
+        return new_traced(type, outp, file, line);
     }
-    /* The caller's pointer may have any struct-pointer type: copy bytes. */
-    memcpy(outp, &ob, sizeof ob);
-    return GY_OK;
+#endif
+    (void)file;
+    (void)line;
+    gy_object *ob;
+    int rc = new_checked(type, &ob);
+    if (rc == GY_OK) {
+        /* The caller's pointer may have any struct-pointer type: copy bytes. */
+        memcpy(outp, &ob, sizeof ob);
+    }
+    return rc;
 }
 
 const gy_type *gy_type_of(const void *obj) { return gy__segment_of(obj)->type; }

@@ -373,6 +373,10 @@ gy_object *gy_load(gy_ref *field) {
                 return ob; /* the field held it while we took our reference */
             }
             gy_decref(ob);
+        } else if (atomic_load_explicit(&field->gy__ptr, memory_order_acquire) == ob) {
+            /* Still in the field yet no upgrade: the collector doomed it
+             * (cyclic trash about to be cleared). It reads as absent. */
+            return NULL;
         }
     }
 }

@@ -21,15 +21,17 @@ extern _Atomic int gy__trace_on;
  * resizes look an object up only when it is non-zero. */
 extern _Atomic long gy__trace_held;
 
-void gy__trace_alloc_slow(gy_object *ob, const gy_type *type, size_t size, const char *file,
-                          int line);
-void gy__trace_free_slow(gy_object *ob);
-void gy__trace_resize_slow(gy_object *ob, int64_t delta);
+/* The slow paths are cold: the compiler keeps them (and the register saves
+ * their calls need) out of the allocation and free paths. */
+__attribute__((cold)) void gy__trace_alloc_slow(gy_object *ob, const gy_type *type, size_t size,
+                                                const char *file, int line);
+__attribute__((cold)) void gy__trace_free_slow(gy_object *ob);
+__attribute__((cold)) void gy__trace_resize_slow(gy_object *ob, int64_t delta);
 
 static inline void gy__trace_alloc(gy_object *ob, const gy_type *type, size_t size,
                                    const char *file, int line) {
 #if GY_TRACING
-    if (atomic_load_explicit(&gy__trace_on, memory_order_relaxed)) {
+    if (__builtin_expect(atomic_load_explicit(&gy__trace_on, memory_order_relaxed) != 0, 0)) {
         gy__trace_alloc_slow(ob, type, size, file, line);
     }
 #else
@@ -39,7 +41,7 @@ static inline void gy__trace_alloc(gy_object *ob, const gy_type *type, size_t si
 
 static inline void gy__trace_free(gy_object *ob) {
 #if GY_TRACING
-    if (atomic_load_explicit(&gy__trace_held, memory_order_relaxed) != 0) {
+    if (__builtin_expect(atomic_load_explicit(&gy__trace_held, memory_order_relaxed) != 0, 0)) {
         gy__trace_free_slow(ob);
     }
 #else
@@ -49,7 +51,8 @@ static inline void gy__trace_free(gy_object *ob) {
 
 static inline void gy__trace_resize(gy_object *ob, int64_t delta) {
 #if GY_TRACING
-    if (ob != NULL && atomic_load_explicit(&gy__trace_held, memory_order_relaxed) != 0) {
+    if (__builtin_expect(atomic_load_explicit(&gy__trace_held, memory_order_relaxed) != 0, 0) &&
+        ob != NULL) {
         gy__trace_resize_slow(ob, delta);
     }
 #else

@@ -411,7 +411,32 @@ static void test_gc_hooks(void **state) {
     GY_TEST_DOWN();
 }
 
+/* The collector's doomed state: once set, every upgrade fails, so a field
+ * or a weak reference that still names the object reads as empty. */
+static void test_doomed_objects_cannot_be_upgraded(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    node *a, *b;
+    assert_int_equal(gy_new(&node_type, &a), GY_OK);
+    assert_int_equal(gy_new(&node_type, &b), GY_OK);
+    gy_store(&a->next, b);
+    gy_weakref *wr;
+    assert_int_equal(gy_weakref_new(&wr, b, NULL, NULL), GY_OK);
+    gy_object *got = gy_weakref_get(wr);
+    assert_ptr_equal(got, b);
+    gy_decref(got);
+    atomic_fetch_or(&b->ob.gy__shared, GY__RC_DOOMED);
+    assert_null(gy_load(&a->next));
+    assert_null(gy_weakref_get(wr));
+    atomic_fetch_and(&b->ob.gy__shared, ~GY__RC_DOOMED); /* undo, then tidy up */
+    gy_decref(wr);
+    gy_decref(b);
+    gy_decref(a);
+    GY_TEST_DOWN();
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_doomed_objects_cannot_be_upgraded),
     cmocka_unit_test(test_gc_hooks),
     cmocka_unit_test(test_new_and_type),
     cmocka_unit_test(test_store_load_and_ids),
