@@ -11,6 +11,7 @@
 #include "gyre/introspect.h"
 #include "gyre/runtime.h"
 #include "heap.h"
+#include "textbuf.h"
 
 /* --- a growable array of object pointers ----------------------------------- */
 
@@ -385,39 +386,6 @@ static int graph_build(graph *g) {
     return GY_OK;
 }
 
-/* Append formatted text to a growing buffer. */
-typedef struct textbuf {
-    char *s;
-    size_t len, cap;
-    int failed;
-} textbuf;
-
-static void tb_printf(textbuf *t, const char *fmt, ...) GY_PRINTF(2, 3);
-static void tb_printf(textbuf *t, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = 1;
-            return;
-        }
-        if (t->s != NULL && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = (t->cap + (size_t)n + 1) * 2;
-        char *grown = realloc(t->s, cap);
-        if (grown == NULL) {
-            t->failed = 1;
-            return;
-        }
-        t->s = grown;
-        t->cap = cap;
-    }
-}
-
 int gy_backrefs(void *obj, gy_backrefs_format format, char **out) {
     if (gy__tls_heap == NULL) {
         return GY_ESTATE;
@@ -492,38 +460,41 @@ int gy_backrefs(void *obj, gy_backrefs_format format, char **out) {
         }
     }
     if (found != NO_INDEX) {
-        textbuf t = {0};
+        gy__textbuf t = {0};
         if (format == GY_BACKREFS_DOT) {
-            tb_printf(&t, "digraph backrefs {\n  rankdir=LR;\n  node [shape=box];\n");
+            gy__textbuf_printf(&t, "digraph backrefs {\n  rankdir=LR;\n  node [shape=box];\n");
         }
         size_t step = 0;
         for (size_t i = found;; i = via[i], step++) {
             const char *name = g.type_name[i] ? g.type_name[i] : "?";
             if (format == GY_BACKREFS_DOT) {
-                tb_printf(&t, "  n%zu [label=\"%s\\n%p%s%s%s\"];\n", step, name, (void *)g.objs[i],
-                          i == found ? (found_name ? "\\nroot '" : "\\nheld outside the heap") : "",
-                          i == found && found_name ? found_name : "",
-                          i == found && found_name ? "'" : "");
+                gy__textbuf_printf(
+                    &t, "  n%zu [label=\"%s\\n%p%s%s%s\"];\n", step, name, (void *)g.objs[i],
+                    i == found ? (found_name ? "\\nroot '" : "\\nheld outside the heap") : "",
+                    i == found && found_name ? found_name : "",
+                    i == found && found_name ? "'" : "");
                 if (step > 0) {
-                    tb_printf(&t, "  n%zu -> n%zu;\n", step - 1, step);
+                    gy__textbuf_printf(&t, "  n%zu -> n%zu;\n", step - 1, step);
                 }
             } else if (i == found) {
                 if (found_name != NULL) {
-                    tb_printf(&t, "root '%s' (%s %p)", found_name, name, (void *)g.objs[i]);
+                    gy__textbuf_printf(&t, "root '%s' (%s %p)", found_name, name,
+                                       (void *)g.objs[i]);
                 } else {
-                    tb_printf(&t, "held outside the heap (%s %p)", name, (void *)g.objs[i]);
+                    gy__textbuf_printf(&t, "held outside the heap (%s %p)", name,
+                                       (void *)g.objs[i]);
                 }
             } else {
-                tb_printf(&t, " -> %s %p", name, (void *)g.objs[i]);
+                gy__textbuf_printf(&t, " -> %s %p", name, (void *)g.objs[i]);
             }
             if (i == target) {
                 break;
             }
         }
         if (format == GY_BACKREFS_DOT) {
-            tb_printf(&t, "}\n");
+            gy__textbuf_printf(&t, "}\n");
         } else {
-            tb_printf(&t, "\n");
+            gy__textbuf_printf(&t, "\n");
         }
         if (t.failed) {
             free(t.s);

@@ -15,6 +15,8 @@
 
 #include "gyre/trace.h"
 #include "heap.h"
+#include "ptrmap.h"
+#include "textbuf.h"
 #include "trace_hooks.h"
 
 #define STRIPES 64
@@ -45,54 +47,22 @@ static tstripe stripes[STRIPES] = {
 
 static _Thread_local const char *current_tag;
 
-static uint64_t hash_ptr(const void *p) {
-    uint64_t x = (uint64_t)(uintptr_t)p >> 3;
-    x ^= x >> 31;
-    x *= 0x9e3779b97f4a7c15ULL;
-    return x ^ (x >> 29);
-}
-
-static tstripe *stripe_for(const void *p) { return &stripes[hash_ptr(p) >> 58]; }
+static tstripe *stripe_for(const void *p) { return &stripes[gy__ptr_hash(p) >> 58]; }
 
 static size_t rec_find(const tstripe *st, const gy_object *key) {
-    size_t mask = st->cap - 1, i = (size_t)hash_ptr(key) & mask;
-    while (st->recs[i].key != NULL && st->recs[i].key != key) {
-        i = (i + 1) & mask;
-    }
-    return i;
+    return gy__ptrmap_find(st->recs, st->cap, sizeof(record), key);
 }
 
 static int rec_grow(tstripe *st) {
-    size_t cap = st->cap ? st->cap * 2 : 64;
-    record *fresh = calloc(cap, sizeof *fresh);
-    if (fresh == NULL) {
-        return GY_ENOMEM;
-    }
-    record *old = st->recs;
-    size_t oldcap = st->cap;
-    st->recs = fresh;
-    st->cap = cap;
-    for (size_t i = 0; i < oldcap; i++) {
-        if (old[i].key != NULL) {
-            st->recs[rec_find(st, old[i].key)] = old[i];
-        }
-    }
-    free(old);
-    return GY_OK;
+    void *table = st->recs;
+    int rc = gy__ptrmap_grow(&table, &st->cap, sizeof(record));
+    st->recs = table;
+    return rc;
 }
 
 static void rec_remove(tstripe *st, size_t i) {
-    size_t mask = st->cap - 1;
-    st->recs[i].key = NULL;
+    gy__ptrmap_remove(st->recs, st->cap, sizeof(record), i);
     st->len--;
-    for (size_t j = (i + 1) & mask; st->recs[j].key != NULL; j = (j + 1) & mask) {
-        size_t home = (size_t)hash_ptr(st->recs[j].key) & mask;
-        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-            st->recs[i] = st->recs[j];
-            st->recs[j].key = NULL;
-            i = j;
-        }
-    }
 }
 
 static void account(int64_t delta) {
@@ -469,38 +439,6 @@ int gy_snapshot_compare(const gy_snapshot *now, const gy_snapshot *old, gy_trace
 
 /* --- the report ------------------------------------------------------------ */
 
-typedef struct textbuf {
-    char *s;
-    size_t len, cap;
-    int failed;
-} textbuf;
-
-static void tb_printf(textbuf *t, const char *fmt, ...) GY_PRINTF(2, 3);
-static void tb_printf(textbuf *t, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = 1;
-            return;
-        }
-        if (t->s != NULL && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = (t->cap + (size_t)n + 1) * 2;
-        char *grown = realloc(t->s, cap);
-        if (grown == NULL) {
-            t->failed = 1;
-            return;
-        }
-        t->s = grown;
-        t->cap = cap;
-    }
-}
-
 /* Line `line` of `file`, stripped, into buf; false if unreadable. */
 static bool source_line(const char *file, int line, char *buf, size_t size) {
     FILE *f = file ? fopen(file, "r") : NULL;
@@ -536,9 +474,9 @@ static const char *base_name(const char *path) {
 
 int gy_trace_format_top(const gy_trace_stat *stats, size_t n, gy_trace_group group, size_t limit,
                         char **out) {
-    textbuf t = {0};
+    gy__textbuf t = {0};
     static const char *what[] = {"lines", "tags", "types"};
-    tb_printf(&t, "Top %zu %s\n", limit < n ? limit : n, what[group]);
+    gy__textbuf_printf(&t, "Top %zu %s\n", limit < n ? limit : n, what[group]);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         total += stats[i].size;
@@ -547,18 +485,18 @@ int gy_trace_format_top(const gy_trace_stat *stats, size_t n, gy_trace_group gro
         const gy_trace_stat *s = &stats[i];
         double kib = (double)s->size / 1024.0;
         if (group == GY_TRACE_BY_SITE) {
-            tb_printf(&t, "#%zu: %s:%d: %.1f KiB (%zu objects)\n", i + 1, base_name(s->file),
-                      s->line, kib, s->count);
+            gy__textbuf_printf(&t, "#%zu: %s:%d: %.1f KiB (%zu objects)\n", i + 1,
+                               base_name(s->file), s->line, kib, s->count);
             char src[512];
             if (source_line(s->file, s->line, src, sizeof src)) {
-                tb_printf(&t, "    %s\n", src);
+                gy__textbuf_printf(&t, "    %s\n", src);
             }
         } else if (group == GY_TRACE_BY_TAG) {
-            tb_printf(&t, "#%zu: %s: %.1f KiB (%zu objects)\n", i + 1,
-                      s->tag ? s->tag : "(untagged)", kib, s->count);
+            gy__textbuf_printf(&t, "#%zu: %s: %.1f KiB (%zu objects)\n", i + 1,
+                               s->tag ? s->tag : "(untagged)", kib, s->count);
         } else {
-            tb_printf(&t, "#%zu: %s: %.1f KiB (%zu objects)\n", i + 1,
-                      s->type && s->type->name ? s->type->name : "?", kib, s->count);
+            gy__textbuf_printf(&t, "#%zu: %s: %.1f KiB (%zu objects)\n", i + 1,
+                               s->type && s->type->name ? s->type->name : "?", kib, s->count);
         }
     }
     if (n > limit) {
@@ -566,9 +504,9 @@ int gy_trace_format_top(const gy_trace_stat *stats, size_t n, gy_trace_group gro
         for (size_t i = limit; i < n; i++) {
             other += stats[i].size;
         }
-        tb_printf(&t, "%zu other: %.1f KiB\n", n - limit, (double)other / 1024.0);
+        gy__textbuf_printf(&t, "%zu other: %.1f KiB\n", n - limit, (double)other / 1024.0);
     }
-    tb_printf(&t, "Total allocated size: %.1f KiB\n", (double)total / 1024.0);
+    gy__textbuf_printf(&t, "Total allocated size: %.1f KiB\n", (double)total / 1024.0);
     if (t.failed) {
         free(t.s);
         return GY_ENOMEM;

@@ -13,6 +13,7 @@
 
 #include "gyre/weakref.h"
 #include "heap.h"
+#include "ptrmap.h"
 
 #define STRIPES 64
 #define BATCH 32
@@ -42,58 +43,22 @@ typedef struct stripe {
 /* Set up by gy__weakref_init at runtime start, torn down at shutdown. */
 static stripe stripes[STRIPES];
 
-static uint64_t addr_hash(const void *p) {
-    uint64_t x = (uint64_t)(uintptr_t)p >> 4;
-    x ^= x >> 29;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    return x ^ (x >> 32);
+static uint32_t stripe_of(const void *p) { return (uint32_t)(gy__ptr_hash(p) >> 58); }
+
+static size_t slot_find(const stripe *st, const gy_object *key) {
+    return gy__ptrmap_find(st->slots, st->cap, sizeof(slot), key);
 }
 
-static uint32_t stripe_of(const void *p) { return (uint32_t)(addr_hash(p) >> 58); }
-
-/* Index of key's slot, or of the empty slot where it would go. cap > 0. */
-static size_t slot_find(const stripe *st, const gy_object *key) {
-    size_t mask = st->cap - 1;
-    size_t i = (size_t)addr_hash(key) & mask;
-    while (st->slots[i].key != NULL && st->slots[i].key != key) {
-        i = (i + 1) & mask;
-    }
-    return i;
+static void slot_remove(stripe *st, size_t i) {
+    gy__ptrmap_remove(st->slots, st->cap, sizeof(slot), i);
+    st->len--;
 }
 
 static int stripe_grow(stripe *st) {
-    size_t cap = st->cap ? st->cap * 2 : 16;
-    slot *fresh = calloc(cap, sizeof *fresh);
-    if (fresh == NULL) {
-        return GY_ENOMEM;
-    }
-    slot *old = st->slots;
-    size_t oldcap = st->cap;
-    st->slots = fresh;
-    st->cap = cap;
-    for (size_t i = 0; i < oldcap; i++) {
-        if (old[i].key != NULL) {
-            st->slots[slot_find(st, old[i].key)] = old[i];
-        }
-    }
-    free(old);
-    return GY_OK;
-}
-
-/* Remove slot i, shifting later entries of its probe run back. */
-static void slot_remove(stripe *st, size_t i) {
-    size_t mask = st->cap - 1;
-    st->slots[i].key = NULL;
-    st->len--;
-    for (size_t j = (i + 1) & mask; st->slots[j].key != NULL; j = (j + 1) & mask) {
-        size_t home = (size_t)addr_hash(st->slots[j].key) & mask;
-        /* Move j back to i if i lies cyclically in [home, j). */
-        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-            st->slots[i] = st->slots[j];
-            st->slots[j].key = NULL;
-            i = j;
-        }
-    }
+    void *table = st->slots;
+    int rc = gy__ptrmap_grow(&table, &st->cap, sizeof(slot));
+    st->slots = table;
+    return rc;
 }
 
 /* Under the stripe lock: take wr out of its referent's list. */
