@@ -329,14 +329,45 @@ static void *alloc_cell(gy__heap *h, gy__segment **cur, gy__segment **head, gy_t
     return segment_pop(fresh);
 }
 
+/* Zero a new object's cell (size: a multiple of 8). Cells up to 128 bytes,
+ * the common case, get straight-line stores instead of a call to memset:
+ * the switch enters at the cell's last word and falls through to the first. */
+static inline void zero_cell(void *cell, uint32_t size) {
+    uint64_t *w = cell;
+    switch (size / 8) {
+#define GY__ZERO_WORD(n) \
+    case n + 1:          \
+        w[n] = 0;        \
+        __attribute__((fallthrough))
+        GY__ZERO_WORD(15);
+        GY__ZERO_WORD(14);
+        GY__ZERO_WORD(13);
+        GY__ZERO_WORD(12);
+        GY__ZERO_WORD(11);
+        GY__ZERO_WORD(10);
+        GY__ZERO_WORD(9);
+        GY__ZERO_WORD(8);
+        GY__ZERO_WORD(7);
+        GY__ZERO_WORD(6);
+        GY__ZERO_WORD(5);
+        GY__ZERO_WORD(4);
+        GY__ZERO_WORD(3);
+        GY__ZERO_WORD(2);
+        GY__ZERO_WORD(1);
+#undef GY__ZERO_WORD
+    case 1:
+        w[0] = 0;
+        break;
+    default:
+        memset(cell, 0, size);
+    }
+}
+
 int gy__arena_alloc_object(gy__heap *h, gy_type *type, uint32_t index, gy_object **out) {
     if (gy_failpoint("alloc")) {
         return GY_ENOMEM;
     }
-    uint32_t size = (uint32_t)((type->size + 7) & ~(size_t)7);
-    if (size < 16) {
-        size = 16;
-    }
+    uint32_t size = gy__type_cell_size(type);
     gy__tcache *tc = h->tcache[index];
     gy_object *ob;
     if (tc != NULL && tc->n > 0) {
@@ -348,19 +379,11 @@ int gy__arena_alloc_object(gy__heap *h, gy_type *type, uint32_t index, gy_object
         }
     }
     GY__UNPOISON(ob, size);
-    memset(ob, 0, size);
+    zero_cell(ob, size);
     /* relaxed: the object is not yet visible to any other thread. */
     atomic_store_explicit(&ob->gy__local, 1, memory_order_relaxed);
     atomic_store_explicit(&ob->gy__shared, 0, memory_order_relaxed);
-    gy__type_counters *c = &h->counters[index];
-    /* relaxed load+store: only this thread writes its heap's counters. */
-    atomic_store_explicit(&c->live, atomic_load_explicit(&c->live, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    atomic_store_explicit(&c->bytes, atomic_load_explicit(&c->bytes, memory_order_relaxed) + size,
-                          memory_order_relaxed);
-    atomic_store_explicit(&c->allocated,
-                          atomic_load_explicit(&c->allocated, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    GY__COUNTER_ADD(h->counters[index].allocated, 1);
     *out = ob;
     return GY_OK;
 }
@@ -555,10 +578,7 @@ int gy__heap_foreach_object(gy__heap *h, int (*fn)(gy_object *, void *), void *a
 /* --- raw backing storage ------------------------------------------------- */
 
 static void counters_add_bytes(gy__heap *h, uint32_t tindex, int64_t delta) {
-    gy__type_counters *c = &h->counters[tindex];
-    /* relaxed load+store: only this thread writes its heap's counters. */
-    atomic_store_explicit(&c->bytes, atomic_load_explicit(&c->bytes, memory_order_relaxed) + delta,
-                          memory_order_relaxed);
+    GY__COUNTER_ADD(h->counters[tindex].backing, delta);
 }
 
 static void large_reclaim(ck_epoch_entry_t *entry) {

@@ -84,12 +84,27 @@ typedef struct gy__segment {
     _Atomic uint32_t nremote;
 } gy__segment;
 
+/* Per heap and type. Live objects = allocated - freed and their bytes =
+ * live x cell size + backing, summed over heaps on read, so allocation and
+ * free each bump one counter. Written by the heap's thread only (relaxed
+ * load + store), read by anyone (relaxed). */
 typedef struct gy__type_counters {
-    _Atomic int64_t live; /* written by the heap's thread (relaxed), read by anyone */
-    _Atomic int64_t bytes;
     _Atomic uint64_t allocated;
     _Atomic uint64_t freed;
+    _Atomic int64_t backing; /* raw backing storage bytes */
 } gy__type_counters;
+
+/* Bump an owner-written counter: a relaxed load and store, no RMW. */
+#define GY__COUNTER_ADD(field, delta)                                                     \
+    atomic_store_explicit(&(field),                                                       \
+                          atomic_load_explicit(&(field), memory_order_relaxed) + (delta), \
+                          memory_order_relaxed)
+
+/* The cell size of a type: its size rounded up to 8, at least 16. */
+static inline uint32_t gy__type_cell_size(const gy_type *type) {
+    uint32_t size = (uint32_t)((type->size + 7) & ~(size_t)7);
+    return size < 16 ? 16 : size;
+}
 
 /* A batch of freed cells waiting for an epoch grace period. */
 typedef struct gy__bag {

@@ -191,11 +191,12 @@ static void sum_type(uint32_t index, gy_type_stats *out) {
     for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
         gy__type_counters *c = &h->counters[index];
         /* relaxed: statistics, summed without stopping the writers. */
-        out->live += atomic_load_explicit(&c->live, memory_order_relaxed);
-        out->bytes += atomic_load_explicit(&c->bytes, memory_order_relaxed);
         out->allocated += atomic_load_explicit(&c->allocated, memory_order_relaxed);
         out->freed += atomic_load_explicit(&c->freed, memory_order_relaxed);
+        out->bytes += atomic_load_explicit(&c->backing, memory_order_relaxed);
     }
+    out->live = (int64_t)(out->allocated - out->freed);
+    out->bytes += out->live * (int64_t)gy__type_cell_size(gy__rt.types[index]);
 }
 
 void gy_type_get_stats(const gy_type *type, gy_type_stats *out) {

@@ -88,15 +88,7 @@ static bool outbox_push(gy__heap *h, gy__heap *dest, gy_object *ob, bool free_re
 /* --- freeing ---------------------------------------------------------- */
 
 static void counters_free(gy__heap *h, gy__segment *seg) {
-    gy__type_counters *c = &h->counters[seg->type_index];
-    /* relaxed load+store: only this thread writes its heap's counters. */
-    atomic_store_explicit(&c->live, atomic_load_explicit(&c->live, memory_order_relaxed) - 1,
-                          memory_order_relaxed);
-    atomic_store_explicit(&c->bytes,
-                          atomic_load_explicit(&c->bytes, memory_order_relaxed) - seg->cell_size,
-                          memory_order_relaxed);
-    atomic_store_explicit(&c->freed, atomic_load_explicit(&c->freed, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    GY__COUNTER_ADD(h->counters[seg->type_index].freed, 1);
 }
 
 /* Finalize (once), clear, and free a dead object now. */

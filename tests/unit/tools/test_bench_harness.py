@@ -82,7 +82,12 @@ class RoundsTest(unittest.TestCase):
         runner = FakeRunner({"gyre": [10, 12, 11, 50, 11], "jemalloc": [8, 9, 8, 8, 100],
                              "glibc": [20, 20, 21, 19, 20]})
         results = harness.run_rounds(fake_bench(), runner)
-        self.assertEqual(runner.order, ["gyre", "jemalloc", "glibc"] * 5)
+        # Interleaved, each round starting one side further round.
+        self.assertEqual(runner.order, ["gyre", "jemalloc", "glibc",
+                                        "jemalloc", "glibc", "gyre",
+                                        "glibc", "gyre", "jemalloc",
+                                        "gyre", "jemalloc", "glibc",
+                                        "jemalloc", "glibc", "gyre"])
         self.assertEqual(results["gyre"]["t"], [10, 12, 11, 50, 11])
         rows = harness.summarize(fake_bench(), results)
         self.assertEqual(len(rows), 2)
