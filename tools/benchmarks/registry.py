@@ -56,6 +56,14 @@ register(Benchmark(
         Side("compiled_out", ("{build}/tools/benchmarks/bench_tracing_compiled_out",)),
         Side("compiled_out_again", ("{build}/tools/benchmarks/bench_tracing_compiled_out",)),
         Side("tracing_on", ("{build}/tools/benchmarks/bench_tracing", "on")),
+        # Instructions per step under callgrind: deterministic, so the cost
+        # of the disabled hooks shows even where time is too noisy to.
+        Side("instr_off", ("{root}/tools/benchmarks/tracing/instructions.sh",
+                           "{build}/tools/benchmarks/bench_tracing", "off",
+                           "alloc_tracing_off_instructions")),
+        Side("instr_compiled_out", ("{root}/tools/benchmarks/tracing/instructions.sh",
+                                    "{build}/tools/benchmarks/bench_tracing_compiled_out", "off",
+                                    "tracing_compiled_out_instructions")),
     ),
     comparisons=(
         Comparison("alloc_tracing_off", "ns", "tracing_off", "tracing_compiled_out",
@@ -67,9 +75,13 @@ register(Benchmark(
                    "compiled_out", anchor_key="tracing_compiled_out"),
         Comparison("weakref_get", "ns", "tracing_on", "incref", "tracing_on",
                    anchor_key="incref"),
+        Comparison("alloc_tracing_off_instructions", "instr", "instr_off",
+                   "tracing_compiled_out_instructions", "instr_compiled_out",
+                   anchor_key="tracing_compiled_out_instructions"),
     ),
     # Many short rounds: this machine's speed drifts 30% run to run, so the
     # 5% goal needs a tight median (the A/A row shows what is left).
     rounds=41,
     targets=("bench_tracing", "bench_tracing_compiled_out"),
+    packages=("valgrind",),
 ))
