@@ -289,6 +289,43 @@ static void decref_shared(gy__heap *h, gy_object *ob) {
     }
 }
 
+/* The owner's count just reached zero: free at once, in one function, an
+ * object nothing else can be involved with — no other thread's count, no
+ * flag (never published, no id taken, no weak references, not finalized),
+ * a type without finalizer, not inside a deep free. Returns false, having
+ * done nothing, when any of that does not hold (the general path runs). */
+static inline bool free_simple(gy__heap *h, gy_object *ob) {
+    gy__segment *seg = gy__segment_of(ob);
+    const gy_type *type = seg->type;
+    /* acquire: as merge_zero_local; other threads' decrements happened before. */
+    if (atomic_load_explicit(&ob->gy__shared, memory_order_acquire) != 0 ||
+        type->finalize != NULL || h->depth != 0) {
+        return false;
+    }
+    if (type->clear != NULL) {
+        h->depth++;
+        type->clear(ob);
+        h->depth--;
+        if (atomic_load_explicit(&ob->gy__shared, memory_order_acquire) != 0) {
+            /* clear published or re-referenced it (clear may run twice). */
+            gy__object_dealloc(ob);
+            return true;
+        }
+    }
+    gy__trace_free(ob);
+    GY__COUNTER_ADD(h->counters[seg->type_index].freed, 1);
+    h->nfreed++;
+    if (GY_ASAN) {
+        gy__arena_free_cell(h, ob); /* the grace period is ASan's quarantine */
+    } else {
+        gy__arena_free_cell_now(h, ob);
+    }
+    if (h->ndeferred > 0) {
+        (void)gy__refcount_drain_deferred(h, h->budget);
+    }
+    return true;
+}
+
 void gy_decref(void *obj) {
     gy_object *ob = obj;
     gy__heap *h = gy__tls_heap;
@@ -301,7 +338,9 @@ void gy_decref(void *obj) {
                 return;
             }
             atomic_store_explicit(&ob->gy__local, 0, memory_order_relaxed);
-            merge_zero_local(ob);
+            if (!free_simple(h, ob)) {
+                merge_zero_local(ob);
+            }
             return;
         }
     }
