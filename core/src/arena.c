@@ -329,44 +329,7 @@ static void *alloc_cell(gy__heap *h, gy__segment **cur, gy__segment **head, gy_t
     return segment_pop(fresh);
 }
 
-/* Zero a new object's cell (size: a multiple of 8). Cells up to 128 bytes,
- * the common case, get straight-line stores instead of a call to memset:
- * the switch enters at the cell's last word and falls through to the first. */
-static inline void zero_cell(void *cell, uint32_t size) {
-    uint64_t *w = cell;
-    switch (size / 8) {
-#define GY__ZERO_WORD(n) \
-    case n + 1:          \
-        w[n] = 0;        \
-        __attribute__((fallthrough))
-        GY__ZERO_WORD(15);
-        GY__ZERO_WORD(14);
-        GY__ZERO_WORD(13);
-        GY__ZERO_WORD(12);
-        GY__ZERO_WORD(11);
-        GY__ZERO_WORD(10);
-        GY__ZERO_WORD(9);
-        GY__ZERO_WORD(8);
-        GY__ZERO_WORD(7);
-        GY__ZERO_WORD(6);
-        GY__ZERO_WORD(5);
-        GY__ZERO_WORD(4);
-        GY__ZERO_WORD(3);
-        GY__ZERO_WORD(2);
-        GY__ZERO_WORD(1);
-#undef GY__ZERO_WORD
-    case 1:
-        w[0] = 0;
-        break;
-    default:
-        memset(cell, 0, size);
-    }
-}
-
 int gy__arena_alloc_object(gy__heap *h, gy_type *type, uint32_t index, gy_object **out) {
-    if (gy_failpoint("alloc")) {
-        return GY_ENOMEM;
-    }
     uint32_t size = gy__type_cell_size(type);
     gy__tcache *tc = h->tcache[index];
     gy_object *ob;
@@ -378,12 +341,7 @@ int gy__arena_alloc_object(gy__heap *h, gy_type *type, uint32_t index, gy_object
             return GY_ENOMEM;
         }
     }
-    GY__UNPOISON(ob, size);
-    zero_cell(ob, size);
-    /* relaxed: the object is not yet visible to any other thread. */
-    atomic_store_explicit(&ob->gy__local, 1, memory_order_relaxed);
-    atomic_store_explicit(&ob->gy__shared, 0, memory_order_relaxed);
-    GY__COUNTER_ADD(h->counters[index].allocated, 1);
+    gy__cell_init_object(h, index, ob, size);
     *out = ob;
     return GY_OK;
 }

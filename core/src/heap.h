@@ -195,7 +195,8 @@ static inline gy__segment *gy__segment_of(const void *p) {
 /* --- arena.c --- */
 int gy__arena_init(gy_errmsg *err);
 void gy__arena_shutdown(void);
-/* Allocate a zeroed object cell of `type` (index > 0) from heap h. */
+/* Allocate a zeroed object cell of `type` (index > 0) from heap h (the
+ * caller, gy__new_at, has passed the "alloc" failpoint). */
 int gy__arena_alloc_object(gy__heap *h, gy_type *type, uint32_t index, gy_object **out);
 /* Put a dead object's cell (or raw cell) in h's bag; reused after a grace
  * period. */
@@ -294,5 +295,50 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #define GY__POISON(p, n) ((void)(p), (void)(n))
 #define GY__UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
+
+/* Zero a new object's cell (size: a multiple of 8). Cells up to 128 bytes,
+ * the common case, get straight-line stores instead of a call to memset:
+ * the switch enters at the cell's last word and falls through to the first. */
+static inline void gy__zero_cell(void *cell, uint32_t size) {
+    uint64_t *w = cell;
+    switch (size / 8) {
+#define GY__ZERO_WORD(n) \
+    case n + 1:          \
+        w[n] = 0;        \
+        __attribute__((fallthrough))
+        GY__ZERO_WORD(15);
+        GY__ZERO_WORD(14);
+        GY__ZERO_WORD(13);
+        GY__ZERO_WORD(12);
+        GY__ZERO_WORD(11);
+        GY__ZERO_WORD(10);
+        GY__ZERO_WORD(9);
+        GY__ZERO_WORD(8);
+        GY__ZERO_WORD(7);
+        GY__ZERO_WORD(6);
+        GY__ZERO_WORD(5);
+        GY__ZERO_WORD(4);
+        GY__ZERO_WORD(3);
+        GY__ZERO_WORD(2);
+        GY__ZERO_WORD(1);
+#undef GY__ZERO_WORD
+    case 1:
+        w[0] = 0;
+        break;
+    default:
+        __builtin_memset(cell, 0, size);
+    }
+}
+
+/* Make `ob` (a cell of `size` bytes taken for type index `index`) a new
+ * object owned by h with a count of 1. */
+static inline void gy__cell_init_object(gy__heap *h, uint32_t index, gy_object *ob, uint32_t size) {
+    GY__UNPOISON(ob, size);
+    gy__zero_cell(ob, size);
+    /* relaxed: the object is not yet visible to any other thread. */
+    atomic_store_explicit(&ob->gy__local, 1, memory_order_relaxed);
+    atomic_store_explicit(&ob->gy__shared, 0, memory_order_relaxed);
+    GY__COUNTER_ADD(h->counters[index].allocated, 1);
+}
 
 #endif /* GYRE_CORE_HEAP_H */
