@@ -471,24 +471,22 @@ void gy__arena_quiesce(gy__heap *h) {
     (void)ck_epoch_poll(&h->epoch);
 }
 
+/* Collect the remote frees of every segment of one list; release empties. */
+static void collect_remote_list(gy__heap *h, gy__segment *s) {
+    while (s != NULL) {
+        gy__segment *next = s->next; /* s may be released below */
+        segment_collect_remote(s);
+        segment_maybe_release(h, s);
+        s = next;
+    }
+}
+
 void gy__arena_collect_remote(gy__heap *h) {
     for (uint32_t t = 0; t < GY__MAX_TYPES; t++) {
-        gy__segment *s = h->segs[t];
-        while (s != NULL) {
-            gy__segment *next = s->next;
-            segment_collect_remote(s);
-            segment_maybe_release(h, s);
-            s = next;
-        }
+        collect_remote_list(h, h->segs[t]);
     }
     for (uint32_t c = 0; c < GY__RAW_CLASSES; c++) {
-        gy__segment *s = h->raw_segs[c];
-        while (s != NULL) {
-            gy__segment *next = s->next;
-            segment_collect_remote(s);
-            segment_maybe_release(h, s);
-            s = next;
-        }
+        collect_remote_list(h, h->raw_segs[c]);
     }
 }
 

@@ -180,8 +180,7 @@ typedef struct gy__runtime {
     _Atomic uint32_t ntypes;       /* type indexes handed out (1-based) */
     gy_type *types[GY__MAX_TYPES]; /* index -> type; written once before index is published */
     uint32_t default_budget;
-    unsigned arena_index;    /* jemalloc arena (release builds) */
-    _Atomic int orphan_work; /* an orphaned heap has inbox or deferred work */
+    unsigned arena_index; /* jemalloc arena (release builds) */
 } gy__runtime;
 
 extern gy__runtime gy__rt;

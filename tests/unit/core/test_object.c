@@ -227,12 +227,8 @@ static void test_finalizer_once_and_resurrection(void **state) {
     GY_TEST_DOWN();
 }
 
-/* 10 million nodes in a chain: freeing the head frees all of them without
- * overflowing the C stack (the trashcan). */
-static void test_chain_10m(void **state) {
-    (void)state;
-    GY_TEST_UP();
-    const int n = 10 * 1000 * 1000;
+/* A chain of n nodes linked through `next`; returns the head (NEW). */
+static node *make_chain(int n) {
     node *head;
     assert_int_equal(gy_new(&node_type, &head), GY_OK);
     node *tail = head;
@@ -242,6 +238,16 @@ static void test_chain_10m(void **state) {
         gy_store_steal(&tail->next, next);
         tail = next;
     }
+    return head;
+}
+
+/* 10 million nodes in a chain: freeing the head frees all of them without
+ * overflowing the C stack (the trashcan). */
+static void test_chain_10m(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    const int n = 10 * 1000 * 1000;
+    node *head = make_chain(n);
     assert_int_equal(live_of(&node_type), n);
     gy_decref(head);
     assert_int_equal(live_of(&node_type), 0);
@@ -266,15 +272,7 @@ static void test_cascade_budget_on_loop(void **state) {
         .kind = GY_THREAD_LOOP, .wake = count_wake, .cascade_budget = 1000, .name = "loop"};
     assert_int_equal(gy_thread_attach(&opts, NULL), GY_OK);
     const int n = 100000;
-    node *head;
-    assert_int_equal(gy_new(&node_type, &head), GY_OK);
-    node *tail = head;
-    for (int i = 1; i < n; i++) {
-        node *next;
-        assert_int_equal(gy_new(&node_type, &next), GY_OK);
-        gy_store_steal(&tail->next, next);
-        tail = next;
-    }
+    node *head = make_chain(n);
     wakes = 0;
     gy_decref(head);
     int64_t left = live_of(&node_type);
