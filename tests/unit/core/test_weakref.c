@@ -307,6 +307,86 @@ static void test_get_races_last_decref(void **state) {
     GY_TEST_DOWN();
 }
 
+/* A weak-value cache shared by two threads: values die on either thread
+ * (their callbacks remove entries on the thread where they die) while the
+ * other sets and gets; at the end the cache itself dies while values it
+ * held are still alive. TSan checks the hand-offs; the counts check that
+ * entries really went away and that both threads saw hits and misses. */
+static gy_weakdict *shared_cache;
+static atomic_int cache_phase; /* 1 run, 2 stop */
+static atomic_long cache_hits[2], cache_misses[2];
+
+static void cache_worker(int self) {
+    gy_list *mine;
+    assert_int_equal(gy_list_new(&mine), GY_OK);
+    char key[32];
+    unsigned r = 12345u + (unsigned)self;
+    for (long i = 0; atomic_load(&cache_phase) == 1 && i < 200000; i++) {
+        r = r * 1103515245u + 12345u;
+        snprintf(key, sizeof key, "k%u", (r >> 8) % 64);
+        gy_object *v = gy_weakdict_get(shared_cache, key);
+        if (v != NULL) {
+            atomic_fetch_add(&cache_hits[self], 1);
+            gy_decref(v); /* may be the last reference: dies here */
+        } else {
+            atomic_fetch_add(&cache_misses[self], 1);
+            thing *t;
+            assert_int_equal(gy_new(&thing_type, &t), GY_OK);
+            assert_int_equal(gy_weakdict_set(shared_cache, key, t), GY_OK);
+            assert_int_equal(gy_list_append(mine, t), GY_OK); /* keep it a while */
+            gy_decref(t);
+        }
+        if (i % 16 == 0) {
+            gy_list_clear(mine); /* the values we held die (unless the other holds one) */
+        }
+        gy_safepoint();
+    }
+    gy_decref(mine);
+}
+
+static void *cache_thread(void *arg) {
+    (void)arg;
+    assert_int_equal(gy_thread_attach(NULL, NULL), GY_OK);
+    cache_worker(1);
+    assert_int_equal(gy_thread_detach(), GY_OK);
+    return NULL;
+}
+
+static void test_weakdict_across_threads(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    assert_int_equal(gy_weakdict_new(&shared_cache), GY_OK);
+    atomic_store(&cache_phase, 1);
+    pthread_t b;
+    assert_int_equal(pthread_create(&b, NULL, cache_thread, NULL), 0);
+    cache_worker(0);
+    atomic_store(&cache_phase, 2);
+    pthread_join(b, NULL);
+    for (int i = 0; i < 4; i++) {
+        gy_safepoint(); /* merges handed to us by the other thread */
+    }
+    /* Every value died: the cache is empty, its weakrefs gone. */
+    assert_int_equal(gy_weakdict_len(shared_cache), 0);
+    gy_type_stats st;
+    gy_type_get_stats(&thing_type, &st);
+    assert_int_equal(st.live, 0);
+    print_message("hits %ld/%ld, misses %ld/%ld\n", atomic_load(&cache_hits[0]),
+                  atomic_load(&cache_hits[1]), atomic_load(&cache_misses[0]),
+                  atomic_load(&cache_misses[1]));
+    assert_true(atomic_load(&cache_hits[0]) > 0 && atomic_load(&cache_hits[1]) > 0);
+    assert_true(atomic_load(&cache_misses[0]) > 0 && atomic_load(&cache_misses[1]) > 0);
+    /* The cache dies first while a value lives on: the value's later death
+     * must not touch the dead cache. */
+    thing *survivor;
+    assert_int_equal(gy_new(&thing_type, &survivor), GY_OK);
+    assert_int_equal(gy_weakdict_set(shared_cache, "survivor", survivor), GY_OK);
+    gy_decref(shared_cache);
+    gy_decref(survivor);
+    gy_type_get_stats(&gy_weakref_type, &st);
+    assert_int_equal(st.live, 0);
+    GY_TEST_DOWN();
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest seeds[] = {
         cmocka_unit_test(test_seed_tracked_object),
@@ -318,6 +398,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_many_referents),
         cmocka_unit_test(test_finalizer_mutates_container),
         cmocka_unit_test(test_get_races_last_decref),
+        cmocka_unit_test(test_weakdict_across_threads),
     };
     if (argc < 2 || strcmp(argv[1], "weakref") == 0) {
         return cmocka_run_group_tests_name("weakref", rest, NULL, NULL) != 0;
