@@ -4,6 +4,9 @@
  *                              referrers and backrefs name the cache
  *   core.introspect            the rest
  * Run as `test_core_introspect NAME`. */
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "gy_rt.h"
 
 typedef struct item {
@@ -148,11 +151,65 @@ static void test_growth(void **state) {
     GY_TEST_DOWN();
 }
 
+/* Walks while another attached thread mutates: the world stops for each
+ * walk, so the results are consistent (TSan checks the hand-offs). */
+static atomic_int mutate;
+static gy_list *shared_list;
+
+static void *mutator(void *arg) {
+    (void)arg;
+    assert_int_equal(gy_thread_attach(NULL, NULL), GY_OK);
+    for (long i = 0; atomic_load(&mutate); i++) {
+        item *it;
+        assert_int_equal(gy_new(&leaky_type, &it), GY_OK);
+        assert_int_equal(gy_list_append(shared_list, it), GY_OK);
+        gy_decref(it);
+        if (i % 50 == 49) {
+            gy_list_clear(shared_list);
+        }
+        gy_safepoint();
+    }
+    assert_int_equal(gy_thread_detach(), GY_OK);
+    return NULL;
+}
+
+static void test_walks_while_mutating(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    assert_int_equal(gy_list_new(&shared_list), GY_OK);
+    atomic_store(&mutate, 1);
+    pthread_t b;
+    assert_int_equal(pthread_create(&b, NULL, mutator, NULL), 0);
+    for (int round = 0; round < 50; round++) {
+        gy_objects objs = {0};
+        assert_int_equal(gy_objects_by_type(&leaky_type, 0, &objs), GY_OK);
+        assert_true(objs.len <= 50);
+        for (size_t i = 0; i < objs.len; i++) {
+            gy_objects refs = {0};
+            assert_int_equal(gy_objects_referrers(objs.items[i], &refs), GY_OK);
+            /* A live item found by the walk is either in the list, or
+             * already dropped from it and held only by our reference. */
+            assert_true(refs.len <= 1);
+            gy_objects_release(&refs);
+        }
+        gy_objects_release(&objs);
+        gy_safepoint();
+    }
+    atomic_store(&mutate, 0);
+    pthread_join(b, NULL);
+    gy_decref(shared_list);
+    gy_type_stats st;
+    gy_type_get_stats(&leaky_type, &st);
+    assert_int_equal(st.live, 0);
+    GY_TEST_DOWN();
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest seed[] = {cmocka_unit_test(test_seed_leaky_container)};
     const struct CMUnitTest rest[] = {
         cmocka_unit_test(test_referents_and_unnamed_roots),
         cmocka_unit_test(test_growth),
+        cmocka_unit_test(test_walks_while_mutating),
     };
     if (argc > 1 && strcmp(argv[1], "seed_leaky_container") == 0) {
         return cmocka_run_group_tests_name(argv[1], seed, NULL, NULL) != 0;
