@@ -71,7 +71,8 @@ static double owner_1t(void) {
         check(gy_new(&types[(bench_size(bench_rand(&s)) - 32) / 16], &slots[i]), "gy_new");
     }
     double t0 = bench_now();
-    for (unsigned step = 0; step < OWNER_STEPS; step++) {
+    const unsigned steps = OWNER_STEPS; /* read once: it may come from the environment */
+    for (unsigned step = 0; step < steps; step++) {
         uint64_t r = bench_rand(&s);
         unsigned i = (unsigned)r & (WINDOW - 1);
         gy_object *o;
@@ -90,7 +91,7 @@ static double owner_1t(void) {
     for (unsigned i = 0; i < WINDOW; i++) {
         gy_decref(slots[i]);
     }
-    return dt * 1e9 / OWNER_STEPS;
+    return dt * 1e9 / steps;
 }
 
 static ck_ring_t ring;

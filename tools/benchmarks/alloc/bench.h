@@ -4,10 +4,12 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #define WINDOW 4096u /* live slots in the window pattern */
-#define OWNER_STEPS 20000000u
+/* Steps of the owner loop; BENCH_OWNER_STEPS overrides (for callgrind). */
+#define OWNER_STEPS bench_owner_steps()
 #define SHARED_OBJECTS 4000000u
 #define RING_SIZE 4096u
 #define RSS_OBJECTS 1000000u
@@ -28,6 +30,11 @@ static inline uint64_t bench_rand(uint64_t *s) {
 
 /* Object sizes 32..128 bytes. */
 static inline unsigned bench_size(uint64_t r) { return 32u + (unsigned)((r >> 32) % 97u); }
+
+static inline unsigned bench_owner_steps(void) {
+    const char *env = getenv("BENCH_OWNER_STEPS");
+    return env != NULL ? (unsigned)strtoul(env, NULL, 10) : 20000000u;
+}
 
 static inline long bench_rss_kib(void) {
     FILE *f = fopen("/proc/self/status", "r");
