@@ -381,10 +381,11 @@ void gy__arena_free_cell(gy__heap *h, void *cell) {
     GY__POISON((char *)cell + 8, seg->cell_size - 8);
     gy__bag *bag = h->bag;
     if (bag == NULL) {
-        bag = malloc(sizeof *bag);
+        bag = gy_failpoint("internal") ? NULL : malloc(sizeof *bag);
         if (bag == NULL) {
             /* Cannot defer: the cell stays used (a bounded leak, never a
-             * use-after-free). */
+             * use-after-free), counted. relaxed: a statistic. */
+            atomic_fetch_add_explicit(&h->internal_failures, 1, memory_order_relaxed);
             return;
         }
         bag->heap = h;

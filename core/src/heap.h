@@ -163,7 +163,8 @@ struct gy__heap {
     gy__type_counters counters[GY__MAX_TYPES];
     _Atomic uint64_t segments, segment_bytes;
     _Atomic uint64_t cascade_objects, cascade_ns, merges;
-    gy__heap *next; /* rt.heaps list; threads_lock */
+    _Atomic uint64_t internal_failures; /* bag/outbox allocations that failed */
+    gy__heap *next;                     /* rt.heaps list; threads_lock */
 };
 
 typedef struct gy__runtime {

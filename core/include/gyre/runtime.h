@@ -101,6 +101,10 @@ typedef struct gy_runtime_stats {
     uint64_t cascade_ns;      /* time spent draining them ("refcount cascade") */
     uint64_t merges;          /* biased counts merged by owners */
     uint64_t world_stops;
+    /* Internal allocations (a reclamation batch, a hand-off node) that
+     * failed: each left one cell unreused or one object alive rather than
+     * abort. Non-zero only when malloc itself fails. */
+    uint64_t internal_failures;
 } gy_runtime_stats;
 
 /* gy_runtime_get_stats: a snapshot (exact when no thread is running). */

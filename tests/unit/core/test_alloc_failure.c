@@ -2,6 +2,8 @@
  * "alloc" failpoint at its Nth hit, N = 1, 2, ...). Each failure must come
  * back as GY_ENOMEM with nothing left behind; the loop ends when the
  * scenario succeeds, and shutdown then finds no leak. */
+#include <pthread.h>
+
 #include "gy_rt.h"
 
 typedef struct pair {
@@ -89,7 +91,43 @@ static void test_every_allocation_fails_in_turn(void **state) {
     GY_TEST_DOWN();
 }
 
+/* An internal allocation (the node that hands an object back to its owner)
+ * fails: no crash, no use-after-free; the object stays alive, the failure
+ * is counted, and shutdown names the leak. */
+static pair *handed;
+static void *release_on_other_thread(void *arg) {
+    (void)arg;
+    assert_int_equal(gy_thread_attach(NULL, NULL), GY_OK);
+    gy_decref(handed); /* the last reference, owned by the main thread */
+    gy_safepoint();
+    assert_int_equal(gy_thread_detach(), GY_OK);
+    return NULL;
+}
+
+static void test_internal_failure_is_counted(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    assert_int_equal(gy_new(&pair_type, &handed), GY_OK);
+    assert_int_equal(gy_failpoint_set("internal", "from:1", NULL), GY_OK);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, release_on_other_thread, NULL), 0);
+    pthread_join(t, NULL);
+    gy_failpoint_reset_all();
+    gy_safepoint();
+    gy_runtime_stats rs;
+    gy_runtime_get_stats(&rs);
+    assert_true(rs.internal_failures >= 1);
+    gy_type_stats st;
+    gy_type_get_stats(&pair_type, &st);
+    assert_int_equal(st.live, 1); /* kept alive, never freed twice */
+    assert_int_equal(gy_thread_detach(), GY_OK);
+    gy_errmsg err = {0};
+    assert_int_equal(gy_runtime_shutdown(&err), GY_ELEAK);
+    assert_non_null(strstr(err.text, "pair x1"));
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_every_allocation_fails_in_turn),
+    cmocka_unit_test(test_internal_failure_is_counted),
 };
 GY_TEST_MAIN(tests)
