@@ -2,7 +2,12 @@
  *
  * Layout and protocols are described in core/DESIGN.md; this header states
  * each field's synchronisation. Lock order (outer first): rt.threads_lock,
- * heap.seg_lock, rt.park_lock.
+ * heap.seg_lock, rt.park_lock, heap.wake_lock (a leaf: held only around the
+ * wake call). Weakref and trace stripe locks are leaves too. A list or
+ * dict spinlock may be held while the arena takes the owner heap's seg_lock
+ * or a wake_lock (growth allocates); introspection takes spinlocks under a
+ * seg_lock only while the world is stopped, when no other thread can be
+ * inside a list or dict operation, so the two orders never meet.
  */
 #ifndef GYRE_CORE_HEAP_H
 #define GYRE_CORE_HEAP_H
@@ -152,8 +157,13 @@ struct gy__heap {
     uint64_t nfreed; /* objects this heap's thread freed */
     uint32_t budget; /* cascade budget per safe point; 0 = unlimited */
     int kind;
+    /* The loop's wake function, guarded by wake_lock so that once detach
+     * has cleared it no other thread is still calling it (the loop may then
+     * free what wake_arg points to). `wakeable` is a lock-free hint. */
+    pthread_mutex_t wake_lock;
     gy_wake_fn wake;
     void *wake_arg;
+    _Atomic int wakeable;
     char name[32];
     /* Shared. */
     _Atomic int state;        /* GY__RUNNING...; CAS transitions, see runtime.c */
@@ -186,7 +196,11 @@ typedef struct gy__runtime {
 
 extern gy__runtime gy__rt;
 /* The calling thread's heap, NULL when detached. */
-extern _Thread_local gy__heap *gy__tls_heap;
+/* initial-exec: one %fs-relative load even inside the shared library
+ * (the default model there calls __tls_get_addr on every incref). Gyre is
+ * linked at start-up, not dlopen'd late, so static TLS space is there. */
+#define GY__TLS_MODEL __attribute__((tls_model("initial-exec")))
+extern _Thread_local gy__heap *gy__tls_heap GY__TLS_MODEL;
 
 static inline gy__segment *gy__segment_of(const void *p) {
     return (gy__segment *)((uintptr_t)p & ~(GY__SEG_SIZE - 1));

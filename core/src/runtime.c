@@ -7,7 +7,8 @@
  *   HELD -> QUIESCENT            the resume
  *   RUNNING -> PARKED -> RUNNING the thread at a safe point during a stop
  *   * -> DETACHED                detach, under threads_lock
- * Lock order: threads_lock, then a heap's seg_lock, then park_lock.
+ * Lock order: threads_lock, then a heap's seg_lock, then park_lock; a
+ * heap's wake_lock is a leaf.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 #include "heap.h"
 
 gy__runtime gy__rt;
-_Thread_local gy__heap *gy__tls_heap;
+_Thread_local gy__heap *gy__tls_heap GY__TLS_MODEL;
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -69,6 +70,7 @@ static gy__heap *heap_new(void) {
     }
     memset(h, 0, sizeof *h);
     pthread_mutex_init(&h->seg_lock, NULL);
+    pthread_mutex_init(&h->wake_lock, NULL);
     ck_stack_init(&h->inbox);
     ck_epoch_register(&gy__rt.epoch, &h->epoch, NULL);
     atomic_store_explicit(&h->state, GY__DETACHED, memory_order_relaxed);
@@ -78,13 +80,21 @@ static gy__heap *heap_new(void) {
 static void heap_free(gy__heap *h) {
     free(h->deferred);
     pthread_mutex_destroy(&h->seg_lock);
+    pthread_mutex_destroy(&h->wake_lock);
     free(h);
 }
 
 void gy__heap_wake(gy__heap *h) {
-    if (h->wake != NULL) {
-        h->wake(h->wake_arg);
+    /* relaxed: a stale "yes" only costs the lock; a stale "no" means the
+     * thread detached or has no wake function (plain threads poll). */
+    if (!atomic_load_explicit(&h->wakeable, memory_order_relaxed)) {
+        return;
     }
+    pthread_mutex_lock(&h->wake_lock);
+    if (h->wake != NULL) {
+        h->wake(h->wake_arg); /* documented: quick, never blocks, no Gyre calls */
+    }
+    pthread_mutex_unlock(&h->wake_lock);
 }
 
 int gy_thread_attach(const gy_thread_options *opts, gy_errmsg *err) {
@@ -118,8 +128,11 @@ int gy_thread_attach(const gy_thread_options *opts, gy_errmsg *err) {
         gy__rt.heaps = h;
     }
     h->kind = opts->kind;
+    pthread_mutex_lock(&h->wake_lock);
     h->wake = opts->wake;
     h->wake_arg = opts->wake_arg;
+    pthread_mutex_unlock(&h->wake_lock);
+    atomic_store_explicit(&h->wakeable, opts->wake != NULL, memory_order_relaxed);
     h->budget = opts->kind == GY_THREAD_LOOP
                     ? (opts->cascade_budget ? opts->cascade_budget : gy__rt.default_budget)
                     : 0;
@@ -165,7 +178,10 @@ int gy_thread_detach(void) {
     gy_quiescent_begin();
     pthread_mutex_lock(&gy__rt.threads_lock);
     atomic_store_explicit(&h->state, GY__DETACHED, memory_order_release);
-    h->wake = NULL;
+    atomic_store_explicit(&h->wakeable, 0, memory_order_relaxed);
+    pthread_mutex_lock(&h->wake_lock);
+    h->wake = NULL; /* from here on nobody calls it (see gy__heap_wake) */
+    pthread_mutex_unlock(&h->wake_lock);
     atomic_fetch_sub_explicit(&gy__rt.nattached, 1, memory_order_relaxed);
     pthread_mutex_unlock(&gy__rt.threads_lock);
     gy__tls_heap = NULL;

@@ -68,8 +68,9 @@ GY_API int gy_thread_attach(const gy_thread_options *opts, gy_errmsg *err);
 /* gy_thread_detach: detach the calling thread: flushes its queues, runs its
  * deferred frees, hands every object it owns to shared counting, and leaves
  * its memory to the runtime (the next attaching thread adopts it). The
- * thread must hold no Gyre reference it intends to use afterwards. Returns
- * 0 or GY_ESTATE (not attached). */
+ * thread must hold no Gyre reference it intends to use afterwards. Once it
+ * returns, no thread is calling, or will call, its wake function, so a loop
+ * may free what wake_arg points to. Returns 0 or GY_ESTATE (not attached). */
 GY_API int gy_thread_detach(void);
 
 /* gy_thread_attached: true when the calling thread is attached. */
