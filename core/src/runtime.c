@@ -304,6 +304,35 @@ void gy_quiescent_end(void) {
 
 /* --- stop the world ----------------------------------------------------- */
 
+/* A stop that waits long means an attached thread blocks without
+ * gy_quiescent_begin (or computes without safe points): name it. Logged
+ * with the runtime's locks held; log handlers must not call Gyre. Returns
+ * when to warn next. */
+static double stop_maybe_warn(const gy__heap *me, const struct timespec *start, double warn_after) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double waited =
+        (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+    if (waited < warn_after || !gy__log_enabled(GY_LOG_WARN)) {
+        return warn_after;
+    }
+    char names[200];
+    size_t len = 0;
+    names[0] = '\0';
+    for (gy__heap *h = gy__rt.heaps; h != NULL && len < sizeof names - 40; h = h->next) {
+        if (h != me && atomic_load_explicit(&h->state, memory_order_relaxed) == GY__RUNNING) {
+            int n = snprintf(names + len, sizeof names - len, "%s'%s'", len ? ", " : "",
+                             h->name[0] ? h->name : "(unnamed)");
+            len += n > 0 ? (size_t)n : 0;
+        }
+    }
+    gy__log(GY_LOG_WARN, "core",
+            "world stop has waited %.1f s for thread(s) %s to reach a safe point "
+            "(blocking while attached needs gy_quiescent_begin)",
+            waited, names);
+    return warn_after * 2;
+}
+
 void gy__world_stop(void) {
     gy__heap *me = gy__tls_heap;
     pthread_mutex_lock(&gy__rt.threads_lock);
@@ -315,6 +344,9 @@ void gy__world_stop(void) {
         }
     }
     pthread_mutex_lock(&gy__rt.park_lock);
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    double warn_after = 1.0; /* seconds; doubles after each warning */
     for (;;) {
         bool all = true;
         for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
@@ -335,6 +367,7 @@ void gy__world_stop(void) {
         if (all) {
             break;
         }
+        warn_after = stop_maybe_warn(me, &start, warn_after);
         /* Timed, so a thread that went quiescent without our signal is seen. */
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);

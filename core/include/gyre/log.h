@@ -18,7 +18,8 @@ typedef enum gy_log_level {
 /* A log callback: `module` names the part of Gyre that speaks ("core",
  * "collector", ...), `msg` is one line without a trailing newline, valid only
  * during the call. It may be called from any thread that uses Gyre, possibly
- * at once from several, and must not call back into Gyre's logging. */
+ * at once from several, possibly with Gyre's internal locks held, so it
+ * must not call into Gyre (write the line somewhere and return). */
 typedef void (*gy_log_fn)(void *userdata, gy_log_level level, const char *module, const char *msg);
 
 /* gy_log_set_handler: install `fn` (NULL: drop lines again) with `userdata`

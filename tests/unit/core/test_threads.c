@@ -377,11 +377,61 @@ static void test_world_stop_parks_everyone(void **state) {
     GY_TEST_DOWN();
 }
 
+/* A thread that blocks while attached (not quiescent) holds a world stop
+ * up: the stop logs a warning naming it after a second, and completes
+ * when the thread reaches its safe point. */
+static char warn_text[512];
+static atomic_int warn_count;
+static void capture_log(void *ud, gy_log_level level, const char *module, const char *msg) {
+    (void)ud;
+    (void)module;
+    if (level == GY_LOG_WARN && atomic_fetch_add(&warn_count, 1) == 0) {
+        snprintf(warn_text, sizeof warn_text, "%s", msg);
+    }
+}
+static atomic_int stuck_ready;
+
+static void *stuck_thread(void *arg) {
+    (void)arg;
+    gy_thread_options opts = {.name = "stuck"};
+    assert_int_equal(gy_thread_attach(&opts, NULL), GY_OK);
+    atomic_store(&stuck_ready, 1);
+    struct timespec nap = {1, 500000000}; /* blocks without gy_quiescent_begin */
+    nanosleep(&nap, NULL);
+    gy_safepoint(); /* parks here until the stop resumes */
+    assert_int_equal(gy_thread_detach(), GY_OK);
+    return NULL;
+}
+
+static void test_world_stop_names_a_stuck_thread(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    atomic_store(&warn_count, 0);
+    gy_log_set_handler(capture_log, NULL, GY_LOG_WARN);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, stuck_thread, NULL), 0);
+    while (!atomic_load(&stuck_ready)) {
+        sched_yield();
+    }
+    gy__world_stop();
+    gy__world_resume();
+    gy_quiescent_begin();
+    pthread_join(t, NULL);
+    gy_quiescent_end();
+    gy_log_set_handler(NULL, NULL, GY_LOG_DEBUG);
+    print_message("%s\n", warn_text);
+    assert_true(atomic_load(&warn_count) >= 1);
+    assert_non_null(strstr(warn_text, "'stuck'"));
+    assert_non_null(strstr(warn_text, "gy_quiescent_begin"));
+    GY_TEST_DOWN();
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_load_races_last_decref),
     cmocka_unit_test(test_list_slot_get_set),
     cmocka_unit_test(test_handoff_merges_on_owner),
     cmocka_unit_test(test_loop_affine_freed_on_owner),
     cmocka_unit_test(test_world_stop_parks_everyone),
+    cmocka_unit_test(test_world_stop_names_a_stuck_thread),
 };
 GY_TEST_MAIN(tests)
