@@ -331,11 +331,8 @@ static void *alloc_cell(gy__heap *h, gy__segment **cur, gy__segment **head, gy_t
 
 int gy__arena_alloc_object(gy__heap *h, gy_type *type, uint32_t index, gy_object **out) {
     uint32_t size = gy__type_cell_size(type);
-    gy__tcache *tc = h->tcache[index];
-    gy_object *ob;
-    if (tc != NULL && tc->n > 0) {
-        ob = tc->cells[--tc->n]; /* the most recently freed cell: hot */
-    } else {
+    gy_object *ob = gy__tcache_pop(h, index);
+    if (ob == NULL) {
         ob = alloc_cell(h, &h->cur[index], &h->segs[index], type, index, 0, size);
         if (ob == NULL) {
             return GY_ENOMEM;

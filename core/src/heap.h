@@ -287,6 +287,8 @@ void gy__roots_release_all(void);
 
 /* --- object.c --- */
 gy_type *gy__type_by_index(uint32_t index);
+/* Counters of type index `index` summed over every heap (threads_lock held). */
+void gy__type_sum(uint32_t index, gy_type_stats *out);
 
 /* TSan annotations for synchronisation TSan cannot see (ck_epoch's
  * uninstrumented grace-period code). */
@@ -342,6 +344,13 @@ static inline void gy__zero_cell(void *cell, uint32_t size) {
     default:
         __builtin_memset(cell, 0, size);
     }
+}
+
+/* The most recently freed cell of type index `index` (hot in cache), or
+ * NULL when the heap's per-type cache is empty. Owner only. */
+static inline gy_object *gy__tcache_pop(gy__heap *h, uint32_t index) {
+    gy__tcache *tc = h->tcache[index];
+    return tc != NULL && tc->n > 0 ? tc->cells[--tc->n] : NULL;
 }
 
 /* Make `ob` (a cell of `size` bytes taken for type index `index`) a new

@@ -106,9 +106,8 @@ int gy__new_at(gy_type *type, void *outp, const char *file, int line) {
         return GY_ENOMEM; /* every allocation passes here exactly once */
     }
     if (h != NULL && index != 0 && gy__gc_hooks_get() == NULL) {
-        gy__tcache *tc = h->tcache[index];
-        if (tc != NULL && tc->n > 0) {
-            ob = tc->cells[--tc->n]; /* the most recently freed cell: hot */
+        ob = gy__tcache_pop(h, index);
+        if (ob != NULL) {
             gy__cell_init_object(h, index, ob, gy__type_cell_size(type));
             memcpy(outp, &ob, sizeof ob);
             return GY_OK;
@@ -206,7 +205,7 @@ int gy_object_from_id(gy_id id, void *outp) {
 
 /* --- per-type counters ---------------------------------------------------- */
 
-static void sum_type(uint32_t index, gy_type_stats *out) {
+void gy__type_sum(uint32_t index, gy_type_stats *out) {
     memset(out, 0, sizeof *out);
     for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
         gy__type_counters *c = &h->counters[index];
@@ -216,7 +215,9 @@ static void sum_type(uint32_t index, gy_type_stats *out) {
         out->bytes += atomic_load_explicit(&c->backing, memory_order_relaxed);
     }
     out->live = (int64_t)(out->allocated - out->freed);
-    out->bytes += out->live * (int64_t)gy__type_cell_size(gy__rt.types[index]);
+    if (index != 0) { /* index 0 is scratch memory: no cells */
+        out->bytes += out->live * (int64_t)gy__type_cell_size(gy__rt.types[index]);
+    }
 }
 
 void gy_type_get_stats(const gy_type *type, gy_type_stats *out) {
@@ -226,7 +227,7 @@ void gy_type_get_stats(const gy_type *type, gy_type_stats *out) {
         return;
     }
     pthread_mutex_lock(&gy__rt.threads_lock);
-    sum_type(index, out);
+    gy__type_sum(index, out);
     pthread_mutex_unlock(&gy__rt.threads_lock);
 }
 
@@ -236,7 +237,7 @@ int gy_types_foreach(int (*fn)(const gy_type *type, const gy_type_stats *stats, 
     for (uint32_t t = 1; t <= n; t++) {
         gy_type_stats st;
         pthread_mutex_lock(&gy__rt.threads_lock);
-        sum_type(t, &st);
+        gy__type_sum(t, &st);
         pthread_mutex_unlock(&gy__rt.threads_lock);
         int rc = fn(gy__rt.types[t], &st, arg);
         if (rc != 0) {

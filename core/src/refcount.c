@@ -96,6 +96,29 @@ static void counters_free(gy__heap *h, gy__segment *seg) {
     GY__COUNTER_ADD(h->counters[seg->type_index].freed, 1);
 }
 
+/* The last step of every free: forget the trace, count the free, retire
+ * the id, and give the cell back (at once, or after a grace period). `s` is
+ * the object's final shared word. */
+static inline void release_cell(gy__heap *h, gy__segment *seg, gy_object *ob, int32_t s) {
+    gy__trace_free(ob);
+    counters_free(h, seg);
+    h->nfreed++;
+    if (s & GY__RC_ID_TAKEN) {
+        /* Its id is out there: a new object in this cell gets a new one.
+         * relaxed: id lookups re-check the serial after taking a reference. */
+        uint32_t i = gy__cell_index(seg, ob);
+        atomic_fetch_add_explicit(&seg->serials[i], 1, memory_order_relaxed);
+    }
+    /* ASan builds always take the grace period: it is their quarantine, so a
+     * use after free stays poisoned for a while instead of being reused. */
+    if (!GY_ASAN && !(s & (GY__RC_PUBLISHED | GY__RC_ID_TAKEN)) && seg->heap == h) {
+        /* No other thread can hold or find a pointer to it: reuse at once. */
+        gy__arena_free_cell_now(h, ob);
+    } else {
+        gy__arena_free_cell(h, ob);
+    }
+}
+
 /* Finalize (once), clear, and free a dead object now. */
 static void object_free_now(gy__heap *h, gy_object *ob) {
     gy__segment *seg = gy__segment_of(ob);
@@ -138,23 +161,7 @@ static void object_free_now(gy__heap *h, gy_object *ob) {
         type->clear(ob);
         s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
     }
-    gy__trace_free(ob);
-    counters_free(h, seg);
-    h->nfreed++;
-    if (s & GY__RC_ID_TAKEN) {
-        /* Its id is out there: a new object in this cell gets a new one.
-         * relaxed: id lookups re-check the serial after taking a reference. */
-        uint32_t i = gy__cell_index(seg, ob);
-        atomic_fetch_add_explicit(&seg->serials[i], 1, memory_order_relaxed);
-    }
-    /* ASan builds always take the grace period: it is their quarantine, so a
-     * use after free stays poisoned for a while instead of being reused. */
-    if (!GY_ASAN && !(s & (GY__RC_PUBLISHED | GY__RC_ID_TAKEN)) && seg->heap == h) {
-        /* No other thread can hold or find a pointer to it: reuse at once. */
-        gy__arena_free_cell_now(h, ob);
-    } else {
-        gy__arena_free_cell(h, ob);
-    }
+    release_cell(h, seg, ob, s);
 }
 
 static bool deferred_push(gy__heap *h, gy_object *ob) {
@@ -317,14 +324,7 @@ static inline bool free_simple(gy__heap *h, gy_object *ob) {
             return true;
         }
     }
-    gy__trace_free(ob);
-    GY__COUNTER_ADD(h->counters[seg->type_index].freed, 1);
-    h->nfreed++;
-    if (GY_ASAN) {
-        gy__arena_free_cell(h, ob); /* the grace period is ASan's quarantine */
-    } else {
-        gy__arena_free_cell_now(h, ob);
-    }
+    release_cell(h, seg, ob, 0); /* no flags: reused at once (not under ASan) */
     if (h->ndeferred > 0) {
         (void)gy__refcount_drain_deferred(h, h->budget);
     }

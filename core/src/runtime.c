@@ -409,18 +409,16 @@ void gy_runtime_get_stats(gy_runtime_stats *out) {
     out->world_stops = atomic_load_explicit(&gy__rt.world_stops, memory_order_relaxed);
     int64_t live = 0, bytes = 0;
     uint32_t ntypes = atomic_load_explicit(&gy__rt.ntypes, memory_order_acquire);
+    for (uint32_t t = 0; t <= ntypes; t++) {
+        gy_type_stats st;
+        gy__type_sum(t, &st);
+        out->objects_allocated += st.allocated;
+        out->objects_freed += st.freed;
+        live += st.live;
+        bytes += st.bytes;
+    }
     for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
-        for (uint32_t t = 0; t <= ntypes; t++) {
-            gy__type_counters *c = &h->counters[t];
-            /* relaxed: statistics, summed without stopping the writers. */
-            uint64_t a = atomic_load_explicit(&c->allocated, memory_order_relaxed);
-            uint64_t f = atomic_load_explicit(&c->freed, memory_order_relaxed);
-            out->objects_allocated += a;
-            out->objects_freed += f;
-            live += (int64_t)(a - f);
-            bytes += atomic_load_explicit(&c->backing, memory_order_relaxed) +
-                     (int64_t)(a - f) * (t ? (int64_t)gy__type_cell_size(gy__rt.types[t]) : 0);
-        }
+        /* relaxed: statistics, summed without stopping the writers. */
         out->segments += atomic_load_explicit(&h->segments, memory_order_relaxed);
         out->segment_bytes += atomic_load_explicit(&h->segment_bytes, memory_order_relaxed);
         out->cascade_objects += atomic_load_explicit(&h->cascade_objects, memory_order_relaxed);
