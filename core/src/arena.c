@@ -147,10 +147,6 @@ static void link_set(void *cell, void *next) {
     GY__POISON(cell_link(cell), sizeof(void *));
 }
 
-uint32_t gy__cell_index(const gy__segment *seg, const void *cell) {
-    return (uint32_t)(((const char *)cell - seg->cells) / seg->cell_size);
-}
-
 /* --- segments ------------------------------------------------------------ */
 
 static gy__segment **seg_list_head(gy__heap *h, gy__segment *seg) {
@@ -186,8 +182,11 @@ static gy__segment *segment_new(gy__heap *h, gy_type *type, uint32_t tindex, uin
     uint32_t serial =
         atomic_fetch_add_explicit(&gy__rt.segment_serial, 1, memory_order_relaxed) + 1;
     size_t colour = (size_t)(serial % 16) * 64;
-    /* Each cell costs its size plus its 4-byte serial. */
-    size_t ncells = (GY__SEG_SIZE - header - 32 - colour) / (cell_size + 4);
+    /* Each cell costs its size plus its 4-byte serial, plus the collector's
+     * 4-byte word for tracked types. */
+    bool tracked = type != NULL && !(type->flags & (GY_TYPE_LEAF | GY_TYPE_ACYCLIC));
+    size_t side = tracked ? 8 : 4;
+    size_t ncells = (GY__SEG_SIZE - header - 32 - colour) / (cell_size + side);
     seg->magic = GY__SEG_MAGIC;
     seg->raw_class = raw_class;
     seg->heap = h;
@@ -197,10 +196,12 @@ static gy__segment *segment_new(gy__heap *h, gy_type *type, uint32_t tindex, uin
     seg->ncells = (uint32_t)ncells;
     seg->serial_hi = serial;
     /* Zeroed before the segment is published (under seg_lock below). */
-    memset(mem + header, 0, ncells * sizeof(uint32_t));
+    memset(mem + header, 0, ncells * side);
     seg->serials = (_Atomic uint32_t *)(mem + header);
-    seg->cells = (char *)(((uintptr_t)(mem + header + ncells * sizeof(uint32_t) + colour) + 15) &
-                          ~(uintptr_t)15);
+    seg->gcw = tracked ? (uint32_t *)(mem + header + ncells * sizeof(uint32_t)) : NULL;
+    seg->recip = (uint32_t)(((uint64_t)1 << 32) / cell_size + 1);
+    seg->cells =
+        (char *)(((uintptr_t)(mem + header + ncells * side + colour) + 15) & ~(uintptr_t)15);
     ck_stack_init(&seg->remote);
     GY__POISON(seg->cells, ncells * cell_size);
 

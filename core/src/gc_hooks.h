@@ -19,8 +19,16 @@ typedef struct gy__gc_hooks {
     /* The write barrier: `field` changed from old_value to new_value (either
      * may be NULL, not both), after the swap. */
     void (*store)(gy_ref *field, gy_object *old_value, gy_object *new_value);
-    /* A new object of `type` (the allocation counter of generation 0). */
+    /* A new object of `type`. Installing this hook takes gy_new off its
+     * fast path; generation 0's count is kept by core (rt.gc_young). */
     void (*alloc)(gy_object *ob, const gy_type *type);
+    /* The calling thread reached a safe point with GY__PEND_COLLECT set
+     * (generation 0's count passed its limit, or the collector asked). The
+     * thread holds only owned references here: it may collect. */
+    void (*collect_due)(void);
+    /* gy_runtime_shutdown, every thread detached, before the named roots
+     * are released: drop what the collector holds and reset its state. */
+    void (*shutdown)(void);
 } gy__gc_hooks;
 
 /* Synchronization: acquire on load, release on install. */

@@ -76,6 +76,18 @@ typedef struct gy__segment {
     uint32_t ncells;     /* immutable */
     uint32_t serial_hi;  /* immutable: segment creation number */
     char *cells;         /* immutable: first cell */
+    uint32_t recip;      /* immutable: ceil(2^32 / cell_size), for gy__cell_index */
+    /* The collector's word per cell (collector/DESIGN.md), present only in
+     * segments of tracked types (neither LEAF nor ACYCLIC), else NULL. Set
+     * to 0 ("tracked, generation 0") by the owner when it hands a cell out;
+     * otherwise read and written only by the collector while the world is
+     * stopped, so plain accesses: the stop handshake orders them. */
+    uint32_t *gcw;
+    /* Generations that may have objects here (bit g), conservative: set by
+     * the owner on allocation (bit 0) and by the collector; cleared only by
+     * the collector with the world stopped. Relaxed: a filter for walks that
+     * run with the world stopped, which orders them. */
+    _Atomic uint8_t gc_gens;
     /* Reuse counters, bumped when an object whose id was taken is freed;
      * written by the freeing thread, read by id lookups (relaxed). */
     _Atomic uint32_t *serials;
@@ -137,6 +149,7 @@ enum {
     GY__PEND_DEFERRED = 1u << 2,
     GY__PEND_REMOTE = 1u << 3,
     GY__PEND_ORPHAN = 1u << 4,
+    GY__PEND_COLLECT = 1u << 5, /* the collector's hook runs at the next safe point */
 };
 
 struct gy__heap {
@@ -174,7 +187,10 @@ struct gy__heap {
     _Atomic uint64_t segments, segment_bytes;
     _Atomic uint64_t cascade_objects, cascade_ns, merges;
     _Atomic uint64_t internal_failures; /* bag/outbox allocations that failed */
-    gy__heap *next;                     /* rt.heaps list; threads_lock */
+    /* Tracked allocations minus frees not yet added to rt.gc_young (owner:
+     * relaxed load + store; the collector resets it with the world stopped). */
+    _Atomic int32_t gc_delta;
+    gy__heap *next; /* rt.heaps list; threads_lock */
 };
 
 typedef struct gy__runtime {
@@ -192,6 +208,12 @@ typedef struct gy__runtime {
     gy_type *types[GY__MAX_TYPES]; /* index -> type; written once before index is published */
     uint32_t default_budget;
     unsigned arena_index; /* jemalloc arena (release builds) */
+    /* Generation 0's count: tracked allocations minus frees (never below 0),
+     * fed by the heaps' gc_delta; when an allocation takes it above
+     * gc_young_limit (set by the collector; INT64_MAX: never) the allocating
+     * heap gets GY__PEND_COLLECT. Relaxed: a trigger, not a synchronisation. */
+    _Atomic int64_t gc_young;
+    _Atomic int64_t gc_young_limit;
 } gy__runtime;
 
 extern gy__runtime gy__rt;
@@ -234,8 +256,12 @@ void gy__arena_collect_remote(gy__heap *h);
 void gy__arena_reclaim_all(gy__heap *h);
 /* Release every segment of h (shutdown). */
 void gy__arena_release_heap(gy__heap *h);
-/* Cell index and segment of a cell; whether a pointer is a live object. */
-uint32_t gy__cell_index(const gy__segment *seg, const void *cell);
+/* The index of a cell in its segment: a multiply by the reciprocal, exact
+ * for offsets below 2^16 and cell sizes up to 2^13. */
+static inline uint32_t gy__cell_index(const gy__segment *seg, const void *cell) {
+    uint64_t off = (uint64_t)((const char *)cell - seg->cells);
+    return (uint32_t)((off * seg->recip) >> 32);
+}
 /* Call fn for every live object of h (owner or world stopped). */
 int gy__heap_foreach_object(gy__heap *h, int (*fn)(gy_object *, void *), void *arg);
 
@@ -255,6 +281,44 @@ uint32_t gy__refcount_drain_deferred(gy__heap *h, uint32_t budget);
 /* Hand every object h owns over to shared counting (detach). */
 void gy__refcount_disown_all(gy__heap *h);
 
+/* Flush h's gc_delta (now `value`) into rt.gc_young; `alloc`: an allocation
+ * made it, so past the limit the heap gets GY__PEND_COLLECT. */
+void gy__gc_young_flush(gy__heap *h, int32_t value, bool alloc);
+
+/* Count a tracked allocation (+1) or free (-1) on h (its own thread). One
+ * relaxed load and store per call; the shared counter is touched every 32
+ * events, or when this allocation may cross the limit. */
+#define GY__GC_YOUNG_BATCH 32
+static inline void gy__gc_young_add(gy__heap *h, int32_t d) {
+    int32_t v = atomic_load_explicit(&h->gc_delta, memory_order_relaxed) + d;
+    if (v >= GY__GC_YOUNG_BATCH || v <= -GY__GC_YOUNG_BATCH ||
+        (d > 0 && v + atomic_load_explicit(&gy__rt.gc_young, memory_order_relaxed) >
+                      atomic_load_explicit(&gy__rt.gc_young_limit, memory_order_relaxed))) {
+        gy__gc_young_flush(h, v, d > 0);
+        return;
+    }
+    atomic_store_explicit(&h->gc_delta, v, memory_order_relaxed);
+}
+
+/* The number of references to ob: both halves of its biased count. Exact
+ * with the world stopped; a hint otherwise. */
+static inline int64_t gy__refcount_total(const gy_object *ob) {
+    uint32_t l =
+        atomic_load_explicit(&((gy_object *)(uintptr_t)ob)->gy__local, memory_order_relaxed);
+    int32_t s =
+        atomic_load_explicit(&((gy_object *)(uintptr_t)ob)->gy__shared, memory_order_relaxed);
+    return (int64_t)(s >> GY__RC_SHIFT) + (l != GY__UNOWNED ? (int64_t)l : 0);
+}
+
+/* --- refcount.c (collector support) --- */
+/* Ask ob's owner thread to run its finalizer (once) or its clear at its
+ * next safe point (at once when the caller owns ob), then drop the
+ * reference this call STEALS. False when no hand-off node could be
+ * allocated (the caller keeps its reference). The caller then flushes its
+ * outbox (gy__refcount_flush_outbox). */
+typedef enum gy__post_kind { GY__POST_FINALIZE, GY__POST_CLEAR } gy__post_kind;
+bool gy__object_post_to_owner(gy_object *ob, gy__post_kind what);
+
 /* --- runtime.c --- */
 void gy__safepoint_slow(gy__heap *h);
 /* Stop every other attached thread at a safe point (or hold it quiescent);
@@ -266,12 +330,21 @@ void gy__heap_wake(gy__heap *h);
 void gy__runtime_drain_orphans(void);
 
 /* --- weakref.c --- */
+typedef struct gy_weakref gy_weakref;
+/* The collector, world stopped: unregister every weak reference to `ob`
+ * (cyclic trash). Those for which is_trash(weakref) is false and that have
+ * a callback are taken (a NEW reference each) and chained onto *pending;
+ * the rest just read NULL from now on. Returns how many were cleared. */
+size_t gy__weakref_detach_for_gc(gy_object *ob, bool (*is_trash)(const gy_object *),
+                                 gy_weakref **pending);
+/* Run the callbacks of a chain built by gy__weakref_detach_for_gc and drop
+ * its references (world running, no lock held). */
+void gy__weakref_run_pending(gy_weakref *pending);
 /* The object is dying (count zero, finalizer done): clear every weak
  * reference to it and run their callbacks, newest first. No lock held. */
 void gy__weakref_clear_all(gy_object *ob);
 void gy__weakref_init(void);
 void gy__weakref_shutdown(void);
-typedef struct gy_weakref gy_weakref;
 /* gy_weakref_new with an `arg_release` called when the weakref dies. */
 int gy__weakref_new_full(gy_weakref **out, void *target, void (*cb)(gy_weakref *, void *),
                          void *arg, void (*arg_release)(void *), const char *file, int line);
@@ -362,6 +435,15 @@ static inline void gy__cell_init_object(gy__heap *h, uint32_t index, gy_object *
     atomic_store_explicit(&ob->gy__local, 1, memory_order_relaxed);
     atomic_store_explicit(&ob->gy__shared, 0, memory_order_relaxed);
     GY__COUNTER_ADD(h->counters[index].allocated, 1);
+    gy__segment *seg = gy__segment_of(ob);
+    if (seg->gcw != NULL) {
+        /* A tracked type: generation 0, counted towards threshold 0. */
+        seg->gcw[gy__cell_index(seg, ob)] = 0;
+        if (!(atomic_load_explicit(&seg->gc_gens, memory_order_relaxed) & 1)) {
+            atomic_fetch_or_explicit(&seg->gc_gens, 1, memory_order_relaxed);
+        }
+        gy__gc_young_add(h, 1);
+    }
 }
 
 #endif /* GYRE_CORE_HEAP_H */

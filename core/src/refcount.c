@@ -61,10 +61,13 @@ void gy__refcount_flush_outbox(gy__heap *h) {
     }
 }
 
-/* Hand `ob` to its owning heap: a merge (free_request false) or a free of a
- * loop-affine object. Returns false when no node could be allocated; the
+/* What a slot asks of the owner (its low bits; objects are 8-aligned). */
+enum { SLOT_MERGE = 0, SLOT_FREE = 1, SLOT_FINALIZE = 2, SLOT_CLEAR = 3, SLOT_KIND = 3 };
+
+/* Hand `ob` to its owning heap: a merge, a free of a loop-affine object, or
+ * a finalizer call. Returns false when no node could be allocated; the
  * object then stays alive (a bounded leak, never a use-after-free). */
-static bool outbox_push(gy__heap *h, gy__heap *dest, gy_object *ob, bool free_request) {
+static bool outbox_push(gy__heap *h, gy__heap *dest, gy_object *ob, unsigned kind) {
     if (h == NULL) {
         return false; /* detached threads must not touch objects */
     }
@@ -86,7 +89,7 @@ static bool outbox_push(gy__heap *h, gy__heap *dest, gy_object *ob, bool free_re
         box->count = 0;
         h->outbox = box;
     }
-    box->slots[box->count++] = (uintptr_t)ob | (free_request ? 1u : 0u);
+    box->slots[box->count++] = (uintptr_t)ob | kind;
     return true;
 }
 
@@ -94,6 +97,9 @@ static bool outbox_push(gy__heap *h, gy__heap *dest, gy_object *ob, bool free_re
 
 static void counters_free(gy__heap *h, gy__segment *seg) {
     GY__COUNTER_ADD(h->counters[seg->type_index].freed, 1);
+    if (seg->gcw != NULL) {
+        gy__gc_young_add(h, -1); /* a tracked object: generation 0's count */
+    }
 }
 
 /* The last step of every free: forget the trace, count the free, retire
@@ -227,7 +233,7 @@ void gy__object_dealloc(gy_object *ob) {
     gy__segment *seg = gy__segment_of(ob);
     if ((seg->type->flags & GY_TYPE_LOOP_AFFINE) && seg->heap != h) {
         /* Loop-affine: the owner finalizes and frees it at its safe point. */
-        (void)outbox_push(h, seg->heap, ob, true);
+        (void)outbox_push(h, seg->heap, ob, SLOT_FREE);
         return;
     }
     dealloc_here(h, ob);
@@ -293,7 +299,7 @@ static void decref_shared(gy__heap *h, gy_object *ob) {
     } while (!atomic_compare_exchange_weak_explicit(&ob->gy__shared, &s, n, memory_order_acq_rel,
                                                     memory_order_relaxed));
     if (queue) {
-        (void)outbox_push(h, gy__segment_of(ob)->heap, ob, false);
+        (void)outbox_push(h, gy__segment_of(ob)->heap, ob, SLOT_MERGE);
     } else if (dealloc) {
         gy__object_dealloc(ob);
     } else if (rc_count(n) > 0) {
@@ -478,15 +484,54 @@ static void merge_queued(gy__heap *h, gy_object *ob) {
     }
 }
 
+/* A finalizer call the collector handed to this (owning) thread. */
+static void finalize_here(gy_object *ob) {
+    const gy_type *type = gy__segment_of(ob)->type;
+    /* acq_rel: the flag is set once, by whoever runs the finalizer. */
+    int32_t s = atomic_fetch_or_explicit(&ob->gy__shared, GY__RC_FINALIZED, memory_order_acq_rel);
+    if (type->finalize != NULL && !(s & GY__RC_FINALIZED)) {
+        type->finalize(ob);
+    }
+    gy_decref(ob); /* the request's reference */
+}
+
+/* A clear the collector handed to this (owning) thread. */
+static void clear_here(gy_object *ob) {
+    gy__segment_of(ob)->type->clear(ob);
+    gy_decref(ob); /* the request's reference: usually the last */
+}
+
+bool gy__object_post_to_owner(gy_object *ob, gy__post_kind what) {
+    gy__heap *h = gy__tls_heap;
+    gy__heap *dest = gy__segment_of(ob)->heap;
+    if (dest == h) {
+        if (what == GY__POST_FINALIZE) {
+            finalize_here(ob);
+        } else {
+            clear_here(ob);
+        }
+        return true;
+    }
+    return outbox_push(h, dest, ob, what == GY__POST_FINALIZE ? SLOT_FINALIZE : SLOT_CLEAR);
+}
+
 void gy__refcount_process_nodes(gy__heap *h, ck_stack_entry_t *e) {
     while (e != NULL) {
         ck_stack_entry_t *next = e->next;
         gy__outbox *box = (gy__outbox *)((char *)e - offsetof(gy__outbox, entry));
         for (uint32_t i = 0; i < box->count; i++) {
-            gy_object *ob = (gy_object *)(box->slots[i] & ~(uintptr_t)1);
-            if (box->slots[i] & 1u) {
+            gy_object *ob = (gy_object *)(box->slots[i] & ~(uintptr_t)SLOT_KIND);
+            switch (box->slots[i] & SLOT_KIND) {
+            case SLOT_FREE:
                 dealloc_here(h, ob); /* a loop-affine free, now on its owner */
-            } else {
+                break;
+            case SLOT_FINALIZE:
+                finalize_here(ob);
+                break;
+            case SLOT_CLEAR:
+                clear_here(ob);
+                break;
+            default:
                 merge_queued(h, ob);
             }
         }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gc_hooks.h"
 #include "heap.h"
 
 gy__runtime gy__rt;
@@ -40,6 +41,11 @@ int gy_runtime_init(const gy_runtime_options *opts, gy_errmsg *err) {
     atomic_store_explicit(&gy__rt.nattached, 0, memory_order_relaxed);
     atomic_store_explicit(&gy__rt.stop_requested, 0, memory_order_relaxed);
     atomic_store_explicit(&gy__rt.world_stops, 0, memory_order_relaxed);
+    atomic_store_explicit(&gy__rt.gc_young, 0, memory_order_relaxed);
+    /* No limit until a collector sets one. */
+    if (atomic_load_explicit(&gy__rt.gc_young_limit, memory_order_relaxed) == 0) {
+        atomic_store_explicit(&gy__rt.gc_young_limit, INT64_MAX, memory_order_relaxed);
+    }
     atomic_store_explicit(&gy__rt.ntypes, ntypes, memory_order_relaxed);
     /* Serials continue across restarts, so ids stay unique in the process. */
     atomic_store_explicit(&gy__rt.segment_serial, serial, memory_order_relaxed);
@@ -167,6 +173,9 @@ int gy_thread_detach(void) {
     if (h == NULL) {
         return GY_ESTATE;
     }
+    if (atomic_load_explicit(&h->pending, memory_order_relaxed) & GY__PEND_COLLECT) {
+        gy__safepoint_slow(h); /* answer the collector's requests first */
+    }
     heap_settle(h);
     /* Everything we own goes to shared counting: after this no thread queues
      * our objects to us, and any thread may free them. */
@@ -239,6 +248,30 @@ void gy__safepoint_slow(gy__heap *h) {
     }
     if (p & GY__PEND_ORPHAN) {
         gy__runtime_drain_orphans();
+    }
+    if (p & GY__PEND_COLLECT) {
+        const gy__gc_hooks *hooks = gy__gc_hooks_get();
+        if (hooks != NULL && hooks->collect_due != NULL) {
+            hooks->collect_due();
+        }
+    }
+}
+
+void gy__gc_young_flush(gy__heap *h, int32_t value, bool alloc) {
+    atomic_store_explicit(&h->gc_delta, 0, memory_order_relaxed);
+    /* relaxed: a counter; clamped at zero as CPython's count is. */
+    int64_t old = atomic_load_explicit(&gy__rt.gc_young, memory_order_relaxed);
+    int64_t n;
+    do {
+        n = old + value;
+        if (n < 0) {
+            n = 0;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&gy__rt.gc_young, &old, n, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    if (alloc && n > atomic_load_explicit(&gy__rt.gc_young_limit, memory_order_relaxed)) {
+        /* relaxed: our own pending word, read at our next safe point. */
+        atomic_fetch_or_explicit(&h->pending, GY__PEND_COLLECT, memory_order_relaxed);
     }
 }
 
@@ -489,11 +522,15 @@ int gy_runtime_shutdown(gy_errmsg *err) {
             err, GY_EBUSY, "gy_runtime_shutdown: %llu thread(s) still attached; detach them first",
             (unsigned long long)attached);
     }
-    if (gy__rt.heaps != NULL) {
-        gy__tls_heap = gy__rt.heaps; /* a heap to free the roots from */
-        gy__roots_release_all();
-        gy__tls_heap = NULL;
+    gy__tls_heap = gy__rt.heaps; /* a heap to free the roots from (NULL: none) */
+    const gy__gc_hooks *hooks = gy__gc_hooks_get();
+    if (hooks != NULL && hooks->shutdown != NULL) {
+        hooks->shutdown();
     }
+    if (gy__rt.heaps != NULL) {
+        gy__roots_release_all();
+    }
+    gy__tls_heap = NULL;
     settle_all();
     char text[GY_ERRMSG_SIZE];
     leak_report r = {text, 0, sizeof text, 0};

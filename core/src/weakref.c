@@ -95,11 +95,21 @@ static void weakref_clear(gy_object *self) {
     }
 }
 
+/* A weak reference holds no strong reference, yet it is tracked: the
+ * collector must know whether a weakref is itself cyclic trash (its
+ * callback is then not called), as CPython's handle_weakrefs does. */
+static int weakref_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
+    (void)self;
+    (void)visit;
+    (void)arg;
+    return 0;
+}
+
 gy_type gy_weakref_type = {
     .name = "weakref",
     .size = sizeof(gy_weakref),
+    .traverse = weakref_traverse,
     .clear = weakref_clear,
-    .flags = GY_TYPE_LEAF,
 };
 
 int gy__weakref_new_full(gy_weakref **out, void *target, gy_weakref_callback cb, void *arg,
@@ -213,6 +223,41 @@ void gy__weakref_clear_all(gy_object *ob) {
         if (!more) {
             return;
         }
+    }
+}
+
+size_t gy__weakref_detach_for_gc(gy_object *ob, bool (*is_trash)(const gy_object *),
+                                 gy_weakref **pending) {
+    stripe *st = &stripes[stripe_of(ob)];
+    size_t n = 0;
+    pthread_mutex_lock(&st->lock);
+    if (st->cap > 0) {
+        size_t i = slot_find(st, ob);
+        while (st->slots[i].key == ob) {
+            gy_weakref *wr = st->slots[i].head;
+            unlink_locked(st, wr); /* may remove slot i; then the loop ends */
+            n++;
+            /* A weakref that is trash itself, or without callback, is just
+             * cleared. The world is stopped, so wr is not dying elsewhere
+             * (its count is positive): a plain incref is enough. */
+            if (wr->cb != NULL && !is_trash(&wr->ob) && gy__refcount_total(&wr->ob) > 0) {
+                gy_incref(wr);
+                wr->next = *pending; /* unlinked: `next` is ours until run */
+                *pending = wr;
+            }
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    return n;
+}
+
+void gy__weakref_run_pending(gy_weakref *pending) {
+    while (pending != NULL) {
+        gy_weakref *wr = pending;
+        pending = wr->next;
+        wr->next = NULL;
+        wr->cb(wr, wr->arg);
+        gy_decref(wr);
     }
 }
 

@@ -381,7 +381,8 @@ static void on_alloc(gy_object *ob, const gy_type *type) {
 static void test_gc_hooks(void **state) {
     (void)state;
     GY_TEST_UP();
-    static const gy__gc_hooks hooks = {on_decref_nonzero, on_store, on_alloc};
+    static const gy__gc_hooks hooks = {
+        .decref_nonzero = on_decref_nonzero, .store = on_store, .alloc = on_alloc};
     hook_roots = hook_stores = hook_allocs = 0;
     gy__gc_hooks_install(&hooks);
     node *a, *b;

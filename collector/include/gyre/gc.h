@@ -1,0 +1,229 @@
+/* gyre/gc.h: the cycle collector, with the contract of Python's gc module.
+ *
+ * Reference counting frees an object as soon as its last reference goes;
+ * it cannot free a cycle (a.next = b; b.next = a). The collector finds such
+ * cycles by trial deletion over the *tracked* objects (every object whose
+ * type is neither GY_TYPE_LEAF nor GY_TYPE_ACYCLIC) and frees them through
+ * each type's clear and the ordinary refcount path. Design: collector/DESIGN.md.
+ *
+ * Generations. A new tracked object is in generation 0; the survivors of a
+ * collection of generation g move to g + 1 (generation 2 stays). Generation
+ * 0 is collected when tracked allocations minus frees pass threshold 0,
+ * generation 1 when more than threshold 1 collections of generation 0 have
+ * run since its last collection, generation 2 likewise after threshold 2
+ * collections of generation 1, unless fewer than a quarter of the objects
+ * in generation 2 are new since the last full collection (CPython's guard
+ * against quadratic full collections). Defaults: 700, 10, 10.
+ *
+ * When collections run. Automatic collections run at a safe point
+ * (gy_safepoint) of the thread whose allocation crossed threshold 0; an
+ * explicit gy_gc_collect runs on the calling thread. Either stops every
+ * other attached thread at a safe point (quiescent threads count as stopped;
+ * loops are woken through their wake function) for the marking phase and,
+ * when user code ran in between, briefly again to check for resurrection.
+ * Weakref callbacks, finalizers and clears run on the collecting thread with
+ * the world running.
+ *
+ * What a mutator may assume: at a safe point it holds only references it
+ * owns (counted), so everything it can reach survives; an object it can
+ * still reach is never freed (objects are freed only when their count
+ * drops to zero); a weak reference to cyclic trash reads NULL before any
+ * finalizer of that trash runs; a resurrected object is kept, but may
+ * already have lost its weak references.
+ *
+ * Finalizers (PEP 442): each object in a trash set has its finalizer called
+ * exactly once, all of them before anything of the set is cleared; if a
+ * finalizer makes any object of the set reachable again, nothing of the set
+ * is freed in that collection, and no finalizer runs again later. Order
+ * within a collection (CPython's): clear weak references to the trash (the
+ * callbacks of weak references that are themselves trash are not called),
+ * run those callbacks, run finalizers, check for resurrection, clear and
+ * free. A GY_TYPE_LOOP_AFFINE object is finalized by its owner thread
+ * (unless GY_TYPE_FINALIZE_ANY_THREAD) at its next safe point: its trash set
+ * then survives that collection and is freed by a later one. Loop-affine
+ * objects are also cleared and freed on their owner thread.
+ *
+ * Uncollectable: an object of a GY_TYPE_LEGACY_FINALIZER type found in
+ * cyclic trash, and all the trash it reaches, is not freed (its finalizer
+ * must not meet a half-cleared cycle): it goes to the garbage list
+ * (gy_gc_garbage) and counts as uncollectable.
+ *
+ * Thread-safety: every function is safe from any attached thread. A
+ * collection runs at a time; gy_gc_collect called while another thread
+ * collects waits for it (quiescent), and called from inside a collection
+ * (a finalizer or callback) fails with GY_EBUSY.
+ */
+#ifndef GYRE_GC_H
+#define GYRE_GC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gyre/common.h"
+#include "gyre/error.h"
+#include "gyre/list.h"
+#include "gyre/object.h"
+
+enum {
+    GY_GC_GENERATIONS = 3,
+    GY_GC_THRESHOLD_MAX = 1000000000, /* largest threshold accepted */
+};
+
+/* The phases of a collection, for profiles (gy_gc_result.phase_ns). */
+typedef enum gy_gc_phase_id {
+    GY_GC_PHASE_UPDATE = 0, /* world stopped: find candidates, copy their counts */
+    GY_GC_PHASE_SUBTRACT,   /* world stopped: subtract references among candidates */
+    GY_GC_PHASE_MARK,       /* world stopped: mark what outside references reach */
+    GY_GC_PHASE_HANDLE,     /* world stopped: survivors, legacy finalizers, weakrefs */
+    GY_GC_PHASE_FINALIZE,   /* weakref callbacks, finalizers, resurrection check */
+    GY_GC_PHASE_CLEAR,      /* clear and free the trash */
+    GY_GC_PHASES
+} gy_gc_phase_id;
+
+/* gy_gc_phase_name: "update", "subtract", ...; NULL when out of range. */
+GY_API const char *gy_gc_phase_name(int phase);
+
+/* The result of one collection. */
+typedef struct gy_gc_result {
+    int generation;
+    uint64_t collected;     /* unreachable objects freed (or saved, DEBUG_SAVEALL) */
+    uint64_t uncollectable; /* unreachable objects kept in the garbage list */
+    uint64_t candidates;    /* tracked objects examined */
+    uint64_t duration_ns;   /* wall time of the whole collection */
+    uint64_t pause_ns;      /* time other threads were stopped */
+    uint64_t phase_ns[GY_GC_PHASES];
+} gy_gc_result;
+
+/* gy_gc_collect: collect `generation` (0, 1 or 2: that one and all younger
+ * ones) now, on this thread, and wait for the result. `out` may be NULL;
+ * out->collected + out->uncollectable is what Python's gc.collect returns.
+ * Runs even while automatic collection is disabled. Returns 0; GY_EINVAL
+ * (bad generation); GY_ESTATE (thread not attached); GY_EBUSY (called from
+ * inside a collection: a finalizer or callback). When the collector cannot
+ * allocate its working memory the collection examines fewer objects, or
+ * none (gy_gc_info counts it); that is not an error. */
+GY_API int gy_gc_collect(int generation, gy_gc_result *out, gy_errmsg *err);
+
+/* Called with the result of gy_gc_collect_async (rc 0 or an error). */
+typedef void (*gy_gc_result_fn)(int rc, const gy_gc_result *result, void *arg);
+
+/* gy_gc_collect_async: request a collection of `generation`; `done` runs on
+ * the calling thread with the result, at one of its later safe points (a
+ * loop is woken through its wake function), never inside this call.
+ * Requests pending at the same safe point share one collection (of the
+ * oldest generation asked). A thread that detaches first is answered
+ * during gy_thread_detach. Returns 0, GY_EINVAL, GY_ESTATE, GY_ENOMEM. */
+GY_API int gy_gc_collect_async(int generation, gy_gc_result_fn done, void *arg, gy_errmsg *err);
+
+/* gy_gc_enable / gy_gc_disable: switch automatic collection on or off;
+ * each returns the previous state (true: enabled). gy_gc_isenabled reads it.
+ * Counts keep growing while disabled; the first allocation after enable
+ * past threshold 0 starts a collection. */
+GY_API bool gy_gc_enable(void);
+GY_API bool gy_gc_disable(void);
+GY_API bool gy_gc_isenabled(void);
+
+/* gy_gc_get_threshold: the three thresholds. gy_gc_set_threshold: set them;
+ * t0 == 0 disables automatic collection (as in CPython). Returns 0 or
+ * GY_EINVAL (negative, or above GY_GC_THRESHOLD_MAX; nothing changed). */
+GY_API void gy_gc_get_threshold(long out[GY_GC_GENERATIONS]);
+GY_API int gy_gc_set_threshold(long t0, long t1, long t2, gy_errmsg *err);
+
+/* gy_gc_get_count: generation 0's count (tracked allocations minus frees
+ * since its last collection), and the collections of generations 0 and 1
+ * since the last collection of generations 1 and 2. */
+GY_API void gy_gc_get_count(long out[GY_GC_GENERATIONS]);
+
+/* Per-generation statistics since the runtime started. */
+typedef struct gy_gc_gen_stats {
+    uint64_t collections;
+    uint64_t collected;
+    uint64_t uncollectable;
+    uint64_t candidates;  /* objects examined, summed */
+    uint64_t duration_ns; /* summed wall time */
+    uint64_t pause_ns;    /* summed stop-the-world time */
+    uint64_t max_pause_ns;
+} gy_gc_gen_stats;
+
+/* gy_gc_get_stats: fill out[0..2]. */
+GY_API void gy_gc_get_stats(gy_gc_gen_stats out[GY_GC_GENERATIONS]);
+
+/* Figures that are not per generation. */
+typedef struct gy_gc_info {
+    uint64_t automatic;        /* collections started by thresholds */
+    uint64_t explicit_;        /* gy_gc_collect and gy_gc_collect_async */
+    uint64_t shrunk_nomem;     /* collections that examined fewer objects (no memory) */
+    uint64_t skipped_nomem;    /* collections skipped (no memory) */
+    uint64_t resurrections;    /* trash sets kept because a finalizer resurrected */
+    uint64_t deferred;         /* trash sets kept for owner-thread finalizers */
+    uint64_t finalizers;       /* finalizers run by the collector */
+    uint64_t weakrefs_cleared; /* weak references to trash cleared */
+    uint64_t world_stops;
+} gy_gc_info;
+
+GY_API void gy_gc_get_info(gy_gc_info *out);
+
+/* gy_gc_get_objects: a NEW list holding (new references to) every tracked
+ * object in `generation` (0..2), or in all three when it is -1 (frozen
+ * objects are not listed, as in CPython). Stops the world while it walks.
+ * Returns 0, GY_EINVAL, GY_ESTATE, GY_ENOMEM. */
+GY_API int gy_gc_get_objects(int generation, gy_list **out, gy_errmsg *err);
+
+/* gy_gc_freeze: move every tracked object to the permanent generation,
+ * which is never collected (for fork-heavy servers, as CPython's
+ * gc.freeze). gy_gc_unfreeze: move them back to the oldest generation.
+ * gy_gc_get_freeze_count: how many live objects are frozen. All three stop
+ * the world. Attached threads only (no-ops otherwise). */
+GY_API void gy_gc_freeze(void);
+GY_API void gy_gc_unfreeze(void);
+GY_API size_t gy_gc_get_freeze_count(void);
+
+/* gy_gc_is_tracked: true when the collector considers obj (its type is
+ * neither LEAF nor ACYCLIC). gy_gc_is_finalized: true once obj's finalizer
+ * has run (by the collector or the refcount path). */
+GY_API bool gy_gc_is_tracked(const void *obj);
+GY_API bool gy_gc_is_finalized(const void *obj);
+
+/* Callbacks at the start and stop of every collection (Python's
+ * gc.callbacks), on the collecting thread, no Gyre lock held. At START
+ * only `generation` is meaningful. */
+typedef enum gy_gc_phase { GY_GC_START = 0, GY_GC_STOP = 1 } gy_gc_phase;
+typedef struct gy_gc_callback_info {
+    int generation;
+    uint64_t collected;
+    uint64_t uncollectable;
+    uint64_t duration_ns;
+} gy_gc_callback_info;
+typedef void (*gy_gc_callback_fn)(gy_gc_phase phase, const gy_gc_callback_info *info, void *arg);
+
+enum { GY_GC_CALLBACKS_MAX = 16 };
+/* gy_gc_callback_add: register fn(…, arg). Returns 0, GY_EEXIST (same pair
+ * already there), GY_ERANGE (GY_GC_CALLBACKS_MAX reached).
+ * gy_gc_callback_remove: returns 0 or GY_ENOENT. */
+GY_API int gy_gc_callback_add(gy_gc_callback_fn fn, void *arg);
+GY_API int gy_gc_callback_remove(gy_gc_callback_fn fn, void *arg);
+
+/* Debug flags (Python's values). Output goes through the log handler
+ * (gyre/log.h, module "gc"); the library never prints. */
+enum {
+    GY_GC_DEBUG_STATS = 1,         /* a summary line per collection (INFO) */
+    GY_GC_DEBUG_COLLECTABLE = 2,   /* one line per collectable object found (INFO) */
+    GY_GC_DEBUG_UNCOLLECTABLE = 4, /* one line per uncollectable object (INFO) */
+    GY_GC_DEBUG_SAVEALL = 32,      /* keep all trash in the garbage list, free nothing */
+    GY_GC_DEBUG_LEAK = GY_GC_DEBUG_COLLECTABLE | GY_GC_DEBUG_UNCOLLECTABLE | GY_GC_DEBUG_SAVEALL,
+};
+/* gy_gc_set_debug: returns 0 or GY_EINVAL (unknown bits; nothing changed). */
+GY_API int gy_gc_set_debug(unsigned flags);
+GY_API unsigned gy_gc_get_debug(void);
+
+/* gy_gc_garbage: a NEW reference to the garbage list (Python's gc.garbage):
+ * uncollectable objects, and all trash under DEBUG_SAVEALL. Read it with
+ * gyre/list.h; the collector only appends. Returns 0, GY_ESTATE, GY_ENOMEM.
+ * gy_gc_garbage_clear: empty it (dropping its references; what was only
+ * kept by it is then freed or left to the next collection); returns how
+ * many entries it held. */
+GY_API int gy_gc_garbage(gy_list **out);
+GY_API size_t gy_gc_garbage_clear(void);
+
+#endif /* GYRE_GC_H */

@@ -1,0 +1,678 @@
+/* collector/src/collect.c: one collection, step by step (trial deletion as
+ * in CPython's Python/gc.c, over an array instead of linked lists).
+ *
+ * The candidates are the live tracked objects of the generations collected.
+ * Their pointers go into one array, objs[0..n); every later step permutes
+ * that array in place, so a collection allocates nothing else:
+ *
+ *   world stopped
+ *   1. update    objs = candidates; word.VALUE = reference count
+ *   2. subtract  word.VALUE -= references from other candidates
+ *                => VALUE > 0 exactly for candidates referenced from outside
+ *   3. mark      those are ROOTs; objs[0..nreach) = everything they reach
+ *                => objs[nreach..n) is cyclic trash
+ *   4. handle    survivors move up a generation; trash reached from a legacy
+ *                finalizer is uncollectable, objs[nreach..ntrash); the rest,
+ *                objs[ntrash..n), is held (one reference each) and its weak
+ *                references are cleared
+ *   world running
+ *   5. finalize  weakref callbacks, then finalizers (PEP 442); if user code
+ *                ran, the world stops again to check for resurrection
+ *   6. clear     each trash object's clear, then the collector's reference
+ *                goes: the ordinary refcount path frees the objects
+ *
+ * Debug builds (no NDEBUG) validate the array and words between steps.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "collector.h"
+#include "gyre/failpoint.h"
+#include "gyre/list.h"
+
+#ifndef NDEBUG
+#define GC_VALIDATE 1
+#else
+#define GC_VALIDATE 0
+#endif
+
+/* A broken invariant is a bug in a traverse function or in the collector:
+ * stop before it can free a live object. */
+#define GC_CHECK(cond, what)                                                                       \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            gy__log(GY_LOG_ERROR, "gc", "invariant broken: %s (%s:%d)", what, __FILE__, __LINE__); \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The candidate array, kept between collections (collect_lock). */
+static gy_object **cand_buf;
+static size_t cand_cap;
+
+typedef struct run {
+    int gen;
+    unsigned mask;   /* generation bits collected: 0..gen */
+    unsigned newgen; /* where survivors go */
+    gy_object **objs;
+    size_t n;
+    bool shrunk;   /* the array could not grow: fewer candidates */
+    size_t nreach; /* objs[0..nreach): reachable */
+    size_t ntrash; /* objs[nreach..ntrash): uncollectable; [ntrash..n): trash */
+    bool id_taken; /* some trash object's id was handed out */
+    gy_weakref *callbacks;
+    size_t weakrefs;
+    uint64_t stops_after; /* rt.world_stops after our first stop */
+    uint64_t pause_ns;
+} run;
+
+static inline const gy_type *type_of(const gy_object *ob) { return gy__segment_of(ob)->type; }
+
+/* Plain word accesses happen with the world stopped. Outside a stop the
+ * collector touches only the words of objects it holds (their cells cannot
+ * be reused), with relaxed atomics. */
+static inline void word_store(uint32_t *w, uint32_t v) { __atomic_store_n(w, v, __ATOMIC_RELAXED); }
+
+static void gens_add(const gy_object *ob, unsigned gen) {
+    gy__segment *seg = gy__segment_of(ob);
+    uint8_t bit = (uint8_t)(1u << gen);
+    if (!(atomic_load_explicit(&seg->gc_gens, memory_order_relaxed) & bit)) {
+        atomic_fetch_or_explicit(&seg->gc_gens, bit, memory_order_relaxed);
+    }
+}
+
+/* --- 1. update ------------------------------------------------------------ */
+
+static bool cand_push(run *r, gy_object *ob) {
+    if (r->shrunk) {
+        return false;
+    }
+    if (r->n == cand_cap) {
+        size_t cap = cand_cap ? cand_cap * 2 : 4096;
+        if (cap > GC_VALUE_MAX) {
+            cap = GC_VALUE_MAX; /* the index must fit the word */
+        }
+        gy_object **grown = cap <= cand_cap || gy_failpoint("gc.alloc")
+                                ? NULL
+                                : realloc(cand_buf, cap * sizeof *grown);
+        if (grown == NULL) {
+            r->shrunk = true; /* collect what we have: any subset is sound */
+            return false;
+        }
+        cand_buf = grown;
+        cand_cap = cap;
+    }
+    cand_buf[r->n++] = ob;
+    return true;
+}
+
+/* Reserve room for `want` candidates up front (one allocation instead of
+ * doublings); failure is fine, the pushes will try again. */
+static void cand_reserve(size_t want) {
+    if (want <= cand_cap || want > GC_VALUE_MAX || gy_failpoint("gc.alloc")) {
+        return;
+    }
+    gy_object **grown = realloc(cand_buf, want * sizeof *grown);
+    if (grown != NULL) {
+        cand_buf = grown;
+        cand_cap = want;
+    }
+}
+
+/* Live tracked objects in every heap: an upper bound on the candidates. */
+static size_t tracked_live(void) {
+    uint32_t ntypes = atomic_load_explicit(&gy__rt.ntypes, memory_order_acquire);
+    int64_t live = 0;
+    for (uint32_t t = 1; t <= ntypes; t++) {
+        if (gc_type_tracked(gy__rt.types[t])) {
+            gy_type_stats st;
+            gy__type_sum(t, &st);
+            live += st.live;
+        }
+    }
+    return live > 0 ? (size_t)live : 0;
+}
+
+/* Post: objs[0..n) are the live tracked objects of generations `mask` with
+ * a positive count (up to what the array could hold); each has CANDIDATE
+ * and VALUE = its count. Segments' gc_gens keep the bits of what was left
+ * out. */
+static void phase_update(run *r) {
+    uint32_t ntypes = atomic_load_explicit(&gy__rt.ntypes, memory_order_acquire);
+    for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
+        pthread_mutex_lock(&h->seg_lock);
+        for (uint32_t t = 1; t <= ntypes; t++) {
+            if (!gc_type_tracked(gy__rt.types[t])) {
+                continue;
+            }
+            for (gy__segment *s = h->segs[t]; s != NULL; s = s->next) {
+                unsigned gens = atomic_load_explicit(&s->gc_gens, memory_order_relaxed);
+                if (!(gens & r->mask)) {
+                    continue;
+                }
+                unsigned keep = gens & ~r->mask;
+                /* Loop invariant: every live object of cells [0, i) in the
+                 * collected generations is a candidate or has its bit in keep. */
+                for (uint32_t i = 0; i < s->bump; i++) {
+                    uint32_t w = s->gcw[i];
+                    unsigned bit = 1u << (w & GC_GEN_MASK);
+                    if (!(bit & r->mask)) {
+                        continue;
+                    }
+                    gy_object *ob = (gy_object *)(s->cells + (size_t)i * s->cell_size);
+                    int64_t total = gy__refcount_total(ob);
+                    if (total <= 0) {
+                        /* Dead (free cell), or dying: its owner frees it. */
+                        if (gy__object_is_live(ob)) {
+                            keep |= bit;
+                        }
+                        continue;
+                    }
+                    if (GC_VALIDATE) {
+                        GC_CHECK((w & ~GC_GEN_MASK) == 0, "a live word carries collection flags");
+                    }
+                    if (total > (int64_t)GC_VALUE_MAX || !cand_push(r, ob)) {
+                        keep |= bit; /* left out: stays where it is */
+                        continue;
+                    }
+                    s->gcw[i] = GC_CANDIDATE | (w & GC_GEN_MASK) | ((uint32_t)total << GC_SHIFT);
+                }
+                atomic_store_explicit(&s->gc_gens, (uint8_t)keep, memory_order_relaxed);
+            }
+        }
+        pthread_mutex_unlock(&h->seg_lock);
+    }
+    r->objs = cand_buf;
+}
+
+/* --- 2. subtract ---------------------------------------------------------- */
+
+static int visit_decref(gy_object *child, void *arg) {
+    (void)arg;
+    uint32_t *w = gc_word(child);
+    if (w != NULL && (*w & GC_CANDIDATE)) {
+        if (GC_VALIDATE) {
+            GC_CHECK((*w >> GC_SHIFT) > 0,
+                     "gc_refs below zero: a traverse visits a reference its object does not hold");
+        }
+        if ((*w >> GC_SHIFT) > 0) {
+            *w -= 1u << GC_SHIFT;
+        }
+    }
+    return 0;
+}
+
+/* Post: VALUE = references to the candidate from outside the candidates. */
+static void phase_subtract(run *r) {
+    /* Invariant: VALUE of each candidate = count - references from
+     * objs[0..i). */
+    for (size_t i = 0; i < r->n; i++) {
+        (void)type_of(r->objs[i])->traverse(r->objs[i], visit_decref, NULL);
+    }
+}
+
+/* --- 3. mark --------------------------------------------------------------- */
+
+/* Swap objs[i] and objs[j], keeping the index in their words. */
+static inline void swap(run *r, size_t i, size_t j) {
+    if (i == j) {
+        return;
+    }
+    gy_object *a = r->objs[i], *b = r->objs[j];
+    r->objs[i] = b;
+    r->objs[j] = a;
+    uint32_t *wa = gc_word(a), *wb = gc_word(b);
+    *wa = (*wa & GC_FLAGS_MASK) | ((uint32_t)j << GC_SHIFT);
+    *wb = (*wb & GC_FLAGS_MASK) | ((uint32_t)i << GC_SHIFT);
+}
+
+typedef struct closure_ctx {
+    run *r;
+    size_t lo, hi; /* the region */
+    size_t front;  /* objs[lo..front) are marked */
+    uint32_t mark;
+} closure_ctx;
+
+static int visit_mark(gy_object *child, void *arg) {
+    closure_ctx *c = arg;
+    uint32_t *w = gc_word(child);
+    if (w == NULL || (*w & (GC_CANDIDATE | c->mark)) != GC_CANDIDATE) {
+        return 0; /* not a candidate, or already marked */
+    }
+    size_t idx = *w >> GC_SHIFT;
+    if (idx < c->lo || idx >= c->hi) {
+        return 0; /* outside the region */
+    }
+    *w |= c->mark;
+    swap(c->r, idx, c->front++);
+    return 0;
+}
+
+/* Within objs[lo..hi): move the objects flagged `seed` to the front, then
+ * everything they reach inside the region, marking each with `mark`.
+ * Returns the end of the marked front. In place: breadth first, the front
+ * is its own queue. */
+static size_t closure(run *r, size_t lo, size_t hi, uint32_t seed, uint32_t mark) {
+    closure_ctx c = {r, lo, hi, lo, mark};
+    for (size_t i = lo; i < hi; i++) {
+        uint32_t *w = gc_word(r->objs[i]);
+        if (*w & seed) {
+            *w |= mark;
+            swap(r, i, c.front++);
+        }
+    }
+    /* Invariant: objs[lo..p) are marked and their children in the region
+     * are marked (inside objs[lo..front)); objs[p..front) are marked and
+     * wait for their traverse. */
+    for (size_t p = lo; p < c.front; p++) {
+        (void)type_of(r->objs[p])->traverse(r->objs[p], visit_mark, &c);
+    }
+    return c.front;
+}
+
+/* Post: objs[0..nreach) is everything reachable from outside the
+ * candidates (REACHABLE); objs[nreach..n) is cyclic trash. */
+static void phase_mark(run *r) {
+    /* VALUE turns from gc_refs into the object's index. */
+    for (size_t i = 0; i < r->n; i++) {
+        uint32_t *w = gc_word(r->objs[i]);
+        uint32_t root = (*w >> GC_SHIFT) > 0 ? GC_ROOT : 0;
+        *w = (*w & GC_GEN_MASK) | GC_CANDIDATE | root | ((uint32_t)i << GC_SHIFT);
+    }
+    r->nreach = closure(r, 0, r->n, GC_ROOT, GC_REACHABLE);
+}
+
+#if GC_VALIDATE
+static int visit_check_reach(gy_object *child, void *arg) {
+    (void)arg;
+    uint32_t *w = gc_word(child);
+    GC_CHECK(w == NULL || !(*w & GC_CANDIDATE) || (*w & GC_REACHABLE),
+             "a reachable object references an object marked as trash");
+    return 0;
+}
+
+static void validate_mark(const run *r) {
+    for (size_t i = 0; i < r->n; i++) {
+        uint32_t w = *gc_word(r->objs[i]);
+        GC_CHECK((w & GC_CANDIDATE) && (w >> GC_SHIFT) == i, "a candidate's index is stale");
+        GC_CHECK(((w & GC_REACHABLE) != 0) == (i < r->nreach), "reachable and trash interleave");
+        GC_CHECK(!(w & GC_ROOT) || i < r->nreach, "a root is marked as trash");
+    }
+    for (size_t i = 0; i < r->nreach; i++) {
+        (void)type_of(r->objs[i])->traverse(r->objs[i], visit_check_reach, NULL);
+    }
+}
+#endif
+
+/* --- 4. handle (world still stopped) ---------------------------------------- */
+
+/* Is this weakref itself trash (its callback is then not called)? */
+static bool is_trash(const gy_object *ob) {
+    const uint32_t *w = gc_word(ob);
+    return w != NULL && (*w & (GC_CANDIDATE | GC_REACHABLE | GC_UNCOLL)) == GC_CANDIDATE;
+}
+
+/* Post: survivors carry only their new generation; objs[nreach..ntrash)
+ * (uncollectable: reached from a legacy finalizer) too, and are held;
+ * objs[ntrash..n) (trash) keep CANDIDATE, are held, and no weak reference
+ * reaches them. Generation 0's count is zero. */
+static void phase_handle(run *r) {
+    for (size_t i = 0; i < r->nreach; i++) {
+        word_store(gc_word(r->objs[i]), r->newgen);
+        gens_add(r->objs[i], r->newgen);
+    }
+    /* Uncollectable: legacy finalizers and the trash they reach. */
+    for (size_t i = r->nreach; i < r->n; i++) {
+        if (type_of(r->objs[i])->flags & GY_TYPE_LEGACY_FINALIZER) {
+            *gc_word(r->objs[i]) |= GC_ROOT;
+        }
+    }
+    r->ntrash = closure(r, r->nreach, r->n, GC_ROOT, GC_UNCOLL);
+    for (size_t i = r->nreach; i < r->n; i++) {
+        gy_incref(r->objs[i]); /* held until the end of the collection */
+    }
+    for (size_t i = r->nreach; i < r->ntrash; i++) {
+        word_store(gc_word(r->objs[i]), r->newgen);
+        gens_add(r->objs[i], r->newgen);
+    }
+    /* Weak references to the trash: cleared now, so no thread can reach the
+     * trash through them once the world runs again. */
+    for (size_t i = r->ntrash; i < r->n; i++) {
+        int32_t s = atomic_load_explicit(&r->objs[i]->gy__shared, memory_order_relaxed);
+        r->id_taken |= (s & GY__RC_ID_TAKEN) != 0;
+        if (s & GY__RC_WEAKREFS) {
+            r->weakrefs += gy__weakref_detach_for_gc(r->objs[i], is_trash, &r->callbacks);
+        }
+    }
+    /* Generation 0's count starts again. */
+    atomic_store_explicit(&gy__rt.gc_young, 0, memory_order_relaxed);
+    for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
+        atomic_store_explicit(&h->gc_delta, 0, memory_order_relaxed);
+    }
+}
+
+/* --- 5. finalize --------------------------------------------------------------- */
+
+/* World stopped: does anything outside the trash (other than the
+ * collector's hold) reference the trash now? */
+static bool trash_resurrected(run *r) {
+    for (size_t i = r->ntrash; i < r->n; i++) {
+        int64_t outside = gy__refcount_total(r->objs[i]) - 1; /* minus our hold */
+        uint32_t v = outside < 0                       ? 0
+                     : outside > (int64_t)GC_VALUE_MAX ? GC_VALUE_MAX
+                                                       : (uint32_t)outside;
+        uint32_t *w = gc_word(r->objs[i]);
+        *w = (*w & GC_FLAGS_MASK) | (v << GC_SHIFT);
+    }
+    for (size_t i = r->ntrash; i < r->n; i++) {
+        (void)type_of(r->objs[i])->traverse(r->objs[i], visit_decref, NULL);
+    }
+    for (size_t i = r->ntrash; i < r->n; i++) {
+        if ((*gc_word(r->objs[i]) >> GC_SHIFT) > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void doom(run *r, bool on) {
+    for (size_t i = r->ntrash; i < r->n; i++) {
+        /* acq_rel: a try-incref that sees DOOMED fails; one that won before
+         * shows up in the count checked afterwards. */
+        if (on) {
+            atomic_fetch_or_explicit(&r->objs[i]->gy__shared, GY__RC_DOOMED, memory_order_acq_rel);
+        } else {
+            atomic_fetch_and_explicit(&r->objs[i]->gy__shared, ~GY__RC_DOOMED,
+                                      memory_order_acq_rel);
+        }
+    }
+}
+
+/* Returns true when the trash must survive this collection (resurrected,
+ * or a finalizer was handed to its owner thread). */
+static bool phase_finalize(run *r, gy_gc_info *info) {
+    gy__heap *me = gy__tls_heap;
+    bool user_code = r->callbacks != NULL;
+    gy__weakref_run_pending(r->callbacks);
+    r->callbacks = NULL;
+    bool deferred = false;
+    for (size_t i = r->ntrash; i < r->n; i++) {
+        gy_object *ob = r->objs[i];
+        const gy_type *type = type_of(ob);
+        if (type->finalize == NULL ||
+            (atomic_load_explicit(&ob->gy__shared, memory_order_acquire) & GY__RC_FINALIZED)) {
+            continue;
+        }
+        if ((type->flags & GY_TYPE_LOOP_AFFINE) && !(type->flags & GY_TYPE_FINALIZE_ANY_THREAD) &&
+            gy__segment_of(ob)->heap != me) {
+            /* Its owner finalizes it; a later collection frees the set. */
+            gy_incref(ob);
+            if (!gy__object_post_to_owner(ob, GY__POST_FINALIZE)) {
+                gy_decref(ob);
+            }
+            deferred = true;
+            continue;
+        }
+        /* acq_rel: the flag is set once, by whoever runs the finalizer. */
+        int32_t s =
+            atomic_fetch_or_explicit(&ob->gy__shared, GY__RC_FINALIZED, memory_order_acq_rel);
+        if (!(s & GY__RC_FINALIZED)) {
+            type->finalize(ob);
+            info->finalizers++;
+            user_code = true;
+        }
+    }
+    gy__refcount_flush_outbox(me);
+    if (deferred) {
+        info->deferred++;
+        return true;
+    }
+    if (atomic_load_explicit(&gy__gc.debug, memory_order_relaxed) & GY_GC_DEBUG_SAVEALL) {
+        return false; /* saved, not freed: no doom */
+    }
+    doom(r, true);
+    /* Anyone who could have taken a reference since the first stop: user
+     * code, a holder of an id, or a thread that stopped the world to walk
+     * the heap (introspection). Then look again, world stopped. */
+    if (user_code || r->id_taken ||
+        atomic_load_explicit(&gy__rt.world_stops, memory_order_relaxed) != r->stops_after) {
+        uint64_t t0 = now_ns();
+        gy__world_stop();
+        bool back = trash_resurrected(r);
+        if (back) {
+            doom(r, false);
+        }
+        gy__world_resume();
+        r->pause_ns += now_ns() - t0;
+        if (back) {
+            info->resurrections++;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* --- 6. clear ---------------------------------------------------------------- */
+
+static void log_objects(const run *r, size_t lo, size_t hi, const char *what) {
+    for (size_t i = lo; i < hi; i++) {
+        gy__log(GY_LOG_INFO, "gc", "gc: %s <%s %p>", what, type_of(r->objs[i])->name,
+                (void *)r->objs[i]);
+    }
+}
+
+/* Drop the hold on objs[lo..hi) after resetting their words. */
+static void release_held(run *r, size_t lo, size_t hi, bool keep) {
+    for (size_t i = lo; i < hi; i++) {
+        word_store(gc_word(r->objs[i]), r->newgen);
+        if (keep) {
+            gens_add(r->objs[i], r->newgen);
+        }
+        gy_decref(r->objs[i]);
+    }
+}
+
+static size_t garbage_append(run *r, size_t lo, size_t hi) {
+    if (lo == hi) {
+        return 0;
+    }
+    if (gy__gc.garbage == NULL && gy_list_new(&gy__gc.garbage) != GY_OK) {
+        return 0;
+    }
+    size_t saved = 0;
+    for (size_t i = lo; i < hi; i++) {
+        saved += gy_list_append(gy__gc.garbage, r->objs[i]) == GY_OK;
+    }
+    return saved;
+}
+
+/* Clear every trash object; loop-affine ones on their owner thread. */
+static void phase_clear(run *r) {
+    gy__heap *me = gy__tls_heap;
+    for (size_t i = r->ntrash; i < r->n; i++) {
+        gy_object *ob = r->objs[i];
+        const gy_type *type = type_of(ob);
+        word_store(gc_word(ob), r->newgen);
+        if ((type->flags & GY_TYPE_LOOP_AFFINE) && gy__segment_of(ob)->heap != me) {
+            /* The owner clears it and drops our hold (stolen here). */
+            if (gy__object_post_to_owner(ob, GY__POST_CLEAR)) {
+                r->objs[i] = NULL;
+            }
+            continue;
+        }
+        type->clear(ob);
+    }
+    for (size_t i = r->ntrash; i < r->n; i++) {
+        if (r->objs[i] != NULL) {
+            gy_decref(r->objs[i]); /* usually the last reference: freed here */
+        }
+    }
+    gy__refcount_flush_outbox(me);
+}
+
+/* --- the collection -------------------------------------------------------- */
+
+void gy__gc_run(int generation, gy_gc_result *res) {
+    memset(res, 0, sizeof *res);
+    res->generation = generation;
+    run r = {0};
+    r.gen = generation;
+    r.mask = (2u << generation) - 1;
+    r.newgen = generation < 2 ? (unsigned)generation + 1 : 2;
+    gy_gc_info info = {0};
+    uint64_t t0 = now_ns(), t;
+
+    gy__world_stop();
+    uint64_t stop0 = now_ns();
+    if (generation == 2) {
+        cand_reserve(tracked_live() + 64);
+    }
+    phase_update(&r);
+    t = now_ns();
+    res->phase_ns[GY_GC_PHASE_UPDATE] = t - stop0;
+    phase_subtract(&r);
+    res->phase_ns[GY_GC_PHASE_SUBTRACT] = now_ns() - t;
+    t = now_ns();
+    phase_mark(&r);
+#if GC_VALIDATE
+    validate_mark(&r);
+#endif
+    res->phase_ns[GY_GC_PHASE_MARK] = now_ns() - t;
+    t = now_ns();
+    phase_handle(&r);
+    r.stops_after = atomic_load_explicit(&gy__rt.world_stops, memory_order_relaxed);
+    res->phase_ns[GY_GC_PHASE_HANDLE] = now_ns() - t;
+    gy__world_resume();
+    r.pause_ns = now_ns() - stop0;
+    if (r.shrunk) {
+        if (r.n == 0) {
+            info.skipped_nomem++;
+        } else {
+            info.shrunk_nomem++;
+        }
+    }
+    info.weakrefs_cleared = r.weakrefs;
+
+    /* World running. Uncollectable objects go to the garbage list. */
+    unsigned debug = atomic_load_explicit(&gy__gc.debug, memory_order_relaxed);
+    if (debug & GY_GC_DEBUG_UNCOLLECTABLE) {
+        log_objects(&r, r.nreach, r.ntrash, "uncollectable");
+    }
+    (void)garbage_append(&r, r.nreach, r.ntrash);
+    release_held(&r, r.nreach, r.ntrash, true);
+    if (debug & GY_GC_DEBUG_COLLECTABLE) {
+        log_objects(&r, r.ntrash, r.n, "collectable");
+    }
+
+    t = now_ns();
+    bool survive = r.ntrash < r.n && phase_finalize(&r, &info);
+    res->phase_ns[GY_GC_PHASE_FINALIZE] = now_ns() - t;
+    t = now_ns();
+    uint64_t collected = 0;
+    if (survive) {
+        release_held(&r, r.ntrash, r.n, true);
+    } else if (debug & GY_GC_DEBUG_SAVEALL) {
+        collected = r.n - r.ntrash;
+        (void)garbage_append(&r, r.ntrash, r.n);
+        release_held(&r, r.ntrash, r.n, true);
+    } else {
+        collected = r.n - r.ntrash;
+        phase_clear(&r);
+    }
+    res->phase_ns[GY_GC_PHASE_CLEAR] = now_ns() - t;
+
+    res->collected = collected;
+    res->uncollectable = r.ntrash - r.nreach;
+    res->candidates = r.n;
+    res->pause_ns = r.pause_ns;
+    res->duration_ns = now_ns() - t0;
+
+    /* Keep the array unless it is far larger than this collection needed. */
+    if (cand_cap > 65536 && r.n < cand_cap / 8) {
+        free(cand_buf);
+        cand_buf = NULL;
+        cand_cap = 0;
+    }
+
+    pthread_mutex_lock(&gy__gc.lock);
+    if (generation < 2) {
+        gy__gc.count[generation + 1]++;
+    }
+    for (int g = 1; g <= generation; g++) {
+        gy__gc.count[g] = 0;
+    }
+    if (generation == 2) {
+        gy__gc.long_lived_total = r.nreach;
+        gy__gc.long_lived_pending = 0;
+    } else if (generation == 1) {
+        gy__gc.long_lived_pending += r.nreach;
+    }
+    gy_gc_gen_stats *st = &gy__gc.stats[generation];
+    st->collections++;
+    st->collected += res->collected;
+    st->uncollectable += res->uncollectable;
+    st->candidates += res->candidates;
+    st->duration_ns += res->duration_ns;
+    st->pause_ns += res->pause_ns;
+    if (res->pause_ns > st->max_pause_ns) {
+        st->max_pause_ns = res->pause_ns;
+    }
+    gy_gc_info *gi = &gy__gc.info;
+    gi->shrunk_nomem += info.shrunk_nomem;
+    gi->skipped_nomem += info.skipped_nomem;
+    gi->resurrections += info.resurrections;
+    gi->deferred += info.deferred;
+    gi->finalizers += info.finalizers;
+    gi->weakrefs_cleared += info.weakrefs_cleared;
+    pthread_mutex_unlock(&gy__gc.lock);
+
+    if (debug & GY_GC_DEBUG_STATS) {
+        gy__log(GY_LOG_INFO, "gc",
+                "gc: done, generation %d: %llu candidates, %llu unreachable, %llu uncollectable, "
+                "%.4fs elapsed (%.4fs stopped)",
+                generation, (unsigned long long)res->candidates,
+                (unsigned long long)(res->collected + res->uncollectable),
+                (unsigned long long)res->uncollectable, (double)res->duration_ns / 1e9,
+                (double)res->pause_ns / 1e9);
+    }
+}
+
+void gy__gc_walk(unsigned gens, gc_cell_fn fn, void *arg) {
+    uint32_t ntypes = atomic_load_explicit(&gy__rt.ntypes, memory_order_acquire);
+    for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
+        pthread_mutex_lock(&h->seg_lock);
+        for (uint32_t t = 1; t <= ntypes; t++) {
+            if (!gc_type_tracked(gy__rt.types[t])) {
+                continue;
+            }
+            for (gy__segment *s = h->segs[t]; s != NULL; s = s->next) {
+                if (!(atomic_load_explicit(&s->gc_gens, memory_order_relaxed) & gens)) {
+                    continue;
+                }
+                for (uint32_t i = 0; i < s->bump; i++) {
+                    if (!((1u << (s->gcw[i] & GC_GEN_MASK)) & gens)) {
+                        continue;
+                    }
+                    gy_object *ob = (gy_object *)(s->cells + (size_t)i * s->cell_size);
+                    if (gy__refcount_total(ob) > 0) {
+                        fn(ob, &s->gcw[i], s, arg);
+                    }
+                }
+            }
+        }
+        pthread_mutex_unlock(&h->seg_lock);
+    }
+}
+
+void gy__gc_release_buffers(void) {
+    free(cand_buf);
+    cand_buf = NULL;
+    cand_cap = 0;
+}

@@ -1,0 +1,95 @@
+/* collector/src/collector.h: the collector's state and the word it keeps
+ * per tracked cell (internal; collector/DESIGN.md has the long form).
+ *
+ * The collector reads core's segment layout (core/src/heap.h) directly: it
+ * walks heaps and segments and keeps one 32-bit word per cell of a tracked
+ * type (gy__segment.gcw), which core sets to 0 (tracked, generation 0) when
+ * it hands the cell out.
+ */
+#ifndef GYRE_COLLECTOR_H
+#define GYRE_COLLECTOR_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gyre/gc.h"
+#include "heap.h"
+
+/* --- the word ----------------------------------------------------------
+ * bits 0-1 generation (3: permanent, frozen)
+ * bit  2   CANDIDATE  in the current collection's candidate array
+ * bit  3   ROOT       a seed of the closure being computed
+ * bit  4   REACHABLE  reachable from outside the candidates
+ * bit  5   UNCOLL     reachable from a legacy finalizer (uncollectable)
+ * bits 7-31 VALUE     gc_refs while counting, then the index in the array
+ * Outside a collection a live object's word holds only its generation. */
+#define GC_GEN_MASK 3u
+#define GC_PERMANENT 3u
+#define GC_CANDIDATE (1u << 2)
+#define GC_ROOT (1u << 3)
+#define GC_REACHABLE (1u << 4)
+#define GC_UNCOLL (1u << 5)
+#define GC_SHIFT 7
+#define GC_VALUE_MAX ((1u << (32 - GC_SHIFT)) - 1)
+#define GC_FLAGS_MASK ((1u << GC_SHIFT) - 1)
+
+/* The word of a tracked object, NULL for an untracked one. */
+static inline uint32_t *gc_word(const gy_object *ob) {
+    gy__segment *seg = gy__segment_of(ob);
+    return seg->gcw != NULL ? &seg->gcw[gy__cell_index(seg, ob)] : NULL;
+}
+
+static inline bool gc_type_tracked(const gy_type *type) {
+    return type != NULL && !(type->flags & (GY_TYPE_LEAF | GY_TYPE_ACYCLIC));
+}
+
+/* --- state (gc.c) ------------------------------------------------------ */
+typedef struct gc_callback {
+    gy_gc_callback_fn fn;
+    void *arg;
+} gc_callback;
+
+typedef struct gc_state {
+    /* Configuration and statistics: guarded by `lock` (a leaf: never held
+     * while stopping the world, calling user code or allocating objects). */
+    pthread_mutex_t lock;
+    bool enabled;
+    long threshold[GY_GC_GENERATIONS];
+    long count[GY_GC_GENERATIONS]; /* [1], [2]; [0] lives in rt.gc_young */
+    uint64_t long_lived_total;     /* generation 2's size after the last full collection */
+    uint64_t long_lived_pending;   /* objects moved into generation 2 since */
+    _Atomic unsigned debug;        /* GY_GC_DEBUG_*; relaxed: read once per collection */
+    gy_gc_gen_stats stats[GY_GC_GENERATIONS];
+    gy_gc_info info;
+    gc_callback callbacks[GY_GC_CALLBACKS_MAX];
+    size_t ncallbacks;
+    /* One collection (or walk: freeze, get_objects) at a time. Taken by a
+     * thread that is quiescent while it waits, so a world stop never waits
+     * for a thread blocked here. */
+    pthread_mutex_t collect_lock;
+    /* The garbage list; collect_lock for the collector, `lock` for its
+     * pointer. Owned by the collector; dropped at runtime shutdown. */
+    gy_list *garbage;
+} gc_state;
+
+extern gc_state gy__gc;
+
+/* Take collect_lock from an attached thread: quiescent while waiting. */
+void gy__gc_collect_lock(void);
+
+/* --- the algorithm (collect.c) ------------------------------------------
+ * gy__gc_run: one collection of `generation` on the calling (attached)
+ * thread, collect_lock held, world running. Fills `res`, updates counts and
+ * statistics; runs no gc callbacks (the caller does). */
+void gy__gc_run(int generation, gy_gc_result *res);
+
+/* Walks with the world stopped (collect.c); collect_lock held. */
+typedef void (*gc_cell_fn)(gy_object *ob, uint32_t *word, gy__segment *seg, void *arg);
+/* Call fn for every live tracked object whose generation's bit is in
+ * `gens` (threads_lock held: between gy__world_stop and resume). */
+void gy__gc_walk(unsigned gens, gc_cell_fn fn, void *arg);
+/* Free the candidate array (runtime shutdown). */
+void gy__gc_release_buffers(void);
+
+#endif /* GYRE_COLLECTOR_H */
