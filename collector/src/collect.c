@@ -73,6 +73,12 @@ typedef struct run {
     uint64_t pause_ns;
 } run;
 
+/* The word of an object known to be tracked (a candidate). */
+static inline uint32_t *cand_word(const gy_object *ob) {
+    gy__segment *seg = gy__segment_of(ob);
+    return &seg->gcw[gy__cell_index(seg, ob)];
+}
+
 static inline const gy_type *type_of(const gy_object *ob) { return gy__segment_of(ob)->type; }
 
 /* Plain word accesses happen with the world stopped. Outside a stop the
@@ -228,7 +234,7 @@ static inline void swap(run *r, size_t i, size_t j) {
     gy_object *a = r->objs[i], *b = r->objs[j];
     r->objs[i] = b;
     r->objs[j] = a;
-    uint32_t *wa = gc_word(a), *wb = gc_word(b);
+    uint32_t *wa = cand_word(a), *wb = cand_word(b);
     *wa = (*wa & GC_FLAGS_MASK) | ((uint32_t)j << GC_SHIFT);
     *wb = (*wb & GC_FLAGS_MASK) | ((uint32_t)i << GC_SHIFT);
 }
@@ -262,7 +268,7 @@ static int visit_mark(gy_object *child, void *arg) {
 static size_t closure(run *r, size_t lo, size_t hi, uint32_t seed, uint32_t mark) {
     closure_ctx c = {r, lo, hi, lo, mark};
     for (size_t i = lo; i < hi; i++) {
-        uint32_t *w = gc_word(r->objs[i]);
+        uint32_t *w = cand_word(r->objs[i]);
         if (*w & seed) {
             *w |= mark;
             swap(r, i, c.front++);
@@ -282,7 +288,7 @@ static size_t closure(run *r, size_t lo, size_t hi, uint32_t seed, uint32_t mark
 static void phase_mark(run *r) {
     /* VALUE turns from gc_refs into the object's index. */
     for (size_t i = 0; i < r->n; i++) {
-        uint32_t *w = gc_word(r->objs[i]);
+        uint32_t *w = cand_word(r->objs[i]);
         uint32_t root = (*w >> GC_SHIFT) > 0 ? GC_ROOT : 0;
         *w = (*w & GC_GEN_MASK) | GC_CANDIDATE | root | ((uint32_t)i << GC_SHIFT);
     }
@@ -300,7 +306,7 @@ static int visit_check_reach(gy_object *child, void *arg) {
 
 static void validate_mark(const run *r) {
     for (size_t i = 0; i < r->n; i++) {
-        uint32_t w = *gc_word(r->objs[i]);
+        uint32_t w = *cand_word(r->objs[i]);
         GC_CHECK((w & GC_CANDIDATE) && (w >> GC_SHIFT) == i, "a candidate's index is stale");
         GC_CHECK(((w & GC_REACHABLE) != 0) == (i < r->nreach), "reachable and trash interleave");
         GC_CHECK(!(w & GC_ROOT) || i < r->nreach, "a root is marked as trash");
@@ -325,13 +331,13 @@ static bool is_trash(const gy_object *ob) {
  * reaches them. Generation 0's count is zero. */
 static void phase_handle(run *r) {
     for (size_t i = 0; i < r->nreach; i++) {
-        word_store(gc_word(r->objs[i]), r->newgen);
+        word_store(cand_word(r->objs[i]), r->newgen);
         gens_add(r->objs[i], r->newgen);
     }
     /* Uncollectable: legacy finalizers and the trash they reach. */
     for (size_t i = r->nreach; i < r->n; i++) {
         if (type_of(r->objs[i])->flags & GY_TYPE_LEGACY_FINALIZER) {
-            *gc_word(r->objs[i]) |= GC_ROOT;
+            *cand_word(r->objs[i]) |= GC_ROOT;
         }
     }
     r->ntrash = closure(r, r->nreach, r->n, GC_ROOT, GC_UNCOLL);
@@ -339,7 +345,7 @@ static void phase_handle(run *r) {
         gy_incref(r->objs[i]); /* held until the end of the collection */
     }
     for (size_t i = r->nreach; i < r->ntrash; i++) {
-        word_store(gc_word(r->objs[i]), r->newgen);
+        word_store(cand_word(r->objs[i]), r->newgen);
         gens_add(r->objs[i], r->newgen);
     }
     /* Weak references to the trash: cleared now, so no thread can reach the
@@ -368,14 +374,14 @@ static bool trash_resurrected(run *r) {
         uint32_t v = outside < 0                       ? 0
                      : outside > (int64_t)GC_VALUE_MAX ? GC_VALUE_MAX
                                                        : (uint32_t)outside;
-        uint32_t *w = gc_word(r->objs[i]);
+        uint32_t *w = cand_word(r->objs[i]);
         *w = (*w & GC_FLAGS_MASK) | (v << GC_SHIFT);
     }
     for (size_t i = r->ntrash; i < r->n; i++) {
         (void)type_of(r->objs[i])->traverse(r->objs[i], visit_decref, NULL);
     }
     for (size_t i = r->ntrash; i < r->n; i++) {
-        if ((*gc_word(r->objs[i]) >> GC_SHIFT) > 0) {
+        if ((*cand_word(r->objs[i]) >> GC_SHIFT) > 0) {
             return true;
         }
     }
@@ -471,7 +477,7 @@ static void log_objects(const run *r, size_t lo, size_t hi, const char *what) {
 /* Drop the hold on objs[lo..hi) after resetting their words. */
 static void release_held(run *r, size_t lo, size_t hi, bool keep) {
     for (size_t i = lo; i < hi; i++) {
-        word_store(gc_word(r->objs[i]), r->newgen);
+        word_store(cand_word(r->objs[i]), r->newgen);
         if (keep) {
             gens_add(r->objs[i], r->newgen);
         }
@@ -499,7 +505,7 @@ static void phase_clear(run *r) {
     for (size_t i = r->ntrash; i < r->n; i++) {
         gy_object *ob = r->objs[i];
         const gy_type *type = type_of(ob);
-        word_store(gc_word(ob), r->newgen);
+        word_store(cand_word(ob), r->newgen);
         if ((type->flags & GY_TYPE_LOOP_AFFINE) && gy__segment_of(ob)->heap != me) {
             /* The owner clears it and drops our hold (stolen here). */
             if (gy__object_post_to_owner(ob, GY__POST_CLEAR)) {
@@ -514,7 +520,12 @@ static void phase_clear(run *r) {
             gy_decref(r->objs[i]); /* usually the last reference: freed here */
         }
     }
+    /* Objects of other threads are freed by them at their next safe point;
+     * those of heaps without a thread, now, here. */
     gy__refcount_flush_outbox(me);
+    if (atomic_load_explicit(&me->pending, memory_order_relaxed) & GY__PEND_ORPHAN) {
+        gy__runtime_drain_orphans();
+    }
 }
 
 /* --- the collection -------------------------------------------------------- */

@@ -105,6 +105,9 @@ int gy_gc_collect(int generation, gy_gc_result *out, gy_errmsg *err) {
                               "callback)");
     }
     gy_gc_result res;
+    /* A call to collect is a safe point: merges handed to this thread first,
+     * so objects already dead are freed, not examined. */
+    gy_safepoint();
     gy__gc_collect_lock();
     collect_with_callbacks(generation, false, &res);
     pthread_mutex_unlock(&gy__gc.collect_lock);

@@ -52,7 +52,10 @@ void gy__refcount_flush_outbox(gy__heap *h) {
     ck_stack_push_upmc(&dest->inbox, &box->entry);
     /* release: the owner that sees the bit also sees the node. */
     atomic_fetch_or_explicit(&dest->pending, GY__PEND_INBOX, memory_order_release);
-    if (atomic_load_explicit(&dest->state, memory_order_acquire) == GY__DETACHED) {
+    /* seq_cst: pairs with the fence in gy_thread_detach (a detaching owner
+     * either sees our node or we see it DETACHED). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&dest->state, memory_order_seq_cst) == GY__DETACHED) {
         /* Nobody owns dest now: this thread drains orphans at its next safe
          * point (all of dest's objects were merged when it detached). */
         atomic_fetch_or_explicit(&h->pending, GY__PEND_ORPHAN, memory_order_relaxed);

@@ -186,7 +186,22 @@ int gy_thread_detach(void) {
      * in progress does not wait for us. */
     gy_quiescent_begin();
     pthread_mutex_lock(&gy__rt.threads_lock);
-    atomic_store_explicit(&h->state, GY__DETACHED, memory_order_release);
+    atomic_store_explicit(&h->state, GY__DETACHED, memory_order_seq_cst);
+    /* A thread that pushed to our inbox before seeing DETACHED expects us to
+     * drain it, and we have stopped draining. seq_cst fence here and in
+     * gy__refcount_flush_outbox: either it sees DETACHED (and drains orphans
+     * itself) or we see its node here and hand the work to another thread. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (ck_pr_load_ptr(&h->inbox.head) != NULL) {
+        for (gy__heap *o = gy__rt.heaps; o != NULL; o = o->next) {
+            if (o != h && atomic_load_explicit(&o->state, memory_order_relaxed) != GY__DETACHED) {
+                atomic_fetch_or_explicit(&o->pending, GY__PEND_ORPHAN, memory_order_release);
+                gy__heap_wake(o);
+                break;
+            }
+        }
+        /* No thread left: the next attach adopts a heap, or shutdown settles. */
+    }
     atomic_store_explicit(&h->wakeable, 0, memory_order_relaxed);
     pthread_mutex_lock(&h->wake_lock);
     h->wake = NULL; /* from here on nobody calls it (see gy__heap_wake) */

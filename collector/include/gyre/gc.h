@@ -48,6 +48,11 @@
  * must not meet a half-cleared cycle): it goes to the garbage list
  * (gy_gc_garbage) and counts as uncollectable.
  *
+ * Where trash is freed: objects owned by the collecting thread, or by no
+ * thread (their thread detached), are freed before gy_gc_collect returns;
+ * those owned by other attached threads when those threads next pass a
+ * safe point (biased counts: core/DESIGN.md). `collected` counts both.
+ *
  * Thread-safety: every function is safe from any attached thread. A
  * collection runs at a time; gy_gc_collect called while another thread
  * collects waits for it (quiescent), and called from inside a collection
