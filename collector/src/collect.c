@@ -3,14 +3,17 @@
  *
  * The candidates are the live tracked objects of the generations collected.
  * Their pointers go into one array, objs[0..n); every later step permutes
- * that array in place, so a collection allocates nothing else:
+ * that array in place; marking keeps a worklist for references to objects
+ * its pass has gone by (and rescans when that list cannot grow):
  *
  *   world stopped
  *   1. update    objs = candidates; word.VALUE = reference count
  *   2. subtract  word.VALUE -= references from other candidates
  *                => VALUE > 0 exactly for candidates referenced from outside
- *   3. mark      those are ROOTs; objs[0..nreach) = everything they reach
- *                => objs[nreach..n) is cyclic trash
+ *   3. mark      what they reach, in one pass in array order (a worklist
+ *                only for references back to objects already passed); then
+ *                objs[0..nreach) is everything reachable, objs[nreach..n)
+ *                cyclic trash
  *   4. handle    survivors move up a generation; trash reached from a legacy
  *                finalizer is uncollectable, objs[nreach..ntrash); the rest,
  *                objs[ntrash..n), is held (one reference each) and its weak
@@ -67,6 +70,7 @@ typedef struct run {
     size_t nreach; /* objs[0..nreach): reachable */
     size_t ntrash; /* objs[nreach..ntrash): uncollectable; [ntrash..n): trash */
     bool id_taken; /* some trash object's id was handed out */
+    bool hold;     /* the trash is held (one reference each): user code will run */
     gy_weakref *callbacks;
     size_t weakrefs;
     uint64_t stops_after; /* rt.world_stops after our first stop */
@@ -150,49 +154,89 @@ static size_t tracked_live(void) {
  * a positive count (up to what the array could hold); each has CANDIDATE
  * and VALUE = its count. Segments' gc_gens keep the bits of what was left
  * out. */
+/* Walk one segment for phase_update. */
+static void update_segment(run *r, gy__segment *s) {
+    unsigned gens = atomic_load_explicit(&s->gc_gens, memory_order_relaxed);
+    if (!(gens & r->mask)) {
+        return;
+    }
+    unsigned keep = gens & ~r->mask;
+    /* Loop invariant: every live object of cells [0, i) in the collected
+     * generations is a candidate or has its bit in keep. */
+    for (uint32_t i = 0; i < s->bump; i++) {
+        uint32_t w = s->gcw[i];
+        unsigned bit = 1u << (w & GC_GEN_MASK);
+        if (!(bit & r->mask)) {
+            continue;
+        }
+        gy_object *ob = (gy_object *)(s->cells + (size_t)i * s->cell_size);
+        int64_t total = gy__refcount_total(ob);
+        if (total <= 0) {
+            /* Dead (free cell), or dying: its owner frees it. */
+            if (gy__object_is_live(ob)) {
+                keep |= bit;
+            }
+            continue;
+        }
+        if (GC_VALIDATE) {
+            GC_CHECK((w & ~GC_GEN_MASK) == 0, "a live word carries collection flags");
+        }
+        if (total > (int64_t)GC_VALUE_MAX || !cand_push(r, ob)) {
+            keep |= bit; /* left out: stays where it is */
+            continue;
+        }
+        s->gcw[i] = GC_CANDIDATE | (w & GC_GEN_MASK) | ((uint32_t)total << GC_SHIFT);
+    }
+    atomic_store_explicit(&s->gc_gens, (uint8_t)keep, memory_order_relaxed);
+}
+
+/* Keep in h->young_segs only the segments that still hold generation 0
+ * (seg_lock held): the invariant "gen-0 bit set => listed" holds after. */
+static void young_filter(gy__heap *h) {
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < h->nyoung; i++) {
+        gy__segment *s = h->young_segs[i];
+        if (atomic_load_explicit(&s->gc_gens, memory_order_relaxed) & 1) {
+            h->young_segs[k++] = s;
+            s->young_slot = k;
+        } else {
+            s->young_slot = 0;
+        }
+    }
+    h->nyoung = k;
+}
+
+/* Post: objs[0..n) are the live tracked objects of generations `mask` with
+ * a positive count (up to what the array could hold); each has CANDIDATE
+ * and VALUE = its count. Segments' gc_gens keep the bits of what was left
+ * out. A generation-0 collection walks only the heaps' young segments. */
 static void phase_update(run *r) {
     uint32_t ntypes = atomic_load_explicit(&gy__rt.ntypes, memory_order_acquire);
     for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
         pthread_mutex_lock(&h->seg_lock);
-        for (uint32_t t = 1; t <= ntypes; t++) {
-            if (!gc_type_tracked(gy__rt.types[t])) {
-                continue;
+        if (r->mask == 1 && !h->young_overflow) {
+            for (uint32_t i = 0; i < h->nyoung; i++) {
+                update_segment(r, h->young_segs[i]);
             }
-            for (gy__segment *s = h->segs[t]; s != NULL; s = s->next) {
-                unsigned gens = atomic_load_explicit(&s->gc_gens, memory_order_relaxed);
-                if (!(gens & r->mask)) {
+        } else {
+            for (uint32_t t = 1; t <= ntypes; t++) {
+                if (!gc_type_tracked(gy__rt.types[t])) {
                     continue;
                 }
-                unsigned keep = gens & ~r->mask;
-                /* Loop invariant: every live object of cells [0, i) in the
-                 * collected generations is a candidate or has its bit in keep. */
-                for (uint32_t i = 0; i < s->bump; i++) {
-                    uint32_t w = s->gcw[i];
-                    unsigned bit = 1u << (w & GC_GEN_MASK);
-                    if (!(bit & r->mask)) {
-                        continue;
-                    }
-                    gy_object *ob = (gy_object *)(s->cells + (size_t)i * s->cell_size);
-                    int64_t total = gy__refcount_total(ob);
-                    if (total <= 0) {
-                        /* Dead (free cell), or dying: its owner frees it. */
-                        if (gy__object_is_live(ob)) {
-                            keep |= bit;
-                        }
-                        continue;
-                    }
-                    if (GC_VALIDATE) {
-                        GC_CHECK((w & ~GC_GEN_MASK) == 0, "a live word carries collection flags");
-                    }
-                    if (total > (int64_t)GC_VALUE_MAX || !cand_push(r, ob)) {
-                        keep |= bit; /* left out: stays where it is */
-                        continue;
-                    }
-                    s->gcw[i] = GC_CANDIDATE | (w & GC_GEN_MASK) | ((uint32_t)total << GC_SHIFT);
+                for (gy__segment *s = h->segs[t]; s != NULL; s = s->next) {
+                    update_segment(r, s);
                 }
-                atomic_store_explicit(&s->gc_gens, (uint8_t)keep, memory_order_relaxed);
+            }
+            if (h->young_overflow) {
+                /* Every gen-0 segment was walked: start the list afresh. */
+                for (uint32_t i = 0; i < h->nyoung; i++) {
+                    h->young_segs[i]->young_slot = 0;
+                }
+                h->nyoung = 0;
+                h->young_overflow = false;
             }
         }
+        young_filter(h);
         pthread_mutex_unlock(&h->seg_lock);
     }
     r->objs = cand_buf;
@@ -283,16 +327,105 @@ static size_t closure(run *r, size_t lo, size_t hi, uint32_t seed, uint32_t mark
     return c.front;
 }
 
+/* The marking worklist, kept between collections (collect_lock). */
+static gy_object **work_buf;
+static size_t work_cap, work_len;
+static bool work_overflow; /* a push failed: rescan for REACHABLE && !SCANNED */
+
+static void work_push(gy_object *ob) {
+    if (work_len == work_cap) {
+        size_t cap = work_cap ? work_cap * 2 : 1024;
+        gy_object **grown =
+            gy_failpoint("gc.alloc") ? NULL : realloc(work_buf, cap * sizeof *grown);
+        if (grown == NULL) {
+            work_overflow = true; /* found again by a rescan pass */
+            return;
+        }
+        work_buf = grown;
+        work_cap = cap;
+    }
+    work_buf[work_len++] = ob;
+}
+
+/* A reachable object's reference: its target is reachable too. One the
+ * linear pass has not reached yet is scanned when the pass gets there; one
+ * it has gone by goes on the worklist. */
+static int visit_reach(gy_object *child, void *arg) {
+    (void)arg;
+    uint32_t *w = gc_word(child);
+    if (w == NULL || (*w & (GC_CANDIDATE | GC_REACHABLE)) != GC_CANDIDATE) {
+        return 0;
+    }
+    *w |= GC_REACHABLE;
+    if (*w & GC_PASSED) {
+        work_push(child);
+    }
+    return 0;
+}
+
+static void scan(gy_object *ob, uint32_t *w) {
+    *w |= GC_REACHABLE | GC_SCANNED;
+    (void)type_of(ob)->traverse(ob, visit_reach, NULL);
+    while (work_len > 0) {
+        gy_object *x = work_buf[--work_len];
+        uint32_t *wx = cand_word(x);
+        if (!(*wx & GC_SCANNED)) {
+            *wx |= GC_SCANNED;
+            (void)type_of(x)->traverse(x, visit_reach, NULL);
+        }
+    }
+}
+
 /* Post: objs[0..nreach) is everything reachable from outside the
- * candidates (REACHABLE); objs[nreach..n) is cyclic trash. */
+ * candidates (REACHABLE); objs[nreach..n) is cyclic trash, each with only
+ * CANDIDATE, its generation and its index. */
 static void phase_mark(run *r) {
-    /* VALUE turns from gc_refs into the object's index. */
+    /* Invariant: every candidate in objs[0..i) that is reachable from a
+     * candidate with gc_refs > 0 is REACHABLE, and SCANNED unless a worklist
+     * push failed (work_overflow). */
     for (size_t i = 0; i < r->n; i++) {
         uint32_t *w = cand_word(r->objs[i]);
-        uint32_t root = (*w >> GC_SHIFT) > 0 ? GC_ROOT : 0;
-        *w = (*w & GC_GEN_MASK) | GC_CANDIDATE | root | ((uint32_t)i << GC_SHIFT);
+        if (!(*w & GC_SCANNED) && ((*w & GC_REACHABLE) || (*w >> GC_SHIFT) > 0)) {
+            scan(r->objs[i], w);
+        }
+        *w |= GC_PASSED;
     }
-    r->nreach = closure(r, 0, r->n, GC_ROOT, GC_REACHABLE);
+    while (work_overflow) {
+        work_overflow = false;
+        for (size_t i = 0; i < r->n; i++) {
+            uint32_t *w = cand_word(r->objs[i]);
+            if ((*w & (GC_REACHABLE | GC_SCANNED)) == GC_REACHABLE) {
+                scan(r->objs[i], w);
+            }
+        }
+    }
+    /* Partition, reachable first; in place, swapping only misplaced pairs,
+     * so an all-live or all-trash array keeps its (allocation) order. */
+    size_t lo = 0, hi = r->n;
+    for (;;) {
+        while (lo < hi && (*cand_word(r->objs[lo]) & GC_REACHABLE)) {
+            lo++;
+        }
+        while (lo < hi && !(*cand_word(r->objs[hi - 1]) & GC_REACHABLE)) {
+            hi--;
+        }
+        if (lo >= hi) {
+            break;
+        }
+        gy_object *t = r->objs[lo];
+        r->objs[lo++] = r->objs[hi - 1];
+        r->objs[--hi] = t;
+    }
+    r->nreach = lo;
+    for (size_t i = r->nreach; i < r->n; i++) {
+        uint32_t *w = cand_word(r->objs[i]);
+        *w = (*w & GC_GEN_MASK) | GC_CANDIDATE | ((uint32_t)i << GC_SHIFT);
+    }
+    if (work_cap > 65536) {
+        free(work_buf); /* keep memory flat after a deep graph */
+        work_buf = NULL;
+        work_cap = 0;
+    }
 }
 
 #if GC_VALIDATE
@@ -307,9 +440,10 @@ static int visit_check_reach(gy_object *child, void *arg) {
 static void validate_mark(const run *r) {
     for (size_t i = 0; i < r->n; i++) {
         uint32_t w = *cand_word(r->objs[i]);
-        GC_CHECK((w & GC_CANDIDATE) && (w >> GC_SHIFT) == i, "a candidate's index is stale");
+        GC_CHECK(w & GC_CANDIDATE, "a candidate lost its flag");
         GC_CHECK(((w & GC_REACHABLE) != 0) == (i < r->nreach), "reachable and trash interleave");
-        GC_CHECK(!(w & GC_ROOT) || i < r->nreach, "a root is marked as trash");
+        GC_CHECK(i < r->nreach ? (w & GC_SCANNED) != 0 : (w >> GC_SHIFT) == i,
+                 "a reachable object was not scanned, or a trash index is stale");
     }
     for (size_t i = 0; i < r->nreach; i++) {
         (void)type_of(r->objs[i])->traverse(r->objs[i], visit_check_reach, NULL);
@@ -341,20 +475,35 @@ static void phase_handle(run *r) {
         }
     }
     r->ntrash = closure(r, r->nreach, r->n, GC_ROOT, GC_UNCOLL);
-    for (size_t i = r->nreach; i < r->n; i++) {
-        gy_incref(r->objs[i]); /* held until the end of the collection */
-    }
     for (size_t i = r->nreach; i < r->ntrash; i++) {
+        gy_incref(r->objs[i]); /* held until they are in the garbage list */
         word_store(cand_word(r->objs[i]), r->newgen);
         gens_add(r->objs[i], r->newgen);
     }
     /* Weak references to the trash: cleared now, so no thread can reach the
      * trash through them once the world runs again. */
+    gy__heap *me = gy__tls_heap;
+    r->hold = atomic_load_explicit(&gy__gc.debug, memory_order_relaxed) & GY_GC_DEBUG_SAVEALL;
     for (size_t i = r->ntrash; i < r->n; i++) {
-        int32_t s = atomic_load_explicit(&r->objs[i]->gy__shared, memory_order_relaxed);
+        gy_object *ob = r->objs[i];
+        const gy_type *type = type_of(ob);
+        int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_relaxed);
         r->id_taken |= (s & GY__RC_ID_TAKEN) != 0;
         if (s & GY__RC_WEAKREFS) {
-            r->weakrefs += gy__weakref_detach_for_gc(r->objs[i], is_trash, &r->callbacks);
+            r->weakrefs += gy__weakref_detach_for_gc(ob, is_trash, &r->callbacks);
+        }
+        if ((type->finalize != NULL && !(s & GY__RC_FINALIZED)) ||
+            ((type->flags & GY_TYPE_LOOP_AFFINE) && gy__segment_of(ob)->heap != me)) {
+            r->hold = true;
+        }
+    }
+    /* User code will run (callbacks, finalizers), or a holder of an id may
+     * take a reference: hold every trash object so that none is freed under
+     * us before the end. Otherwise nothing but clear touches the trash. */
+    r->hold |= r->callbacks != NULL || r->id_taken;
+    if (r->hold) {
+        for (size_t i = r->ntrash; i < r->n; i++) {
+            gy_incref(r->objs[i]);
         }
     }
     /* Generation 0's count starts again. */
@@ -370,7 +519,7 @@ static void phase_handle(run *r) {
  * collector's hold) reference the trash now? */
 static bool trash_resurrected(run *r) {
     for (size_t i = r->ntrash; i < r->n; i++) {
-        int64_t outside = gy__refcount_total(r->objs[i]) - 1; /* minus our hold */
+        int64_t outside = gy__refcount_total(r->objs[i]) - (r->hold ? 1 : 0); /* minus our hold */
         uint32_t v = outside < 0                       ? 0
                      : outside > (int64_t)GC_VALUE_MAX ? GC_VALUE_MAX
                                                        : (uint32_t)outside;
@@ -405,6 +554,20 @@ static void doom(run *r, bool on) {
  * or a finalizer was handed to its owner thread). */
 static bool phase_finalize(run *r, gy_gc_info *info) {
     gy__heap *me = gy__tls_heap;
+    if (!r->hold) {
+        /* No user code ran and no id is out: only a thread that stopped the
+         * world to walk the heap (introspection) can have reached the trash. */
+        if (atomic_load_explicit(&gy__rt.world_stops, memory_order_relaxed) == r->stops_after) {
+            return false;
+        }
+        uint64_t t0 = now_ns();
+        gy__world_stop();
+        bool back = trash_resurrected(r);
+        gy__world_resume();
+        r->pause_ns += now_ns() - t0;
+        info->resurrections += back;
+        return back;
+    }
     bool user_code = r->callbacks != NULL;
     gy__weakref_run_pending(r->callbacks);
     r->callbacks = NULL;
@@ -474,14 +637,15 @@ static void log_objects(const run *r, size_t lo, size_t hi, const char *what) {
     }
 }
 
-/* Drop the hold on objs[lo..hi) after resetting their words. */
-static void release_held(run *r, size_t lo, size_t hi, bool keep) {
+/* Reset the words of objs[lo..hi) (they stay, in the next generation) and
+ * drop the hold on them, if `held`. */
+static void release_kept(run *r, size_t lo, size_t hi, bool held) {
     for (size_t i = lo; i < hi; i++) {
         word_store(cand_word(r->objs[i]), r->newgen);
-        if (keep) {
-            gens_add(r->objs[i], r->newgen);
+        gens_add(r->objs[i], r->newgen);
+        if (held) {
+            gy_decref(r->objs[i]);
         }
-        gy_decref(r->objs[i]);
     }
 }
 
@@ -502,22 +666,42 @@ static size_t garbage_append(run *r, size_t lo, size_t hi) {
 /* Clear every trash object; loop-affine ones on their owner thread. */
 static void phase_clear(run *r) {
     gy__heap *me = gy__tls_heap;
-    for (size_t i = r->ntrash; i < r->n; i++) {
-        gy_object *ob = r->objs[i];
-        const gy_type *type = type_of(ob);
-        word_store(cand_word(ob), r->newgen);
-        if ((type->flags & GY_TYPE_LOOP_AFFINE) && gy__segment_of(ob)->heap != me) {
-            /* The owner clears it and drops our hold (stolen here). */
-            if (gy__object_post_to_owner(ob, GY__POST_CLEAR)) {
-                r->objs[i] = NULL;
+    if (!r->hold) {
+        /* Unheld, an object may be freed by the clear of another one before
+         * its turn (the last clear frees them all): its header is then the dead marker (the cell is
+         * not reused while this thread stays in its epoch section, unless one of these clears
+         * allocates, and then its word is no longer CANDIDATE). */
+        for (size_t i = r->ntrash; i < r->n; i++) {
+            gy_object *ob = r->objs[i];
+            uint32_t *w = cand_word(ob);
+            if (!(__atomic_load_n(w, __ATOMIC_RELAXED) & GC_CANDIDATE) || !gy__object_is_live(ob)) {
+                continue;
             }
-            continue;
+            word_store(w, r->newgen);
+            /* Held across its own clear, which may free the others and
+             * through them drop its last reference (CPython's delete_garbage). */
+            gy_incref(ob);
+            type_of(ob)->clear(ob);
+            gy_decref(ob);
         }
-        type->clear(ob);
-    }
-    for (size_t i = r->ntrash; i < r->n; i++) {
-        if (r->objs[i] != NULL) {
-            gy_decref(r->objs[i]); /* usually the last reference: freed here */
+    } else {
+        for (size_t i = r->ntrash; i < r->n; i++) {
+            gy_object *ob = r->objs[i];
+            const gy_type *type = type_of(ob);
+            word_store(cand_word(ob), r->newgen);
+            if ((type->flags & GY_TYPE_LOOP_AFFINE) && gy__segment_of(ob)->heap != me) {
+                /* The owner clears it and drops our hold (stolen here). */
+                if (gy__object_post_to_owner(ob, GY__POST_CLEAR)) {
+                    r->objs[i] = NULL;
+                }
+                continue;
+            }
+            type->clear(ob);
+        }
+        for (size_t i = r->ntrash; i < r->n; i++) {
+            if (r->objs[i] != NULL) {
+                gy_decref(r->objs[i]); /* usually the last reference: freed here */
+            }
         }
     }
     /* Objects of other threads are freed by them at their next safe point;
@@ -577,7 +761,7 @@ void gy__gc_run(int generation, gy_gc_result *res) {
         log_objects(&r, r.nreach, r.ntrash, "uncollectable");
     }
     (void)garbage_append(&r, r.nreach, r.ntrash);
-    release_held(&r, r.nreach, r.ntrash, true);
+    release_kept(&r, r.nreach, r.ntrash, true);
     if (debug & GY_GC_DEBUG_COLLECTABLE) {
         log_objects(&r, r.ntrash, r.n, "collectable");
     }
@@ -588,11 +772,11 @@ void gy__gc_run(int generation, gy_gc_result *res) {
     t = now_ns();
     uint64_t collected = 0;
     if (survive) {
-        release_held(&r, r.ntrash, r.n, true);
+        release_kept(&r, r.ntrash, r.n, r.hold);
     } else if (debug & GY_GC_DEBUG_SAVEALL) {
         collected = r.n - r.ntrash;
         (void)garbage_append(&r, r.ntrash, r.n);
-        release_held(&r, r.ntrash, r.n, true);
+        release_kept(&r, r.ntrash, r.n, r.hold);
     } else {
         collected = r.n - r.ntrash;
         phase_clear(&r);
@@ -686,4 +870,7 @@ void gy__gc_release_buffers(void) {
     free(cand_buf);
     cand_buf = NULL;
     cand_cap = 0;
+    free(work_buf);
+    work_buf = NULL;
+    work_cap = 0;
 }

@@ -19,17 +19,21 @@
 /* --- the word ----------------------------------------------------------
  * bits 0-1 generation (3: permanent, frozen)
  * bit  2   CANDIDATE  in the current collection's candidate array
- * bit  3   ROOT       a seed of the closure being computed
+ * bit  3   SCANNED    marking: its references have been visited; later, in
+ *                     the trash: ROOT, a seed of the closure being computed
  * bit  4   REACHABLE  reachable from outside the candidates
  * bit  5   UNCOLL     reachable from a legacy finalizer (uncollectable)
- * bits 7-31 VALUE     gc_refs while counting, then the index in the array
+ * bit  6   PASSED     marking: the linear pass has gone by it
+ * bits 7-31 VALUE     gc_refs while counting; in the trash, its index
  * Outside a collection a live object's word holds only its generation. */
 #define GC_GEN_MASK 3u
 #define GC_PERMANENT 3u
 #define GC_CANDIDATE (1u << 2)
-#define GC_ROOT (1u << 3)
+#define GC_SCANNED (1u << 3)
+#define GC_ROOT (1u << 3) /* the same bit, used after marking */
 #define GC_REACHABLE (1u << 4)
 #define GC_UNCOLL (1u << 5)
+#define GC_PASSED (1u << 6)
 #define GC_SHIFT 7
 #define GC_VALUE_MAX ((1u << (32 - GC_SHIFT)) - 1)
 #define GC_FLAGS_MASK ((1u << GC_SHIFT) - 1)

@@ -230,8 +230,42 @@ static void spares_release(gy__heap *h) {
     }
 }
 
+/* seg_lock held: take seg out of h->young_segs. */
+static void young_remove_locked(gy__heap *h, gy__segment *seg) {
+    if (seg->young_slot == 0) {
+        return;
+    }
+    uint32_t i = seg->young_slot - 1;
+    gy__segment *last = h->young_segs[--h->nyoung];
+    h->young_segs[i] = last;
+    last->young_slot = i + 1;
+    seg->young_slot = 0;
+}
+
+void gy__young_segment_add(gy__heap *h, gy__segment *seg) {
+    pthread_mutex_lock(&h->seg_lock);
+    if (seg->young_slot == 0 && !h->young_overflow) {
+        if (h->nyoung == h->young_cap) {
+            uint32_t cap = h->young_cap ? h->young_cap * 2 : 64;
+            gy__segment **grown =
+                gy_failpoint("internal") ? NULL : realloc(h->young_segs, cap * sizeof *grown);
+            if (grown == NULL) {
+                h->young_overflow = true; /* the collector walks everything */
+                pthread_mutex_unlock(&h->seg_lock);
+                return;
+            }
+            h->young_segs = grown;
+            h->young_cap = cap;
+        }
+        h->young_segs[h->nyoung++] = seg;
+        seg->young_slot = h->nyoung;
+    }
+    pthread_mutex_unlock(&h->seg_lock);
+}
+
 static void segment_release(gy__heap *h, gy__segment *seg) {
     pthread_mutex_lock(&h->seg_lock);
+    young_remove_locked(h, seg);
     if (seg->prev != NULL) {
         seg->prev->next = seg->next;
     } else {
@@ -511,6 +545,10 @@ void gy__arena_release_heap(gy__heap *h) {
         }
     }
     spares_release(h);
+    free(h->young_segs);
+    h->young_segs = NULL;
+    h->nyoung = h->young_cap = 0;
+    h->young_overflow = false;
 }
 
 int gy__heap_foreach_object(gy__heap *h, int (*fn)(gy_object *, void *), void *arg) {

@@ -88,6 +88,8 @@ typedef struct gy__segment {
      * the collector with the world stopped. Relaxed: a filter for walks that
      * run with the world stopped, which orders them. */
     _Atomic uint8_t gc_gens;
+    /* 1 + its index in heap.young_segs, 0 when not listed; seg_lock. */
+    uint32_t young_slot;
     /* Reuse counters, bumped when an object whose id was taken is freed;
      * written by the freeing thread, read by id lookups (relaxed). */
     _Atomic uint32_t *serials;
@@ -191,6 +193,14 @@ struct gy__heap {
      * relaxed load + store; the collector resets it with the world stopped). */
     _Atomic int32_t gc_delta;
     gy__heap *next; /* rt.heaps list; threads_lock */
+    /* Segments of tracked types that got a generation-0 object since the
+     * collector last looked: a generation-0 collection walks only these.
+     * seg_lock (appended by the owner when it sets a segment's gen-0 bit,
+     * removed on segment release, filtered by the collector with the world
+     * stopped). young_overflow: an append failed; walk every segment. */
+    gy__segment **young_segs;
+    uint32_t nyoung, young_cap;
+    bool young_overflow;
 };
 
 typedef struct gy__runtime {
@@ -280,6 +290,9 @@ void gy__refcount_flush_outbox(gy__heap *h);
 uint32_t gy__refcount_drain_deferred(gy__heap *h, uint32_t budget);
 /* Hand every object h owns over to shared counting (detach). */
 void gy__refcount_disown_all(gy__heap *h);
+
+/* List seg in h->young_segs (its gen-0 bit was just set); takes seg_lock. */
+void gy__young_segment_add(gy__heap *h, gy__segment *seg);
 
 /* Flush h's gc_delta (now `value`) into rt.gc_young; `alloc`: an allocation
  * made it, so past the limit the heap gets GY__PEND_COLLECT. */
@@ -441,6 +454,7 @@ static inline void gy__cell_init_object(gy__heap *h, uint32_t index, gy_object *
         seg->gcw[gy__cell_index(seg, ob)] = 0;
         if (!(atomic_load_explicit(&seg->gc_gens, memory_order_relaxed) & 1)) {
             atomic_fetch_or_explicit(&seg->gc_gens, 1, memory_order_relaxed);
+            gy__young_segment_add(h, seg);
         }
         gy__gc_young_add(h, 1);
     }

@@ -438,6 +438,10 @@ static void mark_published(gy_object *ob) {
 void gy_store_steal(gy_ref *field, void *value) {
     if (value != NULL) {
         mark_published(value);
+    } else if (atomic_load_explicit(&field->gy__ptr, memory_order_relaxed) == NULL) {
+        /* Clearing an empty field (a clear run twice): no exchange. A store
+         * racing with us is ordered after this clear. */
+        return;
     }
     /* acq_rel: publish the new object's contents; see the old one's. */
     gy_object *old = atomic_exchange_explicit(&field->gy__ptr, value, memory_order_acq_rel);

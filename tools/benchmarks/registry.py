@@ -85,3 +85,31 @@ register(Benchmark(
     targets=("bench_tracing", "bench_tracing_compiled_out"),
     packages=("valgrind",),
 ))
+
+
+# Rows and goals as the cycle-collection issue writes them; the per-phase
+# rows put each phase's ns/object against CPython's whole ns/object.
+_COLLECT_SIZES = ("collect_live_1M", "collect_live_5M", "collect_garbage_100k",
+                  "collect_garbage_1M", "collect_garbage_5M")
+_COLLECT_PHASES = ("update", "subtract", "mark", "handle", "finalize", "clear")
+register(Benchmark(
+    name="collect",
+    description="stop-the-world collect(2) objects/s and gen-0 latency vs CPython's gc",
+    sides=(
+        Side("gyre", ("{build}/tools/benchmarks/bench_collect_gyre",)),
+        Side("cpython", ("/usr/bin/python3", "{root}/tools/benchmarks/collect/collect_cpython.py")),
+    ),
+    comparisons=tuple(
+        [Comparison(m, "objects/s", "gyre", "cpython", "cpython",
+                    ">=2" if "live" in m else ">=1.5") for m in _COLLECT_SIZES]
+        + [Comparison("gen0_young", "us", "gyre", "cpython", "cpython")]
+        + [Comparison(f"{m}_ns_per_object", "ns", "gyre", "cpython", "cpython")
+           for m in _COLLECT_SIZES]
+        + [Comparison(f"{m}_phase_{p}", "ns", "gyre", "cpython", "cpython",
+                      anchor_key=f"{m}_ns_per_object")
+           for m in ("collect_live_5M", "collect_garbage_5M") for p in _COLLECT_PHASES]
+    ),
+    rounds=5,
+    targets=("bench_collect_gyre",),
+    packages=("python3",),
+))
