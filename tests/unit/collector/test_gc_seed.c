@@ -146,15 +146,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_seed_gc_controls),
         cmocka_unit_test(test_seed_critical_section),
     };
-    if (argc < 2) {
-        return cmocka_run_group_tests(all, NULL, NULL) != 0;
-    }
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-        if (strcmp(all[i].name + strlen("test_"), argv[1]) == 0) {
-            const struct CMUnitTest one[] = {all[i]};
-            return cmocka_run_group_tests_name(argv[1], one, NULL, NULL) != 0;
-        }
-    }
-    fprintf(stderr, "unknown seed test '%s'\n", argv[1]);
-    return 2;
+    return gy_test_run_named(all, sizeof all / sizeof all[0], argc, argv);
 }
