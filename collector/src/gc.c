@@ -272,7 +272,7 @@ int gy_gc_set_threshold(long t0, long t1, long t2, gy_errmsg *err) {
 void gy_gc_get_count(long out[GY_GC_GENERATIONS]) {
     int64_t young = 0;
     if (gy_runtime_running()) {
-        pthread_mutex_lock(&gy__rt.threads_lock);
+        gy__threads_lock();
         young = atomic_load_explicit(&gy__rt.gc_young, memory_order_relaxed);
         for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
             young += atomic_load_explicit(&h->gc_delta, memory_order_relaxed);

@@ -334,6 +334,10 @@ bool gy__object_post_to_owner(gy_object *ob, gy__post_kind what);
 
 /* --- runtime.c --- */
 void gy__safepoint_slow(gy__heap *h);
+/* Take rt.threads_lock. An attached, running caller waits quiescent when
+ * the lock is busy (its holder may be stopping the world and waiting for
+ * this thread), so it must hold no uncounted object pointer here. */
+void gy__threads_lock(void);
 /* Stop every other attached thread at a safe point (or hold it quiescent);
  * returns with rt.threads_lock held. The caller may be attached or not. */
 void gy__world_stop(void);

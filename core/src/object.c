@@ -158,7 +158,7 @@ int gy_object_from_id(gy_id id, void *outp) {
     }
     gy__segment *want = gy__segment_of((void *)(uintptr_t)id.addr);
     int rc = GY_ESTALE;
-    pthread_mutex_lock(&gy__rt.threads_lock);
+    gy__threads_lock();
     for (gy__heap *h = gy__rt.heaps; h != NULL && rc == GY_ESTALE; h = h->next) {
         pthread_mutex_lock(&h->seg_lock);
         for (uint32_t t = 1; t < GY__MAX_TYPES && rc == GY_ESTALE; t++) {
@@ -226,7 +226,7 @@ void gy_type_get_stats(const gy_type *type, gy_type_stats *out) {
     if (index == 0 || !gy_runtime_running()) {
         return;
     }
-    pthread_mutex_lock(&gy__rt.threads_lock);
+    gy__threads_lock();
     gy__type_sum(index, out);
     pthread_mutex_unlock(&gy__rt.threads_lock);
 }
@@ -236,7 +236,7 @@ int gy_types_foreach(int (*fn)(const gy_type *type, const gy_type_stats *stats, 
     uint32_t n = atomic_load_explicit(&gy__rt.ntypes, memory_order_acquire);
     for (uint32_t t = 1; t <= n; t++) {
         gy_type_stats st;
-        pthread_mutex_lock(&gy__rt.threads_lock);
+        gy__threads_lock();
         gy__type_sum(t, &st);
         pthread_mutex_unlock(&gy__rt.threads_lock);
         int rc = fn(gy__rt.types[t], &st, arg);

@@ -230,7 +230,7 @@ void gy__runtime_drain_orphans(void) {
     gy__heap *me = gy__tls_heap;
     for (;;) {
         ck_stack_entry_t *nodes = NULL;
-        pthread_mutex_lock(&gy__rt.threads_lock);
+        gy__threads_lock();
         for (gy__heap *o = gy__rt.heaps; o != NULL && nodes == NULL; o = o->next) {
             if (atomic_load_explicit(&o->state, memory_order_relaxed) == GY__DETACHED) {
                 nodes = ck_stack_batch_pop_upmc(&o->inbox);
@@ -381,9 +381,27 @@ static double stop_maybe_warn(const gy__heap *me, const struct timespec *start, 
     return warn_after * 2;
 }
 
+void gy__threads_lock(void) {
+    if (pthread_mutex_trylock(&gy__rt.threads_lock) == 0) {
+        return;
+    }
+    gy__heap *me = gy__tls_heap;
+    if (me != NULL && atomic_load_explicit(&me->state, memory_order_relaxed) == GY__RUNNING) {
+        /* The holder may be stopping the world and waiting for us: wait
+         * quiescent. Once we hold the lock no stop is in progress (a stopper
+         * keeps it until it resumes), so we are QUIESCENT, not HELD, and the
+         * end of quiescence does not block. */
+        gy_quiescent_begin();
+        pthread_mutex_lock(&gy__rt.threads_lock);
+        gy_quiescent_end();
+    } else {
+        pthread_mutex_lock(&gy__rt.threads_lock);
+    }
+}
+
 void gy__world_stop(void) {
     gy__heap *me = gy__tls_heap;
-    pthread_mutex_lock(&gy__rt.threads_lock);
+    gy__threads_lock();
     atomic_store_explicit(&gy__rt.stop_requested, 1, memory_order_seq_cst);
     for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
         if (h != me && atomic_load_explicit(&h->state, memory_order_relaxed) == GY__RUNNING) {
@@ -452,7 +470,7 @@ void gy_runtime_get_stats(gy_runtime_stats *out) {
     if (!gy_runtime_running()) {
         return;
     }
-    pthread_mutex_lock(&gy__rt.threads_lock);
+    gy__threads_lock();
     out->threads_attached = atomic_load_explicit(&gy__rt.nattached, memory_order_relaxed);
     out->world_stops = atomic_load_explicit(&gy__rt.world_stops, memory_order_relaxed);
     int64_t live = 0, bytes = 0;
