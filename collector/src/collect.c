@@ -513,6 +513,25 @@ static void phase_handle(run *r) {
     }
 }
 
+#if GC_VALIDATE
+/* After handle: survivors and uncollectables carry only their new
+ * generation; the trash keeps CANDIDATE, is neither reachable nor
+ * uncollectable, and holds no legacy finalizer. */
+static void validate_handle(const run *r) {
+    GC_CHECK(r->nreach <= r->ntrash && r->ntrash <= r->n, "regions out of order");
+    for (size_t i = 0; i < r->ntrash; i++) {
+        GC_CHECK(*cand_word(r->objs[i]) == r->newgen, "a kept object's word is not clean");
+    }
+    for (size_t i = r->ntrash; i < r->n; i++) {
+        uint32_t w = *cand_word(r->objs[i]);
+        GC_CHECK((w & (GC_CANDIDATE | GC_REACHABLE | GC_UNCOLL)) == GC_CANDIDATE,
+                 "a trash object is marked reachable or uncollectable");
+        GC_CHECK(!(type_of(r->objs[i])->flags & GY_TYPE_LEGACY_FINALIZER),
+                 "a legacy finalizer is in the collectable trash");
+    }
+}
+#endif
+
 /* --- 5. finalize --------------------------------------------------------------- */
 
 /* World stopped: does anything outside the trash (other than the
@@ -742,6 +761,9 @@ void gy__gc_run(int generation, gy_gc_result *res) {
     res->phase_ns[GY_GC_PHASE_MARK] = now_ns() - t;
     t = now_ns();
     phase_handle(&r);
+#if GC_VALIDATE
+    validate_handle(&r);
+#endif
     r.stops_after = atomic_load_explicit(&gy__rt.world_stops, memory_order_relaxed);
     res->phase_ns[GY_GC_PHASE_HANDLE] = now_ns() - t;
     gy__world_resume();

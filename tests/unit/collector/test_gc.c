@@ -253,6 +253,8 @@ static bool list_contains(gy_list *l, const void *ob) {
 static void test_saveall(void **state) {
     (void)state;
     GY_TEST_UP();
+    /* DEBUG_LEAK = COLLECTABLE | UNCOLLECTABLE | SAVEALL, as in Python. */
+    assert_int_equal(GY_GC_DEBUG_LEAK, 2 | 4 | 32);
     assert_int_equal(gy_gc_set_debug(GY_GC_DEBUG_SAVEALL), GY_OK);
     assert_int_equal(gy_gc_get_debug(), GY_GC_DEBUG_SAVEALL);
     gc_node *r = ring(&gc_node_type, 2, 0);
@@ -276,12 +278,25 @@ static void test_saveall(void **state) {
     GY_TEST_DOWN();
 }
 
+static int lines_uncollectable;
+static void count_uncollectable(void *ud, gy_log_level level, const char *module, const char *msg) {
+    (void)ud;
+    (void)level;
+    if (strcmp(module, "gc") == 0 && strstr(msg, "gc: uncollectable <gc_") != NULL) {
+        lines_uncollectable++;
+    }
+}
+
 /* A legacy finalizer in cyclic trash: it and the trash it reaches are
- * uncollectable; the rest of the trash is freed. */
+ * uncollectable; the rest of the trash is freed. DEBUG_UNCOLLECTABLE names
+ * each through the log handler. */
 static void test_uncollectable(void **state) {
     (void)state;
     GY_TEST_UP();
     gc_node_reset_counts();
+    lines_uncollectable = 0;
+    gy_log_set_handler(count_uncollectable, NULL, GY_LOG_INFO);
+    assert_int_equal(gy_gc_set_debug(GY_GC_DEBUG_UNCOLLECTABLE), GY_OK);
     /* l <-> x, l -> y (y only reachable from l); z <-> w independent of l
      * but pointing into l's cycle: z, w are collectable. */
     gc_node *l = gc_node_new(&gc_lnode_type, 1), *x = gc_node_new(&gc_node_type, 2),
@@ -302,6 +317,9 @@ static void test_uncollectable(void **state) {
     assert_int_equal(gc_collect_found(2, &res), 5);
     assert_int_equal(res.uncollectable, 3);
     assert_int_equal(res.collected, 2);
+    assert_int_equal(lines_uncollectable, 3);
+    gy_gc_set_debug(0);
+    gy_log_set_handler(NULL, NULL, GY_LOG_INFO);
     assert_int_equal(atomic_load(&gc_node_finalized[1]), 0); /* the legacy one never */
     gy_list *garbage;
     assert_int_equal(gy_gc_garbage(&garbage), GY_OK);
