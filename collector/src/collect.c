@@ -336,7 +336,7 @@ static void work_push(gy_object *ob) {
     if (work_len == work_cap) {
         size_t cap = work_cap ? work_cap * 2 : 1024;
         gy_object **grown =
-            gy_failpoint("gc.alloc") ? NULL : realloc(work_buf, cap * sizeof *grown);
+            gy_failpoint("gc.worklist") ? NULL : realloc(work_buf, cap * sizeof *grown);
         if (grown == NULL) {
             work_overflow = true; /* found again by a rescan pass */
             return;

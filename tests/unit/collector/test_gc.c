@@ -623,6 +623,66 @@ static void test_collector_out_of_memory(void **state) {
     gy_gc_enable();
     GY_TEST_DOWN();
 }
+
+/* The array can grow once but not twice: the collection takes the
+ * candidates it has (any subset is sound) and a later one the rest. */
+static void test_collector_array_shrinks(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    gy_gc_disable();
+    gc_collect_found(2, NULL);
+    enum { RINGS = 1000, SIZE = 10 }; /* 10000 candidates: more than the first 4096 */
+    for (int i = 0; i < RINGS; i++) {
+        gc_node *r = ring(&gc_node_type, SIZE, 0);
+        gy_decref(r);
+    }
+    gy__gc_release_buffers();
+    gy_gc_info before, after;
+    gy_gc_get_info(&before);
+    assert_int_equal(gy_failpoint_set("gc.alloc", "from:2", NULL), GY_OK);
+    gy_gc_result res;
+    gc_collect_found(1, &res); /* no up-front reservation below generation 2 */
+    gy_failpoint_reset_all();
+    gy_gc_get_info(&after);
+    assert_int_equal(after.shrunk_nomem, before.shrunk_nomem + 1);
+    assert_int_equal(res.candidates, 4096);
+    assert_true(res.collected > 0 && res.collected < RINGS * SIZE);
+    uint64_t first = res.collected;
+    assert_int_equal(gc_live(&gc_node_type), RINGS * SIZE - (int64_t)first);
+    assert_int_equal(gc_collect_found(2, NULL), RINGS * SIZE - first);
+    assert_int_equal(gc_live(&gc_node_type), 0);
+    gy_gc_enable();
+    GY_TEST_DOWN();
+}
+
+/* The marking worklist cannot grow at all: rescans find what it would have
+ * held, and nothing reachable is freed (a chain built backwards: every
+ * reference points at an object the linear pass already went by). */
+static void test_collector_worklist_fails(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    gy_gc_disable();
+    gy__gc_release_buffers();
+    enum { CHAIN = 3000 };
+    gc_node *prev = gc_node_new(&gc_node_type, 0);
+    for (int i = 1; i < CHAIN; i++) {
+        gc_node *n = gc_node_new(&gc_node_type, 0);
+        gy_store_steal(&n->next, prev); /* n -> prev: newer points at older */
+        prev = n;
+    }
+    gc_node *head = prev; /* the only outside reference, to the newest */
+    assert_int_equal(gy_failpoint_set("gc.worklist", "from:1", NULL), GY_OK);
+    gy_gc_result res;
+    gc_collect_found(2, &res);
+    assert_true(gy_failpoint_fired("gc.worklist") > 0);
+    gy_failpoint_reset_all();
+    assert_int_equal(res.collected, 0);
+    assert_int_equal(gc_live(&gc_node_type), CHAIN);
+    gy_decref(head);
+    assert_int_equal(gc_live(&gc_node_type), 0);
+    gy_gc_enable();
+    GY_TEST_DOWN();
+}
 #endif
 
 static const struct CMUnitTest tests[] = {
@@ -643,6 +703,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_collect_async),
 #if GY_FAILPOINTS /* the debug stage; release builds compile failpoints out */
     cmocka_unit_test(test_collector_out_of_memory),
+    cmocka_unit_test(test_collector_array_shrinks),
+    cmocka_unit_test(test_collector_worklist_fails),
 #endif
 };
 GY_TEST_MAIN(tests)
