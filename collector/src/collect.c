@@ -687,19 +687,26 @@ static void phase_clear(run *r) {
     gy__heap *me = gy__tls_heap;
     if (!r->hold) {
         /* Unheld, an object may be freed by the clear of another one before
-         * its turn (the last clear frees them all): its header is then the dead marker (the cell is
-         * not reused while this thread stays in its epoch section, unless one of these clears
-         * allocates, and then its word is no longer CANDIDATE). */
+         * its turn (the last clear frees them all), on this thread or by its
+         * owner: its header is then dying or the dead marker and the
+         * try-incref below fails (the cell is not reused while this thread
+         * stays in its epoch section, unless one of these clears allocates
+         * into it, and then its word is no longer CANDIDATE). */
         for (size_t i = r->ntrash; i < r->n; i++) {
             gy_object *ob = r->objs[i];
             uint32_t *w = cand_word(ob);
-            if (!(__atomic_load_n(w, __ATOMIC_RELAXED) & GC_CANDIDATE) || !gy__object_is_live(ob)) {
+            if (!(__atomic_load_n(w, __ATOMIC_RELAXED) & GC_CANDIDATE)) {
+                continue;
+            }
+            /* Held across its own clear, which may free the others and
+             * through them drop its last reference (CPython's delete_garbage).
+             * A try: an object whose owner is freeing it right now (its count
+             * reached zero through an earlier clear) is left to the owner,
+             * never revived. */
+            if (!gy__try_incref(me, ob)) {
                 continue;
             }
             word_store(w, r->newgen);
-            /* Held across its own clear, which may free the others and
-             * through them drop its last reference (CPython's delete_garbage). */
-            gy_incref(ob);
             type_of(ob)->clear(ob);
             gy_decref(ob);
         }
