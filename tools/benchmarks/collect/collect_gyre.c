@@ -2,7 +2,7 @@
  * gc_collect (rings of 21 nodes, next and prev references) built in Gyre.
  * objects/s = tracked objects examined by gy_gc_collect(2) (every tracked
  * object present) over its wall time; gen0_young = one generation-0
- * collection with 735 young garbage objects over 1M live ones, in µs. Also
+ * collection with 714 young garbage objects (34 rings) over 1M live ones, in µs. Also
  * prints ns/object per phase of the collector. */
 #include <stdio.h>
 #include <stdlib.h>
