@@ -66,11 +66,11 @@ typedef struct run {
     unsigned newgen; /* where survivors go */
     gy_object **objs;
     size_t n;
-    bool shrunk;   /* the array could not grow: fewer candidates */
-    size_t nreach; /* objs[0..nreach): reachable */
-    size_t ntrash; /* objs[nreach..ntrash): uncollectable; [ntrash..n): trash */
-    bool id_taken; /* some trash object's id was handed out */
-    bool hold;     /* the trash is held (one reference each): user code will run */
+    bool shrunk;    /* the array could not grow: fewer candidates */
+    size_t nreach;  /* objs[0..nreach): reachable */
+    size_t ntrash;  /* objs[nreach..ntrash): uncollectable; [ntrash..n): trash */
+    bool id_taken;  /* some trash object's id was handed out */
+    unsigned debug; /* GY_GC_DEBUG_*, read once when the collection starts */
     gy_weakref *callbacks;
     size_t weakrefs;
     uint64_t stops_after; /* rt.world_stops after our first stop */
@@ -482,29 +482,20 @@ static void phase_handle(run *r) {
     }
     /* Weak references to the trash: cleared now, so no thread can reach the
      * trash through them once the world runs again. */
-    gy__heap *me = gy__tls_heap;
-    r->hold = atomic_load_explicit(&gy__gc.debug, memory_order_relaxed) & GY_GC_DEBUG_SAVEALL;
     for (size_t i = r->ntrash; i < r->n; i++) {
         gy_object *ob = r->objs[i];
-        const gy_type *type = type_of(ob);
         int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_relaxed);
         r->id_taken |= (s & GY__RC_ID_TAKEN) != 0;
         if (s & GY__RC_WEAKREFS) {
             r->weakrefs += gy__weakref_detach_for_gc(ob, is_trash, &r->callbacks);
         }
-        if ((type->finalize != NULL && !(s & GY__RC_FINALIZED)) ||
-            ((type->flags & GY_TYPE_LOOP_AFFINE) && gy__segment_of(ob)->heap != me)) {
-            r->hold = true;
-        }
     }
-    /* User code will run (callbacks, finalizers), or a holder of an id may
-     * take a reference: hold every trash object so that none is freed under
-     * us before the end. Otherwise nothing but clear touches the trash. */
-    r->hold |= r->callbacks != NULL || r->id_taken;
-    if (r->hold) {
-        for (size_t i = r->ntrash; i < r->n; i++) {
-            gy_incref(r->objs[i]);
-        }
+    /* Every trash object is held (one reference each) until the end: user
+     * code (callbacks, finalizers), clears on other threads and the owners
+     * freeing what our decrefs hand them must never free one of them while
+     * it is still in this array. */
+    for (size_t i = r->ntrash; i < r->n; i++) {
+        gy_incref(r->objs[i]);
     }
     /* Generation 0's count starts again. */
     atomic_store_explicit(&gy__rt.gc_young, 0, memory_order_relaxed);
@@ -538,7 +529,7 @@ static void validate_handle(const run *r) {
  * collector's hold) reference the trash now? */
 static bool trash_resurrected(run *r) {
     for (size_t i = r->ntrash; i < r->n; i++) {
-        int64_t outside = gy__refcount_total(r->objs[i]) - (r->hold ? 1 : 0); /* minus our hold */
+        int64_t outside = gy__refcount_total(r->objs[i]) - 1; /* minus our hold */
         uint32_t v = outside < 0                       ? 0
                      : outside > (int64_t)GC_VALUE_MAX ? GC_VALUE_MAX
                                                        : (uint32_t)outside;
@@ -573,20 +564,6 @@ static void doom(run *r, bool on) {
  * or a finalizer was handed to its owner thread). */
 static bool phase_finalize(run *r, gy_gc_info *info) {
     gy__heap *me = gy__tls_heap;
-    if (!r->hold) {
-        /* No user code ran and no id is out: only a thread that stopped the
-         * world to walk the heap (introspection) can have reached the trash. */
-        if (atomic_load_explicit(&gy__rt.world_stops, memory_order_relaxed) == r->stops_after) {
-            return false;
-        }
-        uint64_t t0 = now_ns();
-        gy__world_stop();
-        bool back = trash_resurrected(r);
-        gy__world_resume();
-        r->pause_ns += now_ns() - t0;
-        info->resurrections += back;
-        return back;
-    }
     bool user_code = r->callbacks != NULL;
     gy__weakref_run_pending(r->callbacks);
     r->callbacks = NULL;
@@ -622,27 +599,29 @@ static bool phase_finalize(run *r, gy_gc_info *info) {
         info->deferred++;
         return true;
     }
-    if (atomic_load_explicit(&gy__gc.debug, memory_order_relaxed) & GY_GC_DEBUG_SAVEALL) {
+    if (r->debug & GY_GC_DEBUG_SAVEALL) {
         return false; /* saved, not freed: no doom */
     }
-    doom(r, true);
     /* Anyone who could have taken a reference since the first stop: user
      * code, a holder of an id, or a thread that stopped the world to walk
-     * the heap (introspection). Then look again, world stopped. */
-    if (user_code || r->id_taken ||
-        atomic_load_explicit(&gy__rt.world_stops, memory_order_relaxed) != r->stops_after) {
-        uint64_t t0 = now_ns();
-        gy__world_stop();
-        bool back = trash_resurrected(r);
-        if (back) {
-            doom(r, false);
-        }
-        gy__world_resume();
-        r->pause_ns += now_ns() - t0;
-        if (back) {
-            info->resurrections++;
-            return true;
-        }
+     * the heap (introspection). Then doom the set (late upgrades fail) and
+     * look again, world stopped. Otherwise nothing can reach the trash. */
+    if (!user_code && !r->id_taken &&
+        atomic_load_explicit(&gy__rt.world_stops, memory_order_relaxed) == r->stops_after) {
+        return false;
+    }
+    doom(r, true);
+    uint64_t t0 = now_ns();
+    gy__world_stop();
+    bool back = trash_resurrected(r);
+    if (back) {
+        doom(r, false);
+    }
+    gy__world_resume();
+    r->pause_ns += now_ns() - t0;
+    if (back) {
+        info->resurrections++;
+        return true;
     }
     return false;
 }
@@ -685,49 +664,28 @@ static size_t garbage_append(run *r, size_t lo, size_t hi) {
 /* Clear every trash object; loop-affine ones on their owner thread. */
 static void phase_clear(run *r) {
     gy__heap *me = gy__tls_heap;
-    if (!r->hold) {
-        /* Unheld, an object may be freed by the clear of another one before
-         * its turn (the last clear frees them all), on this thread or by its
-         * owner: its header is then dying or the dead marker and the
-         * try-incref below fails (the cell is not reused while this thread
-         * stays in its epoch section, unless one of these clears allocates
-         * into it, and then its word is no longer CANDIDATE). */
-        for (size_t i = r->ntrash; i < r->n; i++) {
-            gy_object *ob = r->objs[i];
-            uint32_t *w = cand_word(ob);
-            if (!(__atomic_load_n(w, __ATOMIC_RELAXED) & GC_CANDIDATE)) {
-                continue;
+    for (size_t i = r->ntrash; i < r->n; i++) {
+        gy_object *ob = r->objs[i];
+        const gy_type *type = type_of(ob);
+        /* An object that outlives its clear (it holds a reference clear
+         * does not drop) stays findable in its new generation. */
+        word_store(cand_word(ob), r->newgen);
+        gens_add(ob, r->newgen);
+        if ((type->flags & GY_TYPE_LOOP_AFFINE) && gy__segment_of(ob)->heap != me) {
+            /* The owner clears it and drops our hold (stolen here). */
+            if (gy__object_post_to_owner(ob, GY__POST_CLEAR)) {
+                r->objs[i] = NULL;
+            } else {
+                /* No hand-off node: left for a later collection, alive. */
+                atomic_fetch_and_explicit(&ob->gy__shared, ~GY__RC_DOOMED, memory_order_acq_rel);
             }
-            /* Held across its own clear, which may free the others and
-             * through them drop its last reference (CPython's delete_garbage).
-             * A try: an object whose owner is freeing it right now (its count
-             * reached zero through an earlier clear) is left to the owner,
-             * never revived. */
-            if (!gy__try_incref(me, ob)) {
-                continue;
-            }
-            word_store(w, r->newgen);
-            type_of(ob)->clear(ob);
-            gy_decref(ob);
+            continue;
         }
-    } else {
-        for (size_t i = r->ntrash; i < r->n; i++) {
-            gy_object *ob = r->objs[i];
-            const gy_type *type = type_of(ob);
-            word_store(cand_word(ob), r->newgen);
-            if ((type->flags & GY_TYPE_LOOP_AFFINE) && gy__segment_of(ob)->heap != me) {
-                /* The owner clears it and drops our hold (stolen here). */
-                if (gy__object_post_to_owner(ob, GY__POST_CLEAR)) {
-                    r->objs[i] = NULL;
-                }
-                continue;
-            }
-            type->clear(ob);
-        }
-        for (size_t i = r->ntrash; i < r->n; i++) {
-            if (r->objs[i] != NULL) {
-                gy_decref(r->objs[i]); /* usually the last reference: freed here */
-            }
+        type->clear(ob);
+    }
+    for (size_t i = r->ntrash; i < r->n; i++) {
+        if (r->objs[i] != NULL) {
+            gy_decref(r->objs[i]); /* usually the last reference: freed here */
         }
     }
     /* Objects of other threads are freed by them at their next safe point;
@@ -744,6 +702,7 @@ void gy__gc_run(int generation, gy_gc_result *res) {
     memset(res, 0, sizeof *res);
     res->generation = generation;
     run r = {0};
+    r.debug = atomic_load_explicit(&gy__gc.debug, memory_order_relaxed);
     r.gen = generation;
     r.mask = (2u << generation) - 1;
     r.newgen = generation < 2 ? (unsigned)generation + 1 : 2;
@@ -785,7 +744,7 @@ void gy__gc_run(int generation, gy_gc_result *res) {
     info.weakrefs_cleared = r.weakrefs;
 
     /* World running. Uncollectable objects go to the garbage list. */
-    unsigned debug = atomic_load_explicit(&gy__gc.debug, memory_order_relaxed);
+    unsigned debug = r.debug;
     if (debug & GY_GC_DEBUG_UNCOLLECTABLE) {
         log_objects(&r, r.nreach, r.ntrash, "uncollectable");
     }
@@ -801,11 +760,11 @@ void gy__gc_run(int generation, gy_gc_result *res) {
     t = now_ns();
     uint64_t collected = 0;
     if (survive) {
-        release_kept(&r, r.ntrash, r.n, r.hold);
+        release_kept(&r, r.ntrash, r.n, true);
     } else if (debug & GY_GC_DEBUG_SAVEALL) {
         collected = r.n - r.ntrash;
         (void)garbage_append(&r, r.ntrash, r.n);
-        release_kept(&r, r.ntrash, r.n, r.hold);
+        release_kept(&r, r.ntrash, r.n, true);
     } else {
         collected = r.n - r.ntrash;
         phase_clear(&r);

@@ -106,8 +106,11 @@ int gy_gc_collect(int generation, gy_gc_result *out, gy_errmsg *err) {
     }
     gy_gc_result res;
     /* A call to collect is a safe point: merges handed to this thread first,
-     * so objects already dead are freed, not examined. */
+     * so objects already dead are freed, not examined (but no automatic
+     * collection there: this one is about to run). */
+    in_collection = true;
     gy_safepoint();
+    in_collection = false;
     gy__gc_collect_lock();
     collect_with_callbacks(generation, false, &res);
     pthread_mutex_unlock(&gy__gc.collect_lock);
@@ -177,15 +180,16 @@ static void answer_async(void) {
     }
 }
 
-/* Which generation thresholds call for (lock held), or -1. */
+/* Which generation thresholds call for (lock held), or -1: nothing unless
+ * generation 0's count passed threshold 0 (CPython collects only from an
+ * allocation that crossed it; threshold 0 == 0 turns it all off). */
 static int generation_due(void) {
     long count0 = (long)atomic_load_explicit(&gy__rt.gc_young, memory_order_relaxed);
-    for (int g = GY_GC_GENERATIONS - 1; g >= 0; g--) {
-        long count = g == 0 ? count0 : gy__gc.count[g];
-        if (gy__gc.threshold[g] <= 0 && g == 0) {
-            return -1; /* threshold 0 == 0: automatic collection off */
-        }
-        if (count > gy__gc.threshold[g]) {
+    if (gy__gc.threshold[0] <= 0 || count0 <= gy__gc.threshold[0]) {
+        return -1;
+    }
+    for (int g = GY_GC_GENERATIONS - 1; g >= 1; g--) {
+        if (gy__gc.count[g] > gy__gc.threshold[g]) {
             if (g == GY_GC_GENERATIONS - 1 &&
                 gy__gc.long_lived_pending < gy__gc.long_lived_total / 4) {
                 continue; /* not worth a full collection yet */
@@ -193,7 +197,7 @@ static int generation_due(void) {
             return g;
         }
     }
-    return -1;
+    return 0;
 }
 
 /* The safe-point hook: answer this thread's requests, then collect if the
@@ -393,6 +397,11 @@ int gy_gc_get_objects(int generation, gy_list **out, gy_errmsg *err) {
     if (gy__tls_heap == NULL) {
         return gy__errmsg_set(err, GY_ESTATE, "gy_gc_get_objects: the thread is not attached");
     }
+    if (in_collection) {
+        return gy__errmsg_set(err, GY_EBUSY,
+                              "gy_gc_get_objects: called from inside a collection (finalizer or "
+                              "callback)");
+    }
     gy_list *list;
     int rc = gy_list_new(&list);
     if (rc != GY_OK) {
@@ -435,8 +444,8 @@ static void count_one(gy_object *ob, uint32_t *word, gy__segment *seg, void *arg
 
 /* Walk `gens` with the world stopped. */
 static void walk_stopped(unsigned gens, gc_cell_fn fn, void *arg) {
-    if (gy__tls_heap == NULL) {
-        return;
+    if (gy__tls_heap == NULL || in_collection) {
+        return; /* inside a collection (a callback): this thread holds collect_lock */
     }
     gy__gc_collect_lock();
     gy__world_stop();
@@ -474,7 +483,10 @@ int gy_gc_garbage(gy_list **out) {
     if (gy__tls_heap == NULL) {
         return GY_ESTATE;
     }
-    gy__gc_collect_lock();
+    bool nested = in_collection; /* a callback: this thread holds collect_lock */
+    if (!nested) {
+        gy__gc_collect_lock();
+    }
     int rc = GY_OK;
     if (gy__gc.garbage == NULL) {
         rc = gy_list_new(&gy__gc.garbage);
@@ -483,7 +495,9 @@ int gy_gc_garbage(gy_list **out) {
         gy_incref(gy__gc.garbage);
         *out = gy__gc.garbage;
     }
-    pthread_mutex_unlock(&gy__gc.collect_lock);
+    if (!nested) {
+        pthread_mutex_unlock(&gy__gc.collect_lock);
+    }
     return rc;
 }
 
@@ -491,14 +505,19 @@ size_t gy_gc_garbage_clear(void) {
     if (gy__tls_heap == NULL) {
         return 0;
     }
-    gy__gc_collect_lock();
+    bool nested = in_collection;
+    if (!nested) {
+        gy__gc_collect_lock();
+    }
     gy_list *g = gy__gc.garbage;
     size_t n = 0;
     if (g != NULL) {
         n = gy_list_len(g);
         gy_list_clear(g);
     }
-    pthread_mutex_unlock(&gy__gc.collect_lock);
+    if (!nested) {
+        pthread_mutex_unlock(&gy__gc.collect_lock);
+    }
     return n;
 }
 

@@ -56,7 +56,10 @@
  * Thread-safety: every function is safe from any attached thread. A
  * collection runs at a time; gy_gc_collect called while another thread
  * collects waits for it (quiescent), and called from inside a collection
- * (a finalizer or callback) fails with GY_EBUSY.
+ * (a finalizer or callback) fails with GY_EBUSY; so does gy_gc_get_objects,
+ * and gy_gc_freeze, gy_gc_unfreeze and gy_gc_get_freeze_count do nothing
+ * (return 0) there; gy_gc_garbage and gy_gc_garbage_clear work there (a
+ * stop callback may read the garbage list, as CPython's callbacks do).
  */
 #ifndef GYRE_GC_H
 #define GYRE_GC_H

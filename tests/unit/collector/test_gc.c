@@ -59,6 +59,33 @@ static void test_rings(void **state) {
     GY_TEST_DOWN();
 }
 
+/* A long ring of lists (their items are not published fields, so freed
+ * cells are reused at once and emptied segments released): freeing the
+ * ring while the collector walks it must touch no freed memory. */
+static void test_ring_of_lists(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    enum { N = 20000 };
+    gy_list *first, *prev;
+    assert_int_equal(gy_list_new(&first), GY_OK);
+    prev = first;
+    for (int i = 1; i < N; i++) {
+        gy_list *l;
+        assert_int_equal(gy_list_new(&l), GY_OK);
+        assert_int_equal(gy_list_append(prev, l), GY_OK);
+        if (prev != first) {
+            gy_decref(prev);
+        }
+        prev = l;
+    }
+    assert_int_equal(gy_list_append(prev, first), GY_OK);
+    gy_decref(prev);
+    gy_decref(first);
+    assert_int_equal(gc_collect_found(2, NULL), N);
+    assert_int_equal(gc_live(&gy_list_type), 0);
+    GY_TEST_DOWN();
+}
+
 /* A cycle hanging off a live object survives, and its objects move up. */
 static void test_cycle_hanging_off_live(void **state) {
     (void)state;
@@ -429,6 +456,11 @@ static void record_cb(gy_gc_phase phase, const gy_gc_callback_info *info, void *
     } else {
         l->stops++;
         l->stop_gen = info->generation;
+        /* A callback may read the garbage list (CPython's use), and must
+         * not deadlock doing so. */
+        gy_list *g;
+        assert_int_equal(gy_gc_garbage(&g), GY_OK);
+        gy_decref(g);
         l->collected = info->collected;
         l->uncollectable = info->uncollectable;
         l->duration = info->duration_ns;
@@ -475,10 +507,13 @@ static void test_callbacks_and_debug(void **state) {
 }
 
 /* gy_gc_collect from inside a collection is refused, not a deadlock. */
-static int nested_rc = 1;
+static int nested_rc = 1, nested_objects_rc = 1;
 static void nested_finalize(gy_object *self) {
     (void)self;
     nested_rc = gy_gc_collect(0, NULL, NULL);
+    gy_list *l = NULL;
+    nested_objects_rc = gy_gc_get_objects(-1, &l, NULL);
+    gy_gc_freeze(); /* does nothing inside a collection */
 }
 static gy_type nested_type = {
     .name = "nested_node",
@@ -495,6 +530,8 @@ static void test_nested_collect(void **state) {
     gy_decref(r);
     assert_int_equal(gc_collect_found(2, NULL), 2);
     assert_int_equal(nested_rc, GY_EBUSY);
+    assert_int_equal(nested_objects_rc, GY_EBUSY);
+    assert_int_equal(gy_gc_get_freeze_count(), 0);
     GY_TEST_DOWN();
 }
 
@@ -688,6 +725,7 @@ static void test_collector_worklist_fails(void **state) {
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_self_references),
     cmocka_unit_test(test_rings),
+    cmocka_unit_test(test_ring_of_lists),
     cmocka_unit_test(test_cycle_hanging_off_live),
     cmocka_unit_test(test_finalizers_before_clear),
     cmocka_unit_test(test_resurrection),
