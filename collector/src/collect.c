@@ -228,12 +228,21 @@ static void phase_update(run *r) {
                 }
             }
             if (h->young_overflow) {
-                /* Every gen-0 segment was walked: start the list afresh. */
+                /* Every segment was walked: list afresh those that still
+                 * hold generation 0 (left-out or dying objects). */
                 for (uint32_t i = 0; i < h->nyoung; i++) {
                     h->young_segs[i]->young_slot = 0;
                 }
                 h->nyoung = 0;
                 h->young_overflow = false;
+                for (uint32_t t = 1; t <= ntypes; t++) {
+                    for (gy__segment *s = gc_type_tracked(gy__rt.types[t]) ? h->segs[t] : NULL;
+                         s != NULL; s = s->next) {
+                        if (atomic_load_explicit(&s->gc_gens, memory_order_relaxed) & 1) {
+                            gy__young_segment_add_locked(h, s);
+                        }
+                    }
+                }
             }
         }
         young_filter(h);

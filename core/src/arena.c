@@ -242,24 +242,28 @@ static void young_remove_locked(gy__heap *h, gy__segment *seg) {
     seg->young_slot = 0;
 }
 
+void gy__young_segment_add_locked(gy__heap *h, gy__segment *seg) {
+    if (seg->young_slot != 0 || h->young_overflow) {
+        return;
+    }
+    if (h->nyoung == h->young_cap) {
+        uint32_t cap = h->young_cap ? h->young_cap * 2 : 64;
+        gy__segment **grown =
+            gy_failpoint("internal") ? NULL : realloc(h->young_segs, cap * sizeof *grown);
+        if (grown == NULL) {
+            h->young_overflow = true; /* the collector walks everything */
+            return;
+        }
+        h->young_segs = grown;
+        h->young_cap = cap;
+    }
+    h->young_segs[h->nyoung++] = seg;
+    seg->young_slot = h->nyoung;
+}
+
 void gy__young_segment_add(gy__heap *h, gy__segment *seg) {
     pthread_mutex_lock(&h->seg_lock);
-    if (seg->young_slot == 0 && !h->young_overflow) {
-        if (h->nyoung == h->young_cap) {
-            uint32_t cap = h->young_cap ? h->young_cap * 2 : 64;
-            gy__segment **grown =
-                gy_failpoint("internal") ? NULL : realloc(h->young_segs, cap * sizeof *grown);
-            if (grown == NULL) {
-                h->young_overflow = true; /* the collector walks everything */
-                pthread_mutex_unlock(&h->seg_lock);
-                return;
-            }
-            h->young_segs = grown;
-            h->young_cap = cap;
-        }
-        h->young_segs[h->nyoung++] = seg;
-        seg->young_slot = h->nyoung;
-    }
+    gy__young_segment_add_locked(h, seg);
     pthread_mutex_unlock(&h->seg_lock);
 }
 

@@ -291,8 +291,10 @@ uint32_t gy__refcount_drain_deferred(gy__heap *h, uint32_t budget);
 /* Hand every object h owns over to shared counting (detach). */
 void gy__refcount_disown_all(gy__heap *h);
 
-/* List seg in h->young_segs (its gen-0 bit was just set); takes seg_lock. */
+/* List seg in h->young_segs (its gen-0 bit was just set); takes seg_lock.
+ * The _locked variant: the caller holds it. */
 void gy__young_segment_add(gy__heap *h, gy__segment *seg);
+void gy__young_segment_add_locked(gy__heap *h, gy__segment *seg);
 
 /* Flush h's gc_delta (now `value`) into rt.gc_young; `alloc`: an allocation
  * made it, so past the limit the heap gets GY__PEND_COLLECT. */
