@@ -141,7 +141,7 @@ static size_t tracked_live(void) {
     uint32_t ntypes = atomic_load_explicit(&gy__rt.ntypes, memory_order_acquire);
     int64_t live = 0;
     for (uint32_t t = 1; t <= ntypes; t++) {
-        if (gc_type_tracked(gy__rt.types[t])) {
+        if (gy__type_tracked(gy__rt.types[t])) {
             gy_type_stats st;
             gy__type_sum(t, &st);
             live += st.live;
@@ -150,10 +150,6 @@ static size_t tracked_live(void) {
     return live > 0 ? (size_t)live : 0;
 }
 
-/* Post: objs[0..n) are the live tracked objects of generations `mask` with
- * a positive count (up to what the array could hold); each has CANDIDATE
- * and VALUE = its count. Segments' gc_gens keep the bits of what was left
- * out. */
 /* Walk one segment for phase_update. */
 static void update_segment(run *r, gy__segment *s) {
     unsigned gens = atomic_load_explicit(&s->gc_gens, memory_order_relaxed);
@@ -219,28 +215,25 @@ static void phase_update(run *r) {
                 update_segment(r, h->young_segs[i]);
             }
         } else {
-            for (uint32_t t = 1; t <= ntypes; t++) {
-                if (!gc_type_tracked(gy__rt.types[t])) {
-                    continue;
-                }
-                for (gy__segment *s = h->segs[t]; s != NULL; s = s->next) {
-                    update_segment(r, s);
-                }
-            }
-            if (h->young_overflow) {
-                /* Every segment was walked: list afresh those that still
-                 * hold generation 0 (left-out or dying objects). */
+            /* After an overflow the list starts afresh from this walk: it
+             * lists the segments still holding generation 0 (left-out or
+             * dying objects). */
+            bool relist = h->young_overflow;
+            if (relist) {
                 for (uint32_t i = 0; i < h->nyoung; i++) {
                     h->young_segs[i]->young_slot = 0;
                 }
                 h->nyoung = 0;
                 h->young_overflow = false;
-                for (uint32_t t = 1; t <= ntypes; t++) {
-                    for (gy__segment *s = gc_type_tracked(gy__rt.types[t]) ? h->segs[t] : NULL;
-                         s != NULL; s = s->next) {
-                        if (atomic_load_explicit(&s->gc_gens, memory_order_relaxed) & 1) {
-                            gy__young_segment_add_locked(h, s);
-                        }
+            }
+            for (uint32_t t = 1; t <= ntypes; t++) {
+                if (!gy__type_tracked(gy__rt.types[t])) {
+                    continue;
+                }
+                for (gy__segment *s = h->segs[t]; s != NULL; s = s->next) {
+                    update_segment(r, s);
+                    if (relist && (atomic_load_explicit(&s->gc_gens, memory_order_relaxed) & 1)) {
+                        gy__young_segment_add_locked(h, s);
                     }
                 }
             }
@@ -506,7 +499,10 @@ static void phase_handle(run *r) {
     for (size_t i = r->ntrash; i < r->n; i++) {
         gy_incref(r->objs[i]);
     }
-    /* Generation 0's count starts again. */
+    gy__gc_young_reset();
+}
+
+void gy__gc_young_reset(void) {
     atomic_store_explicit(&gy__rt.gc_young, 0, memory_order_relaxed);
     for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
         atomic_store_explicit(&h->gc_delta, 0, memory_order_relaxed);
@@ -645,29 +641,25 @@ static void log_objects(const run *r, size_t lo, size_t hi, const char *what) {
 }
 
 /* Reset the words of objs[lo..hi) (they stay, in the next generation) and
- * drop the hold on them, if `held`. */
-static void release_kept(run *r, size_t lo, size_t hi, bool held) {
+ * drop the hold on them. */
+static void release_kept(run *r, size_t lo, size_t hi) {
     for (size_t i = lo; i < hi; i++) {
         word_store(cand_word(r->objs[i]), r->newgen);
         gens_add(r->objs[i], r->newgen);
-        if (held) {
-            gy_decref(r->objs[i]);
-        }
+        gy_decref(r->objs[i]);
     }
 }
 
-static size_t garbage_append(run *r, size_t lo, size_t hi) {
-    if (lo == hi) {
-        return 0;
+/* Append objs[lo..hi) to the garbage list (created on first use). Without
+ * memory an object is not saved; it stays held by nothing but its cycle and
+ * is found again by a later collection. */
+static void garbage_append(run *r, size_t lo, size_t hi) {
+    if (lo == hi || (gy__gc.garbage == NULL && gy_list_new(&gy__gc.garbage) != GY_OK)) {
+        return;
     }
-    if (gy__gc.garbage == NULL && gy_list_new(&gy__gc.garbage) != GY_OK) {
-        return 0;
-    }
-    size_t saved = 0;
     for (size_t i = lo; i < hi; i++) {
-        saved += gy_list_append(gy__gc.garbage, r->objs[i]) == GY_OK;
+        (void)gy_list_append(gy__gc.garbage, r->objs[i]);
     }
-    return saved;
 }
 
 /* Clear every trash object; loop-affine ones on their owner thread. */
@@ -753,13 +745,12 @@ void gy__gc_run(int generation, gy_gc_result *res) {
     info.weakrefs_cleared = r.weakrefs;
 
     /* World running. Uncollectable objects go to the garbage list. */
-    unsigned debug = r.debug;
-    if (debug & GY_GC_DEBUG_UNCOLLECTABLE) {
+    if (r.debug & GY_GC_DEBUG_UNCOLLECTABLE) {
         log_objects(&r, r.nreach, r.ntrash, "uncollectable");
     }
-    (void)garbage_append(&r, r.nreach, r.ntrash);
-    release_kept(&r, r.nreach, r.ntrash, true);
-    if (debug & GY_GC_DEBUG_COLLECTABLE) {
+    garbage_append(&r, r.nreach, r.ntrash);
+    release_kept(&r, r.nreach, r.ntrash);
+    if (r.debug & GY_GC_DEBUG_COLLECTABLE) {
         log_objects(&r, r.ntrash, r.n, "collectable");
     }
 
@@ -769,11 +760,11 @@ void gy__gc_run(int generation, gy_gc_result *res) {
     t = now_ns();
     uint64_t collected = 0;
     if (survive) {
-        release_kept(&r, r.ntrash, r.n, true);
-    } else if (debug & GY_GC_DEBUG_SAVEALL) {
+        release_kept(&r, r.ntrash, r.n);
+    } else if (r.debug & GY_GC_DEBUG_SAVEALL) {
         collected = r.n - r.ntrash;
-        (void)garbage_append(&r, r.ntrash, r.n);
-        release_kept(&r, r.ntrash, r.n, true);
+        garbage_append(&r, r.ntrash, r.n);
+        release_kept(&r, r.ntrash, r.n);
     } else {
         collected = r.n - r.ntrash;
         phase_clear(&r);
@@ -825,7 +816,7 @@ void gy__gc_run(int generation, gy_gc_result *res) {
     gi->weakrefs_cleared += info.weakrefs_cleared;
     pthread_mutex_unlock(&gy__gc.lock);
 
-    if (debug & GY_GC_DEBUG_STATS) {
+    if (r.debug & GY_GC_DEBUG_STATS) {
         gy__log(GY_LOG_INFO, "gc",
                 "gc: done, generation %d: %llu candidates, %llu unreachable, %llu uncollectable, "
                 "%.4fs elapsed (%.4fs stopped)",
@@ -841,7 +832,7 @@ void gy__gc_walk(unsigned gens, gc_cell_fn fn, void *arg) {
     for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
         pthread_mutex_lock(&h->seg_lock);
         for (uint32_t t = 1; t <= ntypes; t++) {
-            if (!gc_type_tracked(gy__rt.types[t])) {
+            if (!gy__type_tracked(gy__rt.types[t])) {
                 continue;
             }
             for (gy__segment *s = h->segs[t]; s != NULL; s = s->next) {

@@ -44,10 +44,6 @@ static inline uint32_t *gc_word(const gy_object *ob) {
     return seg->gcw != NULL ? &seg->gcw[gy__cell_index(seg, ob)] : NULL;
 }
 
-static inline bool gc_type_tracked(const gy_type *type) {
-    return type != NULL && !(type->flags & (GY_TYPE_LEAF | GY_TYPE_ACYCLIC));
-}
-
 /* --- state (gc.c) ------------------------------------------------------ */
 typedef struct gc_callback {
     gy_gc_callback_fn fn;
@@ -93,6 +89,8 @@ typedef void (*gc_cell_fn)(gy_object *ob, uint32_t *word, gy__segment *seg, void
 /* Call fn for every live tracked object whose generation's bit is in
  * `gens` (threads_lock held: between gy__world_stop and resume). */
 void gy__gc_walk(unsigned gens, gc_cell_fn fn, void *arg);
+/* World stopped: generation 0's count starts again (a collection, freeze). */
+void gy__gc_young_reset(void);
 /* Free the candidate array (runtime shutdown). */
 void gy__gc_release_buffers(void);
 

@@ -442,20 +442,17 @@ static void count_one(gy_object *ob, uint32_t *word, gy__segment *seg, void *arg
     (*(size_t *)arg)++;
 }
 
-/* Walk `gens` with the world stopped. */
-static void walk_stopped(unsigned gens, gc_cell_fn fn, void *arg) {
+/* Walk `gens` with the world stopped; `reset_young`: generation 0's count
+ * starts again too (CPython's freeze empties it). */
+static void walk_stopped(unsigned gens, gc_cell_fn fn, void *arg, bool reset_young) {
     if (gy__tls_heap == NULL || in_collection) {
         return; /* inside a collection (a callback): this thread holds collect_lock */
     }
     gy__gc_collect_lock();
     gy__world_stop();
     gy__gc_walk(gens, fn, arg);
-    if (fn == move_gen && *(const unsigned *)arg == GC_PERMANENT) {
-        /* CPython's freeze empties generation 0's count too. */
-        atomic_store_explicit(&gy__rt.gc_young, 0, memory_order_relaxed);
-        for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
-            atomic_store_explicit(&h->gc_delta, 0, memory_order_relaxed);
-        }
+    if (reset_young) {
+        gy__gc_young_reset();
     }
     gy__world_resume();
     pthread_mutex_unlock(&gy__gc.collect_lock);
@@ -463,17 +460,17 @@ static void walk_stopped(unsigned gens, gc_cell_fn fn, void *arg) {
 
 void gy_gc_freeze(void) {
     unsigned to = GC_PERMANENT;
-    walk_stopped(7u, move_gen, &to);
+    walk_stopped(7u, move_gen, &to, true);
 }
 
 void gy_gc_unfreeze(void) {
     unsigned to = 2;
-    walk_stopped(1u << GC_PERMANENT, move_gen, &to);
+    walk_stopped(1u << GC_PERMANENT, move_gen, &to, false);
 }
 
 size_t gy_gc_get_freeze_count(void) {
     size_t n = 0;
-    walk_stopped(1u << GC_PERMANENT, count_one, &n);
+    walk_stopped(1u << GC_PERMANENT, count_one, &n, false);
     return n;
 }
 

@@ -184,7 +184,7 @@ static gy__segment *segment_new(gy__heap *h, gy_type *type, uint32_t tindex, uin
     size_t colour = (size_t)(serial % 16) * 64;
     /* Each cell costs its size plus its 4-byte serial, plus the collector's
      * 4-byte word for tracked types. */
-    bool tracked = type != NULL && !(type->flags & (GY_TYPE_LEAF | GY_TYPE_ACYCLIC));
+    bool tracked = gy__type_tracked(type);
     size_t side = tracked ? 8 : 4;
     size_t ncells = (GY__SEG_SIZE - header - 32 - colour) / (cell_size + side);
     seg->magic = GY__SEG_MAGIC;

@@ -119,6 +119,12 @@ typedef struct gy__type_counters {
                           atomic_load_explicit(&(field), memory_order_relaxed) + (delta), \
                           memory_order_relaxed)
 
+/* Whether the collector tracks objects of `type`: it may hold references
+ * that take part in cycles (neither LEAF nor ACYCLIC). */
+static inline bool gy__type_tracked(const gy_type *type) {
+    return type != NULL && !(type->flags & (GY_TYPE_LEAF | GY_TYPE_ACYCLIC));
+}
+
 /* The cell size of a type: its size rounded up to 8, at least 16. */
 static inline uint32_t gy__type_cell_size(const gy_type *type) {
     uint32_t size = (uint32_t)((type->size + 7) & ~(size_t)7);

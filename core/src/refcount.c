@@ -30,7 +30,7 @@ void gy__gc_hooks_install(const gy__gc_hooks *hooks) {
 static void barrier_decref_nonzero(gy_object *ob) {
     const gy__gc_hooks *hooks = gy__gc_hooks_get();
     if (hooks != NULL && hooks->decref_nonzero != NULL &&
-        !(gy__segment_of(ob)->type->flags & (GY_TYPE_LEAF | GY_TYPE_ACYCLIC))) {
+        gy__type_tracked(gy__segment_of(ob)->type)) {
         hooks->decref_nonzero(ob);
     }
 }
@@ -374,10 +374,7 @@ void gy_xdecref(void *obj) {
 }
 
 size_t gy_refcount(const void *obj) {
-    const gy_object *ob = obj;
-    uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
-    int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_relaxed);
-    int64_t total = rc_count(s) + (l != GY__UNOWNED ? (int64_t)l : 0);
+    int64_t total = gy__refcount_total(obj);
     return total > 0 ? (size_t)total : 0;
 }
 
