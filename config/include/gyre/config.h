@@ -98,6 +98,10 @@ typedef enum gy_config_action {
 GY_API int gy_config_apply_args(gy_config *cfg, int argc, char **argv, const char *default_text,
                                 gy_config_action *action, const char **config_path, gy_errmsg *err);
 
+/* gy_config_default_text: the text of config/gyre.conf as built in (the
+ * file gyred runs on without --config). Static storage. */
+GY_API const char *gy_config_default_text(void);
+
 /* gy_config_usage: the --help text (flags, then every setting with its
  * type, default, bounds and description) into buf; returns the length it
  * needs (like snprintf). */

@@ -1,0 +1,637 @@
+/* server/src/conn.c: a connection on its loop: accept, read and parse,
+ * dispatch, answer in order, write, deadlines, close.
+ *
+ * Life of a connection: accept -> (read -> parse -> dispatch -> answer ->
+ * write)* -> close. While a handler has not answered, parsing is paused
+ * and reading stopped (bytes already read wait in io->pending), so answers
+ * leave in request order and a pipelining client cannot make the server
+ * buffer without bound. A connection that is to close (Connection: close,
+ * an error, the request limit, a drain) sends FIN after its last answer and
+ * reads (discarding) for a moment before closing, so the client sees the
+ * answer rather than a reset (lingering close, as nginx does). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "gyre/gc.h"
+#include "gyre/trace.h"
+
+#define GY__LINGER_MS 2000
+#define GY__WRITE_HIGH (1u << 20) /* stop reading above this much unsent output */
+
+typedef struct gy__write {
+    uv_write_t req;
+    gy__io *io;
+    gy__buf buf;
+} gy__write;
+
+static void gy__io_flush(gy__io *io);
+static void gy__io_close(gy__io *io);
+static void gy__io_feed(gy__io *io, const char *data, size_t len, bool from_pending);
+static void gy__io_read_start(gy__io *io);
+
+/* --- timers ------------------------------------------------------------------ */
+
+static void gy__timer_cb(uv_timer_t *t) {
+    gy__io *io = t->data;
+    gy__loop_enter(io->loop);
+    gy_server *srv = io->loop->srv;
+    switch (io->tmode) {
+    case GY__T_HEADERS:
+        atomic_fetch_add_explicit(&srv->st_timeouts, 1, memory_order_relaxed);
+        if (io->in_message) {
+            gy__io_write_simple(io, 408, NULL, "request headers timed out\n", true);
+        } else {
+            gy__io_close(io);
+        }
+        break;
+    case GY__T_BODY: {
+        uint64_t now = uv_now(&io->loop->uv);
+        uint64_t secs = (now - io->body_start_ms) / 1000;
+        uint64_t rate = (uint64_t)gy__lim(&srv->lim.body_min_rate);
+        if (rate > 0 && secs >= 1 && io->body_bytes < rate * secs) {
+            atomic_fetch_add_explicit(&srv->st_timeouts, 1, memory_order_relaxed);
+            gy__io_write_simple(io, 408, NULL, "request body too slow\n", true);
+        } else {
+            gy__io_set_timer(io, GY__T_BODY, 1000);
+        }
+        break;
+    }
+    case GY__T_IDLE:
+        atomic_fetch_add_explicit(&srv->st_timeouts, 1, memory_order_relaxed);
+        gy__io_close(io);
+        break;
+    case GY__T_LINGER:
+        gy__io_close(io);
+        break;
+    case GY__T_NONE:
+        break;
+    }
+}
+
+void gy__io_set_timer(gy__io *io, gy__tmode mode, uint64_t ms) {
+    if (io->closing) {
+        return;
+    }
+    io->tmode = mode;
+    if (mode == GY__T_NONE) {
+        uv_timer_stop(&io->timer);
+        return;
+    }
+    io->deadline_ms = uv_now(&io->loop->uv) + ms;
+    uv_timer_start(&io->timer, gy__timer_cb, ms, 0);
+}
+
+/* --- closing ----------------------------------------------------------------- */
+
+static void gy__io_closed(uv_handle_t *h) {
+    gy__io *io = h->data;
+    if (--io->handles_open > 0) {
+        return;
+    }
+    gy__loop *loop = io->loop;
+    /* Unlink, then drop the socket's reference to the connection object:
+     * the object (and any request cycle) lives on until its count or the
+     * collector frees it. */
+    if (io->prev) {
+        io->prev->next = io->next;
+    } else {
+        loop->conns = io->next;
+    }
+    if (io->next) {
+        io->next->prev = io->prev;
+    }
+    loop->nconns--;
+    atomic_fetch_sub_explicit(&loop->srv->st_open, 1, memory_order_relaxed);
+    gy_xdecref(io->cur);
+    gy_decref(io->conn);
+    gy__buf_free(&io->hdr);
+    gy__buf_free(&io->offs);
+    gy__buf_free(&io->body);
+    gy__buf_free(&io->pending);
+    gy__buf_free(&io->out);
+    free(io);
+}
+
+static void gy__io_close(gy__io *io) {
+    if (io->closing) {
+        return;
+    }
+    io->closing = true;
+    io->conn->io = NULL; /* answers from now on are dropped */
+    uv_timer_stop(&io->timer);
+    uv_close((uv_handle_t *)&io->timer, gy__io_closed);
+    uv_close((uv_handle_t *)&io->tcp, gy__io_closed);
+}
+
+static void gy__shutdown_cb(uv_shutdown_t *req, int status) {
+    gy__io *io = req->data;
+    free(req);
+    if (io->closing) {
+        return;
+    }
+    if (status != 0 || io->eof) {
+        gy__io_close(io);
+        return;
+    }
+    /* Linger: read and discard what the client still sends, briefly. */
+    gy__io_set_timer(io, GY__T_LINGER, GY__LINGER_MS);
+    gy__io_read_start(io);
+}
+
+/* Everything is written and the connection is to close: FIN, then linger. */
+static void gy__io_finish(gy__io *io) {
+    if (io->shut || io->closing) {
+        return;
+    }
+    io->shut = true;
+    uv_shutdown_t *req = malloc(sizeof *req);
+    if (req == NULL) {
+        gy__io_close(io);
+        return;
+    }
+    req->data = io;
+    if (uv_shutdown(req, (uv_stream_t *)&io->tcp, gy__shutdown_cb) != 0) {
+        free(req);
+        gy__io_close(io);
+    }
+}
+
+/* --- writing ----------------------------------------------------------------- */
+
+static void gy__write_cb(uv_write_t *req, int status) {
+    gy__write *w = (gy__write *)req;
+    gy__io *io = w->io;
+    gy__loop_enter(io->loop);
+    io->writing -= w->buf.len;
+    gy__buf_free(&w->buf);
+    free(w);
+    if (io->closing) {
+        return;
+    }
+    if (status != 0) {
+        gy__io_close(io);
+        return;
+    }
+    if (io->out.len == 0 && io->writing == 0 && io->close_after && !io->waiting &&
+        io->cur == NULL) {
+        gy__io_finish(io);
+    } else if (!io->reading && !io->waiting && !io->close_after && io->writing < GY__WRITE_HIGH) {
+        gy__io_read_start(io);
+    }
+}
+
+static void gy__io_flush(gy__io *io) {
+    if (io->closing) {
+        return;
+    }
+    if (io->out.len > 0) {
+        gy__write *w = malloc(sizeof *w);
+        if (w == NULL) {
+            gy__io_close(io);
+            return;
+        }
+        w->io = io;
+        w->buf = io->out;
+        memset(&io->out, 0, sizeof io->out);
+        uv_buf_t b = uv_buf_init(w->buf.p, (unsigned)w->buf.len);
+        io->writing += w->buf.len;
+        if (uv_write(&w->req, (uv_stream_t *)&io->tcp, &b, 1, gy__write_cb) != 0) {
+            io->writing -= w->buf.len;
+            gy__buf_free(&w->buf);
+            free(w);
+            gy__io_close(io);
+            return;
+        }
+        if (io->writing >= GY__WRITE_HIGH && io->reading) {
+            uv_read_stop((uv_stream_t *)&io->tcp);
+            io->reading = false;
+        }
+    } else if (io->writing == 0 && io->close_after && !io->waiting && io->cur == NULL) {
+        gy__io_finish(io);
+    }
+}
+
+void gy__io_write_simple(gy__io *io, int status, const char *extra, const char *body, bool close) {
+    gy__server_count_status(io->loop->srv, status);
+    if (!gy__response_simple(&io->out, io->loop, status, extra, body, close)) {
+        gy__io_close(io);
+        return;
+    }
+    if (close) {
+        io->close_after = true;
+        io->in_message = false;
+        if (io->reading) {
+            uv_read_stop((uv_stream_t *)&io->tcp);
+            io->reading = false;
+        }
+        gy__io_set_timer(io, GY__T_NONE, 0);
+    }
+    if (!io->in_execute) {
+        gy__io_flush(io);
+    }
+}
+
+/* --- dispatch and answers ------------------------------------------------------ */
+
+static gy_bytes *gy__bytes_of(const void *p, size_t len) {
+    gy_bytes *b;
+    return gy_bytes_new(&b, p, len) == GY_OK ? b : NULL;
+}
+
+/* Build the request object from the parse state. NEW reference or NULL. */
+static gy_request *gy__request_build(gy__io *io) {
+    gy__loop *loop = io->loop;
+    gy_request *req = NULL;
+    gy__headers *h = NULL;
+    gy_bytes *blob = NULL, *offs = NULL, *body = NULL;
+    if (gy_new(&gy__request_type, &req) != GY_OK || gy_new(&gy__headers_type, &h) != GY_OK ||
+        (blob = gy__bytes_of(io->hdr.p, io->hdr.len)) == NULL ||
+        (io->offs.len > 0 && (offs = gy__bytes_of(io->offs.p, io->offs.len)) == NULL) ||
+        (io->body.len > 0 && (body = gy__bytes_of(io->body.p, io->body.len)) == NULL)) {
+        gy_xdecref(req);
+        gy_xdecref(h);
+        gy_xdecref(blob);
+        gy_xdecref(offs);
+        return NULL;
+    }
+    h->count = io->nhdr;
+    req->srv = loop->srv;
+    req->loop = loop;
+    req->route = io->route;
+    req->method = llhttp_method_name((llhttp_method_t)io->parser.method);
+    req->path = gy_bytes_data(blob);
+    req->query = req->path + strlen(req->path) + 1;
+    req->tail = io->route && io->route->prefix_len ? req->path + io->route->prefix_len : "";
+    req->http_minor = io->parser.http_minor;
+    req->keep_alive = llhttp_should_keep_alive(&io->parser) && !io->parser.upgrade;
+    req->head = io->parser.method == HTTP_HEAD;
+    req->start_ns = gy__now_ns();
+    gy_store_steal(&h->blob, blob);
+    if (offs) {
+        gy_store_steal(&h->offsets, offs);
+    }
+    gy_store_steal(&req->headers, h);
+    if (body) {
+        gy_store_steal(&req->body, body);
+    }
+    gy_store(&req->conn, io->conn); /* back-reference: request -> connection */
+    return req;
+}
+
+/* The per-thread trace tag follows the route; set only when it changes. */
+static _Thread_local const char *gy__tag_now;
+static void gy__set_tag(const char *tag) {
+    if (tag != gy__tag_now) {
+        if (gy_trace_set_tag(tag) == GY_OK) {
+            gy__tag_now = tag;
+        }
+    }
+}
+
+int gy__io_dispatch(gy__io *io) {
+    gy__loop *loop = io->loop;
+    gy_server *srv = loop->srv;
+    /* A safe point at every request: a collection never waits for a long
+     * pipelined batch. */
+    gy_safepoint();
+    gy__set_tag(io->route ? io->route->path : "(no route)");
+    gy_request *req = gy__request_build(io);
+    if (req == NULL) {
+        gy__io_write_simple(io, 503, "Retry-After: 1\r\n", "out of memory\n", true);
+        return HPE_PAUSED;
+    }
+    io->conn->nrequests++;
+    gy_store(&io->conn->req, req); /* connection -> request */
+    io->cur = req;                 /* the io's own reference (from build) */
+    io->answered_sync = false;
+    gy_incref(req); /* the handler's borrowed reference, kept across it */
+    int rc = GY_HANDLER_DONE;
+    if (atomic_load_explicit(&srv->heap_over, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&srv->st_503, 1, memory_order_relaxed);
+        gy__server_heap_collect(srv);
+        gy_request_set_header(req, "Retry-After", "1");
+        gy_request_respond(req, 503, "text/plain", "heap over max_heap_bytes\n", 25);
+    } else if (io->route_result == GY__ROUTE_NO_PATH) {
+        gy_request_respond(req, 404, "text/plain", "not found\n", 10);
+    } else if (io->route_result == GY__ROUTE_NO_METHOD) {
+        gy_request_set_header(req, "Allow", io->allow);
+        gy_request_respond(req, 405, "text/plain", "method not allowed\n", 19);
+    } else {
+        rc = io->route->handler(req, io->route->arg);
+    }
+    if (!atomic_load_explicit(&req->answered, memory_order_acquire) && rc != GY_HANDLER_LATER) {
+        gy__log(GY_LOG_ERROR, "handler for %s %s returned %d without answering", req->method,
+                io->route ? io->route->path : "?", rc);
+        gy_request_respond(req, 500, "text/plain", "internal error\n", 15);
+    }
+    gy_decref(req);
+    if (io->cur != NULL) {
+        /* Not answered yet: pause until it is. */
+        io->waiting = true;
+        return HPE_PAUSED;
+    }
+    return io->close_after ? HPE_PAUSED : 0;
+}
+
+static void gy__access_log(gy__io *io, gy_request *req, int status, size_t blen) {
+    char ts[40], line[1024];
+    gy__log_timestamp(ts, sizeof ts);
+    double secs = (double)(gy__now_ns() - req->start_ns) / 1e9;
+    int n = snprintf(line, sizeof line, "%s %s \"%s %s%s%s HTTP/1.%d\" %d %zu %.6f\n", ts,
+                     io->conn->peer, req->method, req->path, req->query[0] ? "?" : "", req->query,
+                     req->http_minor, status, blen, secs);
+    if (n > 0) {
+        gy__access_log_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    }
+}
+
+void gy__conn_answered(gy__loop *loop, gy_request *req) {
+    gy__conn *conn = (gy__conn *)gy_load(&req->conn);
+    gy__io *io = conn ? conn->io : NULL;
+    if (io == NULL || io->cur != req) {
+        /* The client went away (or the connection was closed by a drain):
+         * nothing to write. */
+        gy_xdecref(conn);
+        return;
+    }
+    gy_server *srv = loop->srv;
+    gy__response *resp = (gy__response *)gy_load(&req->response);
+    int64_t maxreq = gy__lim(&srv->lim.max_requests);
+    bool close = !req->keep_alive || io->close_after || io->eof ||
+                 (int64_t)conn->nrequests >= maxreq ||
+                 atomic_load_explicit(&srv->draining, memory_order_relaxed);
+    if (!gy__response_serialize(&io->out, loop, req, resp, close)) {
+        gy_decref(resp);
+        gy_decref(conn);
+        gy__io_close(io);
+        return;
+    }
+    gy__server_count_status(srv, resp->status);
+    atomic_fetch_add_explicit(&srv->st_requests, 1, memory_order_relaxed);
+    if (gy__access_log_enabled()) {
+        const gy_bytes *b =
+            (const gy_bytes *)atomic_load_explicit(&resp->body.gy__ptr, memory_order_acquire);
+        gy__access_log(io, req, resp->status, b ? gy_bytes_len(b) : 0);
+    }
+    gy_decref(resp);
+    if (atomic_load_explicit(&srv->lim.break_cycles, memory_order_relaxed)) {
+        gy__request_break_cycles(req);
+        gy_ref_clear(&conn->req);
+    }
+    gy_decref(conn);
+    io->cur = NULL;
+    gy_decref(req); /* the io's reference */
+    if (close) {
+        io->close_after = true;
+    }
+    if (io->in_execute) {
+        return; /* the parse loop goes on (or stops for close) and flushes */
+    }
+    /* An answer after the handler returned: write it and go on parsing. */
+    io->waiting = false;
+    if (!io->close_after && io->pending.len > io->pending_off) {
+        gy__io_feed(io, io->pending.p + io->pending_off, io->pending.len - io->pending_off, true);
+    }
+    if (!io->closing && !io->waiting && !io->close_after) {
+        if (!io->in_message) {
+            gy__io_set_timer(io, GY__T_IDLE, (uint64_t)gy__lim(&srv->lim.idle_timeout_ms));
+        }
+        if (!io->reading && io->writing < GY__WRITE_HIGH) {
+            gy__io_read_start(io);
+        }
+    }
+    gy__io_flush(io);
+}
+
+/* --- reading and parsing --------------------------------------------------------- */
+
+static void gy__io_fail(gy__io *io, llhttp_errno_t e) {
+    const char *reason = NULL;
+    int status = gy__http_error_status(io, e, &reason);
+    char body[160];
+    snprintf(body, sizeof body, "%s\n", reason ? reason : "bad request");
+    atomic_fetch_add_explicit(&io->loop->srv->st_bad, 1, memory_order_relaxed);
+    gy__log(GY_LOG_DEBUG, "%s: %d %s", io->conn->peer, status, reason ? reason : "");
+    gy__io_write_simple(io, status, NULL, body, true);
+}
+
+/* Parse data. Stops when waiting for an answer or closing; what is left is
+ * kept in io->pending. */
+static void gy__io_feed(gy__io *io, const char *data, size_t len, bool from_pending) {
+    io->in_execute = true;
+    io->feed_base = from_pending ? io->pending.p : data;
+    io->feed_seq++;
+    llhttp_errno_t e = llhttp_execute(&io->parser, data, len);
+    io->in_execute = false;
+    /* Keep the last bytes for look-behind checks in the next buffer. */
+    if (len >= sizeof io->tail) {
+        memcpy(io->tail, data + len - sizeof io->tail, sizeof io->tail);
+        io->tail_len = sizeof io->tail;
+    } else {
+        size_t keep = io->tail_len + len > sizeof io->tail ? sizeof io->tail - len : io->tail_len;
+        memmove(io->tail, io->tail + io->tail_len - keep, keep);
+        memcpy(io->tail + keep, data, len);
+        io->tail_len = (uint8_t)(keep + len);
+    }
+    if (e == HPE_OK) {
+        if (io->in_headers) {
+            /* Bytes the callbacks do not count (whitespace) still count. */
+            io->raw_header_bytes += len;
+            if (io->raw_header_bytes >
+                2 * (size_t)gy__lim(&io->loop->srv->lim.max_header_bytes) + 65536) {
+                io->error_status = 431;
+                io->error_reason = "request header fields too large";
+                gy__io_fail(io, HPE_USER);
+            }
+        }
+        if (from_pending) {
+            io->pending.len = io->pending_off = 0;
+        }
+        return;
+    }
+    if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+        const char *pos = llhttp_get_error_pos(&io->parser);
+        size_t used = pos ? (size_t)(pos - data) : len;
+        if (e == HPE_PAUSED) {
+            llhttp_resume(&io->parser);
+        } else {
+            llhttp_resume_after_upgrade(&io->parser);
+        }
+        /* What precedes io->pending is no longer known to the look-behind. */
+        io->tail_len = 0;
+        if (io->close_after) {
+            /* Nothing after this request will be read. */
+            io->pending.len = io->pending_off = 0;
+            return;
+        }
+        if (from_pending) {
+            io->pending_off += used;
+        } else {
+            io->pending.len = io->pending_off = 0;
+            if (!gy__buf_append(&io->pending, data + used, len - used)) {
+                gy__io_close(io);
+                return;
+            }
+        }
+        if (!io->waiting) {
+            /* Answered already (a close was asked then withdrawn?): go on. */
+            gy__io_feed(io, io->pending.p + io->pending_off, io->pending.len - io->pending_off,
+                        true);
+        } else if (io->reading) {
+            uv_read_stop((uv_stream_t *)&io->tcp);
+            io->reading = false;
+        }
+        return;
+    }
+    gy__io_fail(io, e);
+}
+
+static void gy__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+    (void)hint;
+    gy__io *io = h->data;
+    *buf = uv_buf_init(io->loop->rbuf, (unsigned)io->loop->rbuf_size);
+}
+
+static void gy__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    gy__io *io = s->data;
+    gy__loop_enter(io->loop);
+    if (io->closing) {
+        return;
+    }
+    if (nread < 0) {
+        io->eof = true;
+        uv_read_stop(s);
+        io->reading = false;
+        if (io->shut || (!io->waiting && io->cur == NULL && io->writing == 0 && io->out.len == 0)) {
+            gy__io_close(io);
+        } else {
+            /* Answer what is in flight, write what is queued, then close. */
+            io->close_after = true;
+            gy__io_flush(io);
+        }
+        return;
+    }
+    if (nread == 0 || io->shut) {
+        return; /* lingering: discard */
+    }
+    if (!io->in_message && io->tmode == GY__T_IDLE) {
+        /* The next request's first byte. */
+        gy__io_set_timer(io, GY__T_HEADERS,
+                         (uint64_t)gy__lim(&io->loop->srv->lim.header_timeout_ms));
+    }
+    gy__io_feed(io, buf->base, (size_t)nread, false);
+    if (!io->closing && !io->waiting && !io->in_message && !io->close_after &&
+        io->tmode != GY__T_IDLE && io->cur == NULL) {
+        gy__io_set_timer(io, GY__T_IDLE, (uint64_t)gy__lim(&io->loop->srv->lim.idle_timeout_ms));
+    }
+    gy__io_flush(io);
+}
+
+static void gy__io_read_start(gy__io *io) {
+    if (!io->reading && !io->closing) {
+        if (uv_read_start((uv_stream_t *)&io->tcp, gy__alloc_cb, gy__read_cb) == 0) {
+            io->reading = true;
+        }
+    }
+}
+
+/* --- accept ---------------------------------------------------------------------- */
+
+static void gy__peer_name(uv_tcp_t *tcp, char *out, size_t size) {
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    snprintf(out, size, "?");
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0) {
+        return;
+    }
+    char host[46];
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        uv_ip4_name(a, host, sizeof host);
+        snprintf(out, size, "%s:%d", host, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, host, sizeof host);
+        snprintf(out, size, "[%s]:%d", host, ntohs(a->sin6_port));
+    }
+}
+
+static void gy__free_handle(uv_handle_t *h) { free(h); }
+
+/* Out of memory: take the connection off the backlog and close it (a
+ * listener left with a pending connection stops accepting). */
+static void gy__accept_and_drop(gy__loop *loop) {
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (t == NULL) {
+        return;
+    }
+    uv_tcp_init(&loop->uv, t);
+    uv_accept((uv_stream_t *)&loop->listener, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, gy__free_handle);
+}
+
+void gy__conn_accept(gy__loop *loop) {
+    gy_server *srv = loop->srv;
+    gy__set_tag("(connection)");
+    gy__conn *conn = NULL;
+    gy__io *io = NULL;
+    if (gy_new(&gy__conn_type, &conn) != GY_OK || (io = calloc(1, sizeof *io)) == NULL) {
+        gy__log(GY_LOG_WARN, "out of memory accepting a connection");
+        gy_xdecref(conn);
+        gy__accept_and_drop(loop);
+        return;
+    }
+    uv_tcp_init(&loop->uv, &io->tcp);
+    if (uv_accept((uv_stream_t *)&loop->listener, (uv_stream_t *)&io->tcp) != 0) {
+        gy_decref(conn);
+        uv_close((uv_handle_t *)&io->tcp, gy__free_handle); /* tcp is io's first member */
+        return;
+    }
+    uint64_t open = atomic_fetch_add_explicit(&srv->st_open, 1, memory_order_relaxed) + 1;
+    atomic_fetch_add_explicit(&srv->st_accepted, 1, memory_order_relaxed);
+    io->loop = loop;
+    io->conn = conn;
+    conn->io = io;
+    conn->loop = loop;
+    io->tcp.data = io;
+    io->timer.data = io;
+    uv_timer_init(&loop->uv, &io->timer);
+    io->handles_open = 2;
+    io->next = loop->conns;
+    if (loop->conns) {
+        loop->conns->prev = io;
+    }
+    loop->conns = io;
+    loop->nconns++;
+    gy__peer_name(&io->tcp, conn->peer, sizeof conn->peer);
+    uv_tcp_nodelay(&io->tcp, 1);
+    llhttp_init(&io->parser, HTTP_REQUEST, &gy__http_settings);
+    io->parser.data = io;
+    if ((int64_t)open > gy__lim(&srv->lim.max_connections) ||
+        atomic_load_explicit(&srv->draining, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&srv->st_refused, 1, memory_order_relaxed);
+        gy__io_write_simple(io, 503, "Retry-After: 1\r\n", "too many connections\n", true);
+        return;
+    }
+    gy__io_set_timer(io, GY__T_HEADERS, (uint64_t)gy__lim(&srv->lim.header_timeout_ms));
+    gy__io_read_start(io);
+}
+
+/* --- drain and tick ---------------------------------------------------------------- */
+
+void gy__conn_drain_all(gy__loop *loop, bool force) {
+    gy__io *next;
+    for (gy__io *io = loop->conns; io != NULL; io = next) {
+        next = io->next;
+        if (io->closing) {
+            continue;
+        }
+        if (force || (!io->in_message && io->cur == NULL && io->out.len == 0 && io->writing == 0)) {
+            gy__io_close(io);
+        } else {
+            io->close_after = true;
+        }
+    }
+}

@@ -1,0 +1,299 @@
+/* server/src/respond.c: answering a request (any thread) and writing an
+ * answer's bytes (the loop). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gyre/version.h"
+#include "srv.h"
+
+bool gy__buf_reserve(gy__buf *b, size_t more) {
+    if (b->cap - b->len >= more) {
+        return true;
+    }
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < more) {
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (p == NULL) {
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+bool gy__buf_append(gy__buf *b, const void *data, size_t len) {
+    if (len == 0) {
+        return true;
+    }
+    if (!gy__buf_reserve(b, len)) {
+        return false;
+    }
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+    return true;
+}
+
+void gy__buf_free(gy__buf *b) {
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+const char *gy__status_text(int status) {
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return status < 300   ? "OK"
+               : status < 400 ? "Redirect"
+               : status < 500 ? "Client Error"
+                              : "Server Error";
+    }
+}
+
+static bool gy__status_has_body(int status) {
+    return status != 204 && status != 304 && status >= 200;
+}
+
+static bool gy__head(gy__buf *out, const gy__loop *loop, int status, size_t body_len,
+                     const char *extra, size_t extra_len, const char *connection) {
+    char h[256];
+    int n = snprintf(h, sizeof h,
+                     "HTTP/1.1 %d %s\r\nServer: " GY__SERVER_NAME "/" GY_VERSION_STRING
+                     "\r\nDate: %s\r\n",
+                     status, gy__status_text(status), loop->date);
+    if (!gy__buf_append(out, h, (size_t)n)) {
+        return false;
+    }
+    if (gy__status_has_body(status)) {
+        n = snprintf(h, sizeof h, "Content-Length: %zu\r\n", body_len);
+        if (!gy__buf_append(out, h, (size_t)n)) {
+            return false;
+        }
+    }
+    if (extra_len > 0 && !gy__buf_append(out, extra, extra_len)) {
+        return false;
+    }
+    if (connection != NULL) {
+        n = snprintf(h, sizeof h, "Connection: %s\r\n", connection);
+        if (!gy__buf_append(out, h, (size_t)n)) {
+            return false;
+        }
+    }
+    return gy__buf_append(out, "\r\n", 2);
+}
+
+bool gy__response_serialize(gy__buf *out, const gy__loop *loop, const gy_request *req,
+                            const gy__response *resp, bool close) {
+    const gy_bytes *body =
+        (const gy_bytes *)atomic_load_explicit(&resp->body.gy__ptr, memory_order_acquire);
+    const gy_bytes *extra =
+        (const gy_bytes *)atomic_load_explicit(&resp->extra.gy__ptr, memory_order_acquire);
+    size_t blen = body ? gy_bytes_len(body) : 0;
+    const char *conn = close ? "close" : (req->http_minor == 0 ? "keep-alive" : NULL);
+    size_t mark = out->len;
+    if (!gy__head(out, loop, resp->status, blen, extra ? gy_bytes_data(extra) : NULL,
+                  extra ? gy_bytes_len(extra) : 0, conn) ||
+        (!req->head && gy__status_has_body(resp->status) && blen > 0 &&
+         !gy__buf_append(out, gy_bytes_data(body), blen))) {
+        out->len = mark;
+        return false;
+    }
+    return true;
+}
+
+bool gy__response_simple(gy__buf *out, const gy__loop *loop, int status, const char *extra,
+                         const char *body, bool close) {
+    size_t mark = out->len;
+    char ctype[64] = "";
+    size_t blen = body ? strlen(body) : 0;
+    if (blen > 0) {
+        snprintf(ctype, sizeof ctype, "Content-Type: text/plain\r\n");
+    }
+    char ex[512];
+    int n = snprintf(ex, sizeof ex, "%s%s", ctype, extra ? extra : "");
+    if (!gy__head(out, loop, status, blen, ex, (size_t)n, close ? "close" : NULL) ||
+        (blen > 0 && !gy__buf_append(out, body, blen))) {
+        out->len = mark;
+        return false;
+    }
+    return true;
+}
+
+/* --- answering (any attached thread) ---------------------------------------- */
+
+static gy__response *gy__response_get(gy_request *req) {
+    gy__response *resp = (gy__response *)gy_load(&req->response);
+    if (resp != NULL) {
+        return resp;
+    }
+    if (gy_new(&gy__response_type, &resp) != GY_OK) {
+        return NULL;
+    }
+    resp->status = 200;
+    gy_store(&resp->request, req);
+    gy_store(&req->response, resp);
+    return resp; /* NEW */
+}
+
+static bool gy__header_ok(const char *name, const char *value) {
+    if (*name == '\0') {
+        return false;
+    }
+    for (const char *c = name; *c; c++) {
+        if (!strchr("!#$%&'*+-.^_`|~", *c) && !(*c >= '0' && *c <= '9') &&
+            !(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z')) {
+            return false;
+        }
+    }
+    for (const char *c = value; *c; c++) {
+        if (*c == '\r' || *c == '\n') {
+            return false;
+        }
+    }
+    static const char *const reserved[] = {"date", "server", "content-length", "connection",
+                                           "transfer-encoding"};
+    for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++) {
+        if (strcasecmp(name, reserved[i]) == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int gy_request_set_header(gy_request *req, const char *name, const char *value) {
+    if (name == NULL || value == NULL || !gy__header_ok(name, value)) {
+        return GY_EINVAL;
+    }
+    if (atomic_load_explicit(&req->answered, memory_order_acquire)) {
+        return GY_ESTATE;
+    }
+    gy__response *resp = gy__response_get(req);
+    if (resp == NULL) {
+        return GY_ENOMEM;
+    }
+    gy_bytes *old = (gy_bytes *)gy_load(&resp->extra);
+    size_t olen = old ? gy_bytes_len(old) : 0, nl = strlen(name), vl = strlen(value);
+    size_t len = olen + nl + vl + 4;
+    char *tmp = malloc(len);
+    int rc = GY_ENOMEM;
+    if (tmp != NULL) {
+        if (olen) {
+            memcpy(tmp, gy_bytes_data(old), olen);
+        }
+        memcpy(tmp + olen, name, nl);
+        memcpy(tmp + olen + nl, ": ", 2);
+        memcpy(tmp + olen + nl + 2, value, vl);
+        memcpy(tmp + olen + nl + 2 + vl, "\r\n", 2);
+        gy_bytes *nb;
+        if (gy_bytes_new(&nb, tmp, len) == GY_OK) {
+            gy_store_steal(&resp->extra, nb);
+            rc = GY_OK;
+        }
+        free(tmp);
+    }
+    gy_xdecref(old);
+    gy_decref(resp);
+    return rc;
+}
+
+int gy_request_respond(gy_request *req, int status, const char *content_type, const void *body,
+                       size_t len) {
+    if (status < 200 || status > 599) {
+        return GY_EINVAL;
+    }
+    if (atomic_load_explicit(&req->answered, memory_order_acquire)) {
+        return GY_ESTATE;
+    }
+    if (content_type != NULL) {
+        int rc = gy_request_set_header(req, "Content-Type", content_type);
+        if (rc != GY_OK) {
+            return rc;
+        }
+    }
+    gy__response *resp = gy__response_get(req);
+    if (resp == NULL) {
+        return GY_ENOMEM;
+    }
+    resp->status = status;
+    if (len > 0) {
+        gy_bytes *b;
+        if (gy_bytes_new(&b, body, len) != GY_OK) {
+            gy_decref(resp);
+            return GY_ENOMEM;
+        }
+        gy_store_steal(&resp->body, b);
+    }
+    gy_decref(resp);
+    int expect = 0;
+    /* acq_rel: publishes the response's fields to the loop that writes it. */
+    if (!atomic_compare_exchange_strong_explicit(&req->answered, &expect, 1, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        return GY_ESTATE;
+    }
+    gy__loop *cur = gy__loop_current();
+    if (cur == req->loop) {
+        gy__conn_answered(cur, req);
+    } else {
+        gy_incref(req);
+        gy__loop_post(req->loop, GY__POST_ANSWER, req);
+    }
+    return GY_OK;
+}
