@@ -422,7 +422,6 @@ static void gy__io_fail(gy__io *io, llhttp_errno_t e) {
 static void gy__io_feed(gy__io *io, const char *data, size_t len, bool from_pending) {
     io->in_execute = true;
     io->feed_base = from_pending ? io->pending.p : data;
-    io->feed_seq++;
     llhttp_errno_t e = llhttp_execute(&io->parser, data, len);
     io->in_execute = false;
     /* Keep the last bytes for look-behind checks in the next buffer. */

@@ -33,8 +33,8 @@ struct gy__io {
     uint8_t host_count;
     bool te_chunked;
     bool te_seen;
-    const char *method_end; /* end of the method span */
-    uint32_t method_seq;    /* ... seen in feed number method_seq */
+    bool te_unknown;   /* a coding other than chunked */
+    bool version_seen; /* the version's first piece was checked */
     bool expect_continue;
     bool in_headers; /* between message begin and headers complete */
     bool in_message; /* between message begin and message complete */
@@ -48,7 +48,6 @@ struct gy__io {
     /* The buffer being parsed and the last bytes of the previous one, for
      * checks that look behind a span (obs-fold, "HTTP/"). */
     const char *feed_base;
-    uint32_t feed_seq; /* feeds so far (spans are comparable only within one) */
     char tail[8];
     uint8_t tail_len;
 

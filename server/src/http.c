@@ -48,7 +48,8 @@ void gy__http_reset(gy__io *io) {
     io->host_count = 0;
     io->te_chunked = false;
     io->te_seen = false;
-    io->method_end = NULL;
+    io->te_unknown = false;
+    io->version_seen = false;
     io->expect_continue = false;
     io->body.len = 0;
     io->route = NULL;
@@ -70,21 +71,14 @@ static int gy__on_message_begin(llhttp_t *p) {
     return 0;
 }
 
-static int gy__on_method(llhttp_t *p, const char *at, size_t len) {
-    gy__io *io = gy__io_of(p);
-    io->method_end = at + len;
-    io->method_seq = io->feed_seq;
-    return 0;
-}
-
-/* RFC 9112 3: one SP between method and target (llhttp skips several; a
- * SHOULD-400 that smuggling tests probe). Checked when both spans lie in
- * the same buffer. */
-static int gy__check_single_sp(gy__io *io, const char *at) {
-    if (io->method_end != NULL && io->method_seq == io->feed_seq && at != io->method_end + 1) {
+/* RFC 9112 3: single spaces around the target (llhttp skips several: a
+ * SHOULD-400 that smuggling probes use). Looks behind the first byte of the
+ * target (or of the version): the separator must be one SP. */
+static int gy__check_single_sp(gy__io *io, const char *at, size_t sep_at) {
+    int before = gy__behind(io, at, sep_at + 1);
+    if (before == ' ' || before == '\t') {
         return gy__fail(io, 400, "malformed request line");
     }
-    io->method_end = NULL;
     return 0;
 }
 
@@ -93,6 +87,10 @@ static int gy__check_single_sp(gy__io *io, const char *at) {
 static int gy__on_version(llhttp_t *p, const char *at, size_t len) {
     gy__io *io = gy__io_of(p);
     (void)len;
+    if (io->version_seen) {
+        return 0; /* a later piece of the same version */
+    }
+    io->version_seen = true;
     static const char proto[] = "HTTP/";
     for (size_t k = 1; k <= 5; k++) {
         int c = gy__behind(io, at, k);
@@ -100,7 +98,7 @@ static int gy__on_version(llhttp_t *p, const char *at, size_t len) {
             return gy__fail(io, 400, "not an HTTP request");
         }
     }
-    return 0;
+    return gy__check_single_sp(io, at, 6); /* "/  HTTP/1.1" */
 }
 
 static int gy__count_header_bytes(gy__io *io, size_t n) {
@@ -113,7 +111,7 @@ static int gy__count_header_bytes(gy__io *io, size_t n) {
 
 static int gy__on_url(llhttp_t *p, const char *at, size_t len) {
     gy__io *io = gy__io_of(p);
-    if (io->url_len == 0 && gy__check_single_sp(io, at) != 0) {
+    if (io->url_len == 0 && gy__check_single_sp(io, at, 1) != 0) {
         return -1;
     }
     io->url_len += len;
@@ -138,12 +136,36 @@ static int gy__on_url_complete(llhttp_t *p) {
     gy__io *io = gy__io_of(p);
     /* Split "path?query" into "path\0query\0" (a fragment is not sent by
      * clients; RFC 9110 4.2.1 says to strip it if present). */
-    char *u = io->hdr.p;
     size_t n = io->hdr.len;
     if (!gy__buf_reserve(&io->hdr, 2)) {
         return gy__fail(io, 503, "out of memory");
     }
-    u = io->hdr.p;
+    char *u = io->hdr.p;
+    /* RFC 9112 3.2.2: a server MUST accept the absolute form; route on its
+     * path (the authority is not checked against Host: no virtual hosts). */
+    size_t skip = 0;
+    if (n >= 7 && strncasecmp(u, "http://", 7) == 0) {
+        skip = 7;
+    } else if (n >= 8 && strncasecmp(u, "https://", 8) == 0) {
+        skip = 8;
+    }
+    if (skip > 0) {
+        char *slash = memchr(u + skip, '/', n - skip);
+        char *qm = memchr(u + skip, '?', n - skip);
+        if (slash == NULL || (qm != NULL && qm < slash)) {
+            /* "http://a" or "http://a?q": the path is "/". */
+            size_t rest = qm ? (size_t)(u + n - qm) : 0;
+            u[0] = '/';
+            if (rest > 0) {
+                memmove(u + 1, qm, rest);
+            }
+            n = 1 + rest;
+        } else {
+            n = (size_t)(u + n - slash);
+            memmove(u, slash, n);
+        }
+        io->hdr.len = n;
+    }
     char *hash = memchr(u, '#', n);
     if (hash != NULL) {
         n = (size_t)(hash - u);
@@ -293,7 +315,7 @@ static int gy__check_te(gy__io *io, const char *v, size_t n) {
             if (gy__token_eq(s, (size_t)(t - s), "chunked")) {
                 io->te_chunked = true;
             } else {
-                return gy__fail(io, 501, "transfer coding not implemented");
+                io->te_unknown = true; /* 501, unless chunked is not last (400) */
             }
         }
         s = e;
@@ -382,6 +404,10 @@ static int gy__on_headers_complete(llhttp_t *p) {
     if (has_te && !io->te_chunked) {
         return gy__fail(io, 400, "chunked is not the final transfer coding");
     }
+    /* RFC 9112 6.1: a coding we do not understand (gzip, chunked): 501. */
+    if (io->te_unknown) {
+        return gy__fail(io, 501, "transfer coding not implemented");
+    }
     bool body = has_te || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
     if ((p->flags & F_CONTENT_LENGTH) &&
         p->content_length > (uint64_t)gy__lim(&srv->lim.max_body_bytes)) {
@@ -429,7 +455,6 @@ static int gy__on_message_complete(llhttp_t *p) {
 
 const llhttp_settings_t gy__http_settings = {
     .on_message_begin = gy__on_message_begin,
-    .on_method = gy__on_method,
     .on_version = gy__on_version,
     .on_url = gy__on_url,
     .on_url_complete = gy__on_url_complete,
@@ -443,7 +468,8 @@ const llhttp_settings_t gy__http_settings = {
 };
 
 int gy__http_error_status(gy__io *io, llhttp_errno_t e, const char **reason) {
-    if (e == HPE_USER && io->error_status != 0) {
+    (void)e;
+    if (io->error_status != 0) { /* our check (HPE_USER or HPE_CB_*) */
         *reason = io->error_reason;
         return io->error_status;
     }
