@@ -113,3 +113,42 @@ register(Benchmark(
     targets=("bench_collect_gyre",),
     packages=("python3",),
 ))
+
+
+# The server issue's rows: wrk (Debian) on loopback, 64 connections, one
+# freshly started server per side and round. Rows without a suffix measure
+# gyred's default configuration (threads = 0: one loop per core); nginx gets
+# as many workers (os.cpu_count(), as gyred's sysconf). Every side prints
+# rps, p99, p50, rss and rss_peak (MiB, read from /proc just before the stop)
+# and socket_errors; gyred's sides also print collections (total and per
+# generation, from its summary line): see build/bench/server.rounds.csv.
+_SERVER = ("/usr/bin/python3", "{root}/tools/benchmarks/server/server_bench.py")
+_GYRED = (*_SERVER, "gyred", "{build}/server/gyred")
+register(Benchmark(
+    name="server",
+    description="gyred under wrk: /tree?depth=8 with cycles left to the collector vs broken "
+                "by the handler; / vs nginx; / on 1 loop vs a bare libuv server",
+    sides=(
+        Side("gyre_tree8", (*_GYRED, "/tree?depth=8", "255\\n")),
+        Side("break_cycles", (*_GYRED, "/tree?depth=8", "255\\n", "--",
+                              "--set", "demo_break_cycles=on")),
+        Side("gyre_root", (*_GYRED, "/", "hello")),
+        Side("nginx", (*_SERVER, "nginx", "/usr/sbin/nginx", "/", "hello")),
+        Side("gyre_root_1loop", (*_GYRED, "/", "hello", "--", "--threads", "1")),
+        Side("uv_hello", (*_SERVER, "uv_hello", "{build}/tools/benchmarks/bench_uv_hello", "/",
+                          "hello")),
+    ),
+    comparisons=(
+        Comparison("rps_tree8", "req/s", "gyre_tree8", "break_cycles", "break_cycles", ">=0.9",
+                   gyre_key="rps", anchor_key="rps"),
+        Comparison("p99_tree8", "ms", "gyre_tree8", "break_cycles", "break_cycles", "<=1.2",
+                   gyre_key="p99", anchor_key="p99"),
+        Comparison("rps_root", "req/s", "gyre_root", "nginx", "nginx", ">=0.8",
+                   gyre_key="rps", anchor_key="rps"),
+        Comparison("rps_root_1loop", "req/s", "gyre_root_1loop", "uv_hello", "uv_hello",
+                   ">=0.85", gyre_key="rps", anchor_key="rps"),
+    ),
+    rounds=5,
+    targets=("gyred", "bench_uv_hello"),
+    packages=("wrk", "nginx-light"),
+))

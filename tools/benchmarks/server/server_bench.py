@@ -263,12 +263,15 @@ def measure(args, tmp):
         rc = srv.stop()
         log = srv.stderr_text()
         lines = log.splitlines()
+        if args.kind == "nginx":  # nginx's own log, not its stderr
+            with open(os.path.join(tmp, "error.log"), errors="replace") as f:
+                lines += f.read().splitlines()
         # Everything but gyred's routine info lines, so warnings show in the log.
         shown = lines
         if args.kind == "gyred":
             shown = [l for l in lines if " info " not in l or "listening on" in l
                      or "summary:" in l]
-        print(f"{srv.name} stderr ({len(lines)} lines; gyred: warnings, errors, listening and "
+        print(f"{srv.name} log ({len(lines)} lines; gyred: warnings, errors, listening and "
               f"summary):", flush=True)
         for line in shown[-40:]:
             print(f"  {line}")
