@@ -98,7 +98,7 @@ typedef struct gy__conn {
     gy__io *io; /* loop only; NULL once the socket is closed */
     gy__loop *loop;
     uint32_t nrequests;
-    char peer[48];
+    char peer[64]; /* "[IPv6]:port" */
 } gy__conn;
 
 /* A request's header list: one bytes blob "name\0value\0..." and offsets. */

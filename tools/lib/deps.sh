@@ -9,14 +9,15 @@
 set -euo pipefail
 
 gy_profile_packages() {
-  local build=(gcc make cmake ninja-build pkg-config git libjemalloc-dev libck-dev libinih-dev)
+  local build=(gcc make cmake ninja-build pkg-config git libjemalloc-dev libck-dev libinih-dev
+               libuv1-dev node-llhttp)
   case "$1" in
     build) echo "${build[@]}" ;;
     # clang's sanitizer and fuzzer runtimes are only "recommended" by clang:
     # libclang-rt-14-dev must be named.
     test) echo "${build[@]}" clang libclang-rt-14-dev libcmocka-dev python3 clang-format binutils ;;
     run) echo "${build[@]}" ;;
-    bench) echo "${build[@]}" python3 ;;
+    bench) echo "${build[@]}" python3 wrk nginx-light ;;
     *) echo "deps.sh: unknown profile '$1' (build, test, run, bench)" >&2; return 64 ;;
   esac
 }

@@ -29,7 +29,7 @@ for _ in $(seq 200); do
   grep -q "listening on" "$log" && break
   sleep 0.05
 done
-port=$(grep -o 'http://127.0.0.1:[0-9]*/' "$log" | grep -o '[0-9]*' | tail -n1)
+port=$(grep -o 'http://127.0.0.1:[0-9]*/' "$log" | grep -o '[0-9]*' | tail -n1 || true)
 [[ -n "$port" ]] || { echo "example did not start:"; cat "$log"; exit 1; }
 python3 - "$port" <<'PY'
 import sys, urllib.request
