@@ -280,6 +280,8 @@ static void test_default_file(void **state) {
     size_t len = fread(text, 1, sizeof text - 1, f);
     fclose(f);
     text[len] = '\0';
+    /* The embedded copy gyred runs on is this very file. */
+    assert_string_equal(gy_config_default_text(), text);
     gy_config *cfg = fresh();
     gy_errmsg err = {0};
     if (gy_config_load_string(cfg, text, default_file, &err) != GY_OK) {
