@@ -347,45 +347,25 @@ static void gy__access_log(gy__io *io, gy_request *req, int status, size_t blen)
     }
 }
 
-void gy__conn_answered(gy__loop *loop, gy_request *req) {
-    gy__conn *conn = (gy__conn *)gy_load(&req->conn);
-    gy__io *io = conn ? conn->io : NULL;
-    if (io == NULL || io->cur != req) {
-        /* The client went away (or the connection was closed by a drain):
-         * nothing to write. */
-        gy_xdecref(conn);
-        return;
-    }
+/* The request is finished on its connection (answered whole, or its
+ * stream's last byte queued): count and log it, break its cycles if asked,
+ * and go on with the next request. */
+static void gy__conn_done(gy__loop *loop, gy__io *io, gy__conn *conn, gy_request *req, int status) {
     gy_server *srv = loop->srv;
-    gy__response *resp = (gy__response *)gy_load(&req->response);
-    int64_t maxreq = gy__lim(&srv->lim.max_requests);
-    bool close = !req->keep_alive || io->close_after || io->eof ||
-                 (int64_t)conn->nrequests >= maxreq ||
-                 atomic_load_explicit(&srv->draining, memory_order_relaxed);
-    if (!gy__response_serialize(&io->out, loop, req, resp, close)) {
-        gy_decref(resp);
-        gy_decref(conn);
-        gy__io_close(io);
-        return;
-    }
-    gy__server_count_status(srv, resp->status);
+    gy__server_count_status(srv, status);
     atomic_fetch_add_explicit(&srv->st_requests, 1, memory_order_relaxed);
     if (gy__access_log_enabled()) {
-        const gy_bytes *b =
-            (const gy_bytes *)atomic_load_explicit(&resp->body.gy__ptr, memory_order_acquire);
-        gy__access_log(io, req, resp->status, b ? gy_bytes_len(b) : 0);
+        gy__access_log(io, req, status, req->body_sent);
     }
-    gy_decref(resp);
     if (atomic_load_explicit(&srv->lim.break_cycles, memory_order_relaxed)) {
         gy__request_break_cycles(req);
         gy_ref_clear(&conn->req);
     }
-    gy_decref(conn);
-    io->cur = NULL;
-    gy_decref(req); /* the io's reference */
-    if (close) {
+    if (req->close_when_done) {
         io->close_after = true;
     }
+    io->cur = NULL;
+    gy_decref(req); /* the io's reference */
     if (io->in_execute) {
         return; /* the parse loop goes on (or stops for close) and flushes */
     }
@@ -403,6 +383,83 @@ void gy__conn_answered(gy__loop *loop, gy_request *req) {
         }
     }
     gy__io_flush(io);
+}
+
+/* The io of req's connection when req is the one it is answering, with a
+ * NEW reference to the connection in *connp; else NULL (the client went
+ * away, or the connection was closed by a drain: nothing to write). */
+static gy__io *gy__io_answering(gy_request *req, gy__conn **connp) {
+    gy__conn *conn = (gy__conn *)gy_load(&req->conn);
+    gy__io *io = conn ? conn->io : NULL;
+    if (io == NULL || io->cur != req || io->closing) {
+        gy_xdecref(conn);
+        return NULL;
+    }
+    *connp = conn;
+    return io;
+}
+
+void gy__conn_answered(gy__loop *loop, gy_request *req) {
+    gy__conn *conn;
+    gy__io *io = gy__io_answering(req, &conn);
+    if (io == NULL) {
+        return;
+    }
+    gy_server *srv = loop->srv;
+    gy__response *resp = (gy__response *)gy_load(&req->response);
+    int64_t maxreq = gy__lim(&srv->lim.max_requests);
+    req->close_when_done = !req->keep_alive || io->close_after || io->eof ||
+                           (int64_t)conn->nrequests >= maxreq ||
+                           atomic_load_explicit(&srv->draining, memory_order_relaxed);
+    bool ok = gy__response_serialize(&io->out, loop, req, resp, req->close_when_done);
+    int status = resp->status;
+    const gy_bytes *b =
+        (const gy_bytes *)atomic_load_explicit(&resp->body.gy__ptr, memory_order_acquire);
+    req->body_sent = b ? gy_bytes_len(b) : 0;
+    gy_decref(resp);
+    if (!ok) {
+        gy_decref(conn);
+        gy__io_close(io);
+        return;
+    }
+    if (req->streaming && !req->head && req->stream_total > 0 && gy__status_has_body(status)) {
+        /* The head is out; the body follows in gy__conn_stream_chunk. */
+        req->body_sent = 0;
+        gy_decref(conn);
+        if (!io->in_execute) {
+            gy__io_flush(io);
+        }
+        return;
+    }
+    gy__conn_done(loop, io, conn, req, status);
+    gy_decref(conn);
+}
+
+void gy__conn_stream_chunk(gy__loop *loop, gy_request *req, gy_bytes *chunk) {
+    gy__conn *conn;
+    gy__io *io = gy__io_answering(req, &conn);
+    if (io == NULL) {
+        gy_decref(chunk);
+        return;
+    }
+    size_t len = gy_bytes_len(chunk);
+    bool ok = gy__buf_append(&io->out, gy_bytes_data(chunk), len);
+    gy_decref(chunk);
+    if (!ok) {
+        gy_decref(conn);
+        gy__io_close(io);
+        return;
+    }
+    req->body_sent += len;
+    if (req->body_sent >= req->stream_total) {
+        gy__response *resp = (gy__response *)gy_load(&req->response);
+        int status = resp->status;
+        gy_decref(resp);
+        gy__conn_done(loop, io, conn, req, status);
+    } else if (!io->in_execute) {
+        gy__io_flush(io);
+    }
+    gy_decref(conn);
 }
 
 /* --- reading and parsing --------------------------------------------------------- */

@@ -42,12 +42,13 @@ static void gy__loop_wake(void *arg) {
     uv_async_send(&loop->async);
 }
 
-bool gy__loop_post(gy__loop *loop, gy__post_kind kind, gy_request *req) {
+bool gy__loop_post(gy__loop *loop, gy__post_kind kind, gy_request *req, gy_bytes *chunk) {
     gy__post *p = malloc(sizeof *p);
     if (p != NULL) {
         p->next = NULL;
         p->kind = kind;
         p->req = req;
+        p->chunk = chunk;
         pthread_mutex_lock(&loop->post_lock);
         if (!loop->closed) {
             if (loop->post_tail) {
@@ -69,6 +70,7 @@ bool gy__loop_post(gy__loop *loop, gy__post_kind kind, gy_request *req) {
     if (kind == GY__POST_WORK_DONE) {
         atomic_fetch_sub_explicit(&loop->tasks, 1, memory_order_relaxed);
     }
+    gy_xdecref(chunk);
     gy_decref(req);
     return false;
 }
@@ -89,6 +91,8 @@ static void gy__loop_run_posts(gy__loop *loop, gy__post *p) {
         gy__post *next = p->next;
         if (p->kind == GY__POST_ANSWER) {
             gy__conn_answered(loop, p->req);
+        } else if (p->kind == GY__POST_CHUNK) {
+            gy__conn_stream_chunk(loop, p->req, p->chunk);
         } else {
             if (!atomic_load_explicit(&p->req->answered, memory_order_acquire)) {
                 gy__log(GY_LOG_ERROR, "work for %s %s returned without answering", p->req->method,

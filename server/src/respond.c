@@ -108,9 +108,7 @@ const char *gy__status_text(int status) {
     }
 }
 
-static bool gy__status_has_body(int status) {
-    return status != 204 && status != 304 && status >= 200;
-}
+bool gy__status_has_body(int status) { return status != 204 && status != 304 && status >= 200; }
 
 static bool gy__head(gy__buf *out, const gy__loop *loop, int status, size_t body_len,
                      const char *extra, size_t extra_len, const char *connection) {
@@ -146,12 +144,13 @@ bool gy__response_serialize(gy__buf *out, const gy__loop *loop, const gy_request
         (const gy_bytes *)atomic_load_explicit(&resp->body.gy__ptr, memory_order_acquire);
     const gy_bytes *extra =
         (const gy_bytes *)atomic_load_explicit(&resp->extra.gy__ptr, memory_order_acquire);
-    size_t blen = body ? gy_bytes_len(body) : 0;
+    /* A streamed answer announces its whole length; its body follows. */
+    size_t blen = req->streaming ? (size_t)req->stream_total : body ? gy_bytes_len(body) : 0;
     const char *conn = close ? "close" : (req->http_minor == 0 ? "keep-alive" : NULL);
     size_t mark = out->len;
     if (!gy__head(out, loop, resp->status, blen, extra ? gy_bytes_data(extra) : NULL,
                   extra ? gy_bytes_len(extra) : 0, conn) ||
-        (!req->head && gy__status_has_body(resp->status) && blen > 0 &&
+        (!req->head && !req->streaming && gy__status_has_body(resp->status) && blen > 0 &&
          !gy__buf_append(out, gy_bytes_data(body), blen))) {
         out->len = mark;
         return false;
@@ -254,8 +253,8 @@ int gy_request_set_header(gy_request *req, const char *name, const char *value) 
     return rc;
 }
 
-int gy_request_respond(gy_request *req, int status, const char *content_type, const void *body,
-                       size_t len) {
+static int gy__respond(gy_request *req, int status, const char *content_type, const void *body,
+                       size_t len, bool streaming, uint64_t total) {
     if (status < 200 || status > 599) {
         return GY_EINVAL;
     }
@@ -282,6 +281,8 @@ int gy_request_respond(gy_request *req, int status, const char *content_type, co
         gy_store_steal(&resp->body, b);
     }
     gy_decref(resp);
+    req->streaming = streaming;
+    req->stream_total = total;
     int expect = 0;
     /* acq_rel: publishes the response's fields to the loop that writes it. */
     if (!atomic_compare_exchange_strong_explicit(&req->answered, &expect, 1, memory_order_acq_rel,
@@ -293,7 +294,42 @@ int gy_request_respond(gy_request *req, int status, const char *content_type, co
         gy__conn_answered(cur, req);
     } else {
         gy_incref(req);
-        gy__loop_post(req->loop, GY__POST_ANSWER, req);
+        gy__loop_post(req->loop, GY__POST_ANSWER, req, NULL);
+    }
+    return GY_OK;
+}
+
+int gy_request_respond(gy_request *req, int status, const char *content_type, const void *body,
+                       size_t len) {
+    return gy__respond(req, status, content_type, body, len, false, 0);
+}
+
+int gy_request_stream_begin(gy_request *req, int status, const char *content_type,
+                            uint64_t content_length) {
+    return gy__respond(req, status, content_type, NULL, 0, true, content_length);
+}
+
+int gy_request_stream_write(gy_request *req, const void *data, size_t len) {
+    if (!req->streaming || !atomic_load_explicit(&req->answered, memory_order_acquire)) {
+        return GY_ESTATE;
+    }
+    if (len > req->stream_total - req->stream_written) {
+        return GY_ERANGE;
+    }
+    if (len == 0) {
+        return GY_OK;
+    }
+    gy_bytes *b;
+    if (gy_bytes_new(&b, data, len) != GY_OK) {
+        return GY_ENOMEM;
+    }
+    req->stream_written += len;
+    gy__loop *cur = gy__loop_current();
+    if (cur == req->loop) {
+        gy__conn_stream_chunk(cur, req, b);
+    } else {
+        gy_incref(req);
+        gy__loop_post(req->loop, GY__POST_CHUNK, req, b);
     }
     return GY_OK;
 }

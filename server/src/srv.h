@@ -124,6 +124,14 @@ struct gy_request {
     uint8_t http_minor;
     bool keep_alive;
     bool head;
+    /* A streamed answer (gy_request_stream_begin): its Content-Length, and
+     * what the answering thread has handed over so far. */
+    bool streaming;
+    uint64_t stream_total;
+    uint64_t stream_written; /* the answering thread only */
+    /* Loop only: decided when the head is written; body bytes queued. */
+    bool close_when_done;
+    uint64_t body_sent;
     /* 0 open, 1 answered. CAS by the answering thread (acq_rel: the answer's
      * fields are published with it). */
     _Atomic int answered;
@@ -155,6 +163,7 @@ bool gy__buf_append(gy__buf *b, const void *data, size_t len);
 void gy__buf_free(gy__buf *b);
 
 const char *gy__status_text(int status);
+bool gy__status_has_body(int status);
 /* Append the response of `req` (answered) to `out`: status line, Server,
  * Date, Content-Length, the response's own headers, Connection when
  * `close` (or keep-alive for an HTTP/1.0 client), then the body unless HEAD
@@ -167,11 +176,12 @@ bool gy__response_simple(gy__buf *out, const gy__loop *loop, int status, const c
                          const char *body, bool close);
 
 /* --- loop.c ---------------------------------------------------------------- */
-typedef enum { GY__POST_ANSWER, GY__POST_WORK_DONE } gy__post_kind;
+typedef enum { GY__POST_ANSWER, GY__POST_CHUNK, GY__POST_WORK_DONE } gy__post_kind;
 typedef struct gy__post {
     struct gy__post *next;
     gy__post_kind kind;
     gy_request *req; /* a reference owned by the post */
+    gy_bytes *chunk; /* GY__POST_CHUNK: a reference owned by the post */
 } gy__post;
 
 struct gy__loop {
@@ -212,7 +222,7 @@ struct gy__loop {
 gy__loop *gy__loop_current(void);
 /* Hand `req` (reference stolen) to its loop; false if the loop is closed
  * (the reference is dropped). Any attached thread. */
-bool gy__loop_post(gy__loop *loop, gy__post_kind kind, gy_request *req);
+bool gy__loop_post(gy__loop *loop, gy__post_kind kind, gy_request *req, gy_bytes *chunk);
 int gy__loop_start(gy__loop *loop, gy_errmsg *err);
 /* Called by every callback that the poll phase may run while quiescent. */
 static inline void gy__loop_enter(gy__loop *loop) {
@@ -227,6 +237,8 @@ void gy__loop_update_date(gy__loop *loop);
 void gy__conn_accept(gy__loop *loop);
 /* An answer (from the handler, a timer, a post) for req: write it. */
 void gy__conn_answered(gy__loop *loop, gy_request *req);
+/* A piece of a streamed answer (reference stolen): write it. */
+void gy__conn_stream_chunk(gy__loop *loop, gy_request *req, gy_bytes *chunk);
 /* The loop drains (close idle connections, mark the rest) or forces. */
 void gy__conn_drain_all(gy__loop *loop, bool force);
 

@@ -56,7 +56,7 @@ static void *gy__worker_main(void *arg) {
         job->fn(job->req, job->arg);
         gy_safepoint();
         /* The reference goes back with the post. */
-        gy__loop_post(job->req->loop, GY__POST_WORK_DONE, job->req);
+        gy__loop_post(job->req->loop, GY__POST_WORK_DONE, job->req, NULL);
         free(job);
     }
     gy_thread_detach();

@@ -175,6 +175,20 @@ GY_API int gy_request_set_header(gy_request *req, const char *name, const char *
 GY_API int gy_request_respond(gy_request *req, int status, const char *content_type,
                               const void *body, size_t len);
 
+/* gy_request_stream_begin / gy_request_stream_write: stream an answer of
+ * `content_length` bytes: begin writes the head (status, Content-Type,
+ * Content-Length) like gy_request_respond; each write sends the next piece
+ * (copied) in order; the answer is complete, and the connection goes on to
+ * its next request, when content_length bytes were written. Both from the
+ * thread answering the request (the loop, a worker, any attached thread).
+ * begin: errors as gy_request_respond. write: 0; GY_ESTATE (not begun);
+ * GY_ERANGE (more than content_length in all; nothing sent); GY_ENOMEM.
+ * A HEAD request gets the head only; pieces for a client that has gone are
+ * dropped. */
+GY_API int gy_request_stream_begin(gy_request *req, int status, const char *content_type,
+                                   uint64_t content_length);
+GY_API int gy_request_stream_write(gy_request *req, const void *data, size_t len);
+
 /* gy_request_after: call fn(req, arg) on the request's loop after `ms`
  * milliseconds (a reference is held meanwhile). Loop thread only (from a
  * handler). Returns 0, GY_ENOMEM, GY_ESTATE (server stopping). */

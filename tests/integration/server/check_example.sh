@@ -39,6 +39,22 @@ def get(path):
         return r.status, r.read()
 assert get("/hello") == (200, b"hello from example\n"), get("/hello")
 assert get("/later?ms=150") == (200, b"answered after 150 ms\n")
+want = b"".join(b"piece%02d\n" % i for i in range(30))
+assert get("/stream?n=30") == (200, want), get("/stream?n=30")
+assert get("/stream?n=0") == (200, b"")
+# Pipelined on one connection: the streamed answer holds back the next one.
+import socket
+s = socket.create_connection(("127.0.0.1", int(port)), timeout=20)
+s.sendall(b"GET /stream?n=5 HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n"
+          b"Connection: close\r\n\r\n")
+data = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    data += d
+assert data.count(b"HTTP/1.1 200 OK") == 2, data
+assert data.index(b"piece04\n") < data.index(b"hello from example"), data
 try:
     get("/nope")
     raise SystemExit("expected 404")
