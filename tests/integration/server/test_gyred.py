@@ -550,6 +550,35 @@ class Reload(unittest.TestCase):
                 good_request_works(self, srv)
 
 
+class AccessLog(unittest.TestCase):
+    def test_one_line_per_request_and_reopen_on_reload(self):
+        with tempfile.TemporaryDirectory() as d:
+            first, second = os.path.join(d, "a.log"), os.path.join(d, "b.log")
+            conf = os.path.join(d, "gyre.conf")
+            with open(conf, "w") as f:
+                f.write(f"access_log = {first}\n")
+            with Gyred("--config", conf, listen="127.0.0.1:0") as srv:
+                srv.get("/")
+                srv.get("/nope?x=1")
+                srv.get("/echo", method="POST", body=b"abc")
+                with open(first) as f:
+                    lines = f.read().splitlines()
+                self.assertEqual(len(lines), 3, lines)
+                self.assertRegex(lines[0], r'^\S+Z 127\.0\.0\.1:\d+ "GET / HTTP/1\.1" 200 5 ')
+                self.assertRegex(lines[1], r'"GET /nope\?x=1 HTTP/1\.1" 404 10 ')
+                self.assertRegex(lines[2], r'"POST /echo HTTP/1\.1" 200 3 ')
+                with open(conf, "w") as f:
+                    f.write(f"access_log = {second}\n")
+                n = srv.nlines()
+                srv.raise_signal(signal.SIGHUP)
+                srv.wait_log(r"applied: access_log=", start=n)
+                srv.get("/")
+                with open(second) as f:
+                    self.assertEqual(len(f.read().splitlines()), 1)
+                with open(first) as f:
+                    self.assertEqual(len(f.read().splitlines()), 3)
+
+
 class BadConfig(unittest.TestCase):
     def start_fails(self, *args, code, pattern, **kw):
         srv = Gyred(*args, expect_start=False, **kw)
