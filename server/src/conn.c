@@ -37,6 +37,17 @@ static void gy__timer_cb(uv_timer_t *t) {
     gy__io *io = t->data;
     gy__loop_enter(io->loop);
     gy_server *srv = io->loop->srv;
+    io->armed_ms = 0;
+    if (io->tmode == GY__T_NONE) {
+        return;
+    }
+    uint64_t now = uv_now(&io->loop->uv);
+    if (now < io->deadline_ms) {
+        /* Armed for an earlier deadline that has since moved: re-arm. */
+        io->armed_ms = io->deadline_ms;
+        uv_timer_start(&io->timer, gy__timer_cb, io->deadline_ms - now, 0);
+        return;
+    }
     switch (io->tmode) {
     case GY__T_HEADERS:
         atomic_fetch_add_explicit(&srv->st_timeouts, 1, memory_order_relaxed);
@@ -47,7 +58,6 @@ static void gy__timer_cb(uv_timer_t *t) {
         }
         break;
     case GY__T_BODY: {
-        uint64_t now = uv_now(&io->loop->uv);
         uint64_t secs = (now - io->body_start_ms) / 1000;
         uint64_t rate = (uint64_t)gy__lim(&srv->lim.body_min_rate);
         if (rate > 0 && secs >= 1 && io->body_bytes < rate * secs) {
@@ -70,17 +80,24 @@ static void gy__timer_cb(uv_timer_t *t) {
     }
 }
 
+/* Deadlines move on every request, so the uv timer is re-armed lazily: a
+ * new deadline only records itself, unless it is earlier than the one the
+ * timer is armed for; a timer that fires early re-arms for the rest. Two
+ * timer-heap operations per request become none. */
 void gy__io_set_timer(gy__io *io, gy__tmode mode, uint64_t ms) {
     if (io->closing) {
         return;
     }
     io->tmode = mode;
     if (mode == GY__T_NONE) {
-        uv_timer_stop(&io->timer);
+        io->deadline_ms = UINT64_MAX;
         return;
     }
     io->deadline_ms = uv_now(&io->loop->uv) + ms;
-    uv_timer_start(&io->timer, gy__timer_cb, ms, 0);
+    if (io->armed_ms == 0 || io->armed_ms > io->deadline_ms) {
+        io->armed_ms = io->deadline_ms;
+        uv_timer_start(&io->timer, gy__timer_cb, ms, 0);
+    }
 }
 
 /* --- closing ----------------------------------------------------------------- */
@@ -187,28 +204,47 @@ static void gy__io_flush(gy__io *io) {
         return;
     }
     if (io->out.len > 0) {
-        gy__write *w = malloc(sizeof *w);
-        if (w == NULL) {
-            gy__io_close(io);
+        size_t done = 0;
+        if (io->writing == 0) {
+            /* Nothing queued: write now, and only queue what the socket
+             * did not take (the common case allocates nothing). */
+            uv_buf_t b = uv_buf_init(io->out.p, (unsigned)io->out.len);
+            int n = uv_try_write((uv_stream_t *)&io->tcp, &b, 1);
+            if (n < 0 && n != UV_EAGAIN) {
+                gy__io_close(io);
+                return;
+            }
+            done = n > 0 ? (size_t)n : 0;
+        }
+        if (done < io->out.len) {
+            gy__write *w = malloc(sizeof *w);
+            if (w == NULL) {
+                gy__io_close(io);
+                return;
+            }
+            w->io = io;
+            w->buf = io->out; /* the buffer moves to the write request */
+            memset(&io->out, 0, sizeof io->out);
+            w->buf.len -= done;
+            memmove(w->buf.p, w->buf.p + done, w->buf.len);
+            uv_buf_t b = uv_buf_init(w->buf.p, (unsigned)w->buf.len);
+            io->writing += w->buf.len;
+            if (uv_write(&w->req, (uv_stream_t *)&io->tcp, &b, 1, gy__write_cb) != 0) {
+                io->writing -= w->buf.len;
+                gy__buf_free(&w->buf);
+                free(w);
+                gy__io_close(io);
+                return;
+            }
+            if (io->writing >= GY__WRITE_HIGH && io->reading) {
+                uv_read_stop((uv_stream_t *)&io->tcp);
+                io->reading = false;
+            }
             return;
         }
-        w->io = io;
-        w->buf = io->out;
-        memset(&io->out, 0, sizeof io->out);
-        uv_buf_t b = uv_buf_init(w->buf.p, (unsigned)w->buf.len);
-        io->writing += w->buf.len;
-        if (uv_write(&w->req, (uv_stream_t *)&io->tcp, &b, 1, gy__write_cb) != 0) {
-            io->writing -= w->buf.len;
-            gy__buf_free(&w->buf);
-            free(w);
-            gy__io_close(io);
-            return;
-        }
-        if (io->writing >= GY__WRITE_HIGH && io->reading) {
-            uv_read_stop((uv_stream_t *)&io->tcp);
-            io->reading = false;
-        }
-    } else if (io->writing == 0 && io->close_after && !io->waiting && io->cur == NULL) {
+        io->out.len = 0;
+    }
+    if (io->writing == 0 && io->close_after && !io->waiting && io->cur == NULL) {
         gy__io_finish(io);
     }
 }
@@ -240,23 +276,27 @@ static gy_bytes *gy__bytes_of(const void *p, size_t len) {
     return gy_bytes_new(&b, p, len) == GY_OK ? b : NULL;
 }
 
-/* Build the request object from the parse state. NEW reference or NULL. */
+/* Build the request object from the parse state: the request, its header
+ * list and one blob (target, names, values, then their offsets), and the
+ * body. NEW reference or NULL. */
 static gy_request *gy__request_build(gy__io *io) {
     gy__loop *loop = io->loop;
     gy_request *req = NULL;
     gy__headers *h = NULL;
-    gy_bytes *blob = NULL, *offs = NULL, *body = NULL;
-    if (gy_new(&gy__request_type, &req) != GY_OK || gy_new(&gy__headers_type, &h) != GY_OK ||
+    gy_bytes *blob = NULL, *body = NULL;
+    size_t strings = io->hdr.len, pad = (4 - strings % 4) % 4;
+    if (!gy__buf_append(&io->hdr, "\0\0\0", pad) ||
+        !gy__buf_append(&io->hdr, io->offs.p, io->offs.len) ||
+        gy_new(&gy__request_type, &req) != GY_OK || gy_new(&gy__headers_type, &h) != GY_OK ||
         (blob = gy__bytes_of(io->hdr.p, io->hdr.len)) == NULL ||
-        (io->offs.len > 0 && (offs = gy__bytes_of(io->offs.p, io->offs.len)) == NULL) ||
         (io->body.len > 0 && (body = gy__bytes_of(io->body.p, io->body.len)) == NULL)) {
         gy_xdecref(req);
         gy_xdecref(h);
         gy_xdecref(blob);
-        gy_xdecref(offs);
         return NULL;
     }
     h->count = io->nhdr;
+    h->offs_at = (uint32_t)(strings + pad);
     req->srv = loop->srv;
     req->loop = loop;
     req->route = io->route;
@@ -269,9 +309,6 @@ static gy_request *gy__request_build(gy__io *io) {
     req->head = io->parser.method == HTTP_HEAD;
     req->start_ns = gy__now_ns();
     gy_store_steal(&h->blob, blob);
-    if (offs) {
-        gy_store_steal(&h->offsets, offs);
-    }
     gy_store_steal(&req->headers, h);
     if (body) {
         gy_store_steal(&req->body, body);

@@ -69,7 +69,8 @@ struct gy__io {
     bool closing;     /* uv_close called */
 
     gy__tmode tmode;
-    uint64_t deadline_ms;
+    uint64_t deadline_ms; /* when tmode's deadline passes (UINT64_MAX: none) */
+    uint64_t armed_ms;    /* when the uv timer fires (0: not armed) */
     uint64_t body_start_ms, body_bytes;
 };
 

@@ -32,9 +32,24 @@ static int gy__behind(const gy__io *io, const char *at, size_t k) {
     return -1;
 }
 
+/* RFC 9110 5.6.2 tchar, as a table. */
+static const unsigned char gy__tchars[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
 static bool gy__tchar(unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+    return gy__tchars[c] != 0;
 }
 
 void gy__http_reset(gy__io *io) {
@@ -351,7 +366,8 @@ static int gy__on_header_value_complete(llhttp_t *p) {
     }
     /* The offsets were relative to a buffer that may have moved: they are
      * offsets, so nothing to fix. */
-    if (strcasecmp(name, "host") == 0) {
+    char c0 = (char)(name[0] | 0x20); /* a cheap filter before strcasecmp */
+    if (c0 == 'h' && strcasecmp(name, "host") == 0) {
         /* RFC 9112 3.2: more than one Host, or an invalid one: 400 (gap). */
         if (++io->host_count > 1) {
             return gy__fail(io, 400, "more than one Host header");
@@ -359,12 +375,12 @@ static int gy__on_header_value_complete(llhttp_t *p) {
         if (!gy__host_valid(value, vlen)) {
             return gy__fail(io, 400, "invalid Host header");
         }
-    } else if (strcasecmp(name, "transfer-encoding") == 0) {
+    } else if (c0 == 't' && strcasecmp(name, "transfer-encoding") == 0) {
         io->te_seen = true;
         if (gy__check_te(io, value, vlen) != 0) {
             return -1;
         }
-    } else if (strcasecmp(name, "expect") == 0) {
+    } else if (c0 == 'e' && strcasecmp(name, "expect") == 0) {
         if (gy__token_eq(value, vlen, "100-continue")) {
             io->expect_continue = true;
         } else {

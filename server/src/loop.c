@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gyre/version.h"
 #include "srv.h"
 
 typedef struct gy__after {
@@ -32,6 +33,10 @@ void gy__loop_update_date(gy__loop *loop) {
         gmtime_r(&now, &tm);
         strftime(loop->date, sizeof loop->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
         loop->date_sec = now;
+        int n = snprintf(loop->server_date, sizeof loop->server_date,
+                         "Server: " GY__SERVER_NAME "/" GY_VERSION_STRING "\r\nDate: %s\r\n",
+                         loop->date);
+        loop->server_date_len = n > 0 && (size_t)n < sizeof loop->server_date ? (size_t)n : 0;
     }
 }
 

@@ -28,13 +28,11 @@ gy_type gy__conn_type = {
 static int gy__headers_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
     gy__headers *h = (gy__headers *)self;
     GY_VISIT(&h->blob, visit, arg);
-    GY_VISIT(&h->offsets, visit, arg);
     return 0;
 }
 static void gy__headers_clear(gy_object *self) {
     gy__headers *h = (gy__headers *)self;
     gy_ref_clear(&h->blob);
-    gy_ref_clear(&h->offsets);
 }
 gy_type gy__headers_type = {
     .name = "http_headers",
@@ -112,9 +110,7 @@ static const char *gy__blob(const gy__headers *h) {
 }
 
 static const uint32_t *gy__offs(const gy__headers *h) {
-    const gy_bytes *b =
-        (const gy_bytes *)atomic_load_explicit(&h->offsets.gy__ptr, memory_order_acquire);
-    return b ? (const uint32_t *)(const void *)gy_bytes_data(b) : NULL;
+    return (const uint32_t *)(const void *)(gy__blob(h) + h->offs_at);
 }
 
 const char *gy_request_method(const gy_request *req) { return req->method; }

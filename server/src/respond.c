@@ -1,5 +1,6 @@
 /* server/src/respond.c: answering a request (any thread) and writing an
  * answer's bytes (the loop). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,32 +111,67 @@ const char *gy__status_text(int status) {
 
 bool gy__status_has_body(int status) { return status != 204 && status != 304 && status >= 200; }
 
+/* Append a decimal number (no snprintf on the hot path). */
+static char *gy__put_u64(char *p, uint64_t v) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0) {
+        *p++ = tmp[--n];
+    }
+    return p;
+}
+
+static char *gy__put(char *p, const char *s, size_t n) {
+    memcpy(p, s, n);
+    return p + n;
+}
+#define GY__PUT_LIT(p, lit) gy__put((p), (lit), sizeof(lit) - 1)
+
+/* The head: status line, Server and Date (one line per loop, rebuilt once a
+ * second), Content-Length, Content-Type, the extra lines, Connection. */
 static bool gy__head(gy__buf *out, const gy__loop *loop, int status, size_t body_len,
-                     const char *extra, size_t extra_len, const char *connection) {
-    char h[256];
-    int n = snprintf(h, sizeof h,
-                     "HTTP/1.1 %d %s\r\nServer: " GY__SERVER_NAME "/" GY_VERSION_STRING
-                     "\r\nDate: %s\r\n",
-                     status, gy__status_text(status), loop->date);
-    if (!gy__buf_append(out, h, (size_t)n)) {
+                     const char *ctype, const char *extra, size_t extra_len,
+                     const char *connection) {
+    const char *text = gy__status_text(status);
+    size_t tl = strlen(text), cl = ctype ? strlen(ctype) : 0;
+    size_t need = 16 + tl + loop->server_date_len + 40 + (cl ? cl + 16 : 0) + extra_len + 32;
+    if (!gy__buf_reserve(out, need)) {
         return false;
     }
+    char *p = out->p + out->len;
+    p = GY__PUT_LIT(p, "HTTP/1.1 ");
+    *p++ = (char)('0' + status / 100);
+    *p++ = (char)('0' + status / 10 % 10);
+    *p++ = (char)('0' + status % 10);
+    *p++ = ' ';
+    p = gy__put(p, text, tl);
+    p = GY__PUT_LIT(p, "\r\n");
+    p = gy__put(p, loop->server_date, loop->server_date_len);
     if (gy__status_has_body(status)) {
-        n = snprintf(h, sizeof h, "Content-Length: %zu\r\n", body_len);
-        if (!gy__buf_append(out, h, (size_t)n)) {
-            return false;
-        }
+        p = GY__PUT_LIT(p, "Content-Length: ");
+        p = gy__put_u64(p, body_len);
+        p = GY__PUT_LIT(p, "\r\n");
     }
-    if (extra_len > 0 && !gy__buf_append(out, extra, extra_len)) {
-        return false;
+    if (cl > 0) {
+        p = GY__PUT_LIT(p, "Content-Type: ");
+        p = gy__put(p, ctype, cl);
+        p = GY__PUT_LIT(p, "\r\n");
+    }
+    if (extra_len > 0) {
+        p = gy__put(p, extra, extra_len);
     }
     if (connection != NULL) {
-        n = snprintf(h, sizeof h, "Connection: %s\r\n", connection);
-        if (!gy__buf_append(out, h, (size_t)n)) {
-            return false;
-        }
+        p = GY__PUT_LIT(p, "Connection: ");
+        p = gy__put(p, connection, strlen(connection));
+        p = GY__PUT_LIT(p, "\r\n");
     }
-    return gy__buf_append(out, "\r\n", 2);
+    p = GY__PUT_LIT(p, "\r\n");
+    out->len = (size_t)(p - out->p);
+    return true;
 }
 
 bool gy__response_serialize(gy__buf *out, const gy__loop *loop, const gy_request *req,
@@ -148,8 +184,8 @@ bool gy__response_serialize(gy__buf *out, const gy__loop *loop, const gy_request
     size_t blen = req->streaming ? (size_t)req->stream_total : body ? gy_bytes_len(body) : 0;
     const char *conn = close ? "close" : (req->http_minor == 0 ? "keep-alive" : NULL);
     size_t mark = out->len;
-    if (!gy__head(out, loop, resp->status, blen, extra ? gy_bytes_data(extra) : NULL,
-                  extra ? gy_bytes_len(extra) : 0, conn) ||
+    if (!gy__head(out, loop, resp->status, blen, resp->ctype[0] ? resp->ctype : NULL,
+                  extra ? gy_bytes_data(extra) : NULL, extra ? gy_bytes_len(extra) : 0, conn) ||
         (!req->head && !req->streaming && gy__status_has_body(resp->status) && blen > 0 &&
          !gy__buf_append(out, gy_bytes_data(body), blen))) {
         out->len = mark;
@@ -161,14 +197,9 @@ bool gy__response_serialize(gy__buf *out, const gy__loop *loop, const gy_request
 bool gy__response_simple(gy__buf *out, const gy__loop *loop, int status, const char *extra,
                          const char *body, bool close) {
     size_t mark = out->len;
-    char ctype[64] = "";
     size_t blen = body ? strlen(body) : 0;
-    if (blen > 0) {
-        snprintf(ctype, sizeof ctype, "Content-Type: text/plain\r\n");
-    }
-    char ex[512];
-    int n = snprintf(ex, sizeof ex, "%s%s", ctype, extra ? extra : "");
-    if (!gy__head(out, loop, status, blen, ex, (size_t)n, close ? "close" : NULL) ||
+    if (!gy__head(out, loop, status, blen, blen > 0 ? "text/plain" : NULL, extra,
+                  extra ? strlen(extra) : 0, close ? "close" : NULL) ||
         (blen > 0 && !gy__buf_append(out, body, blen))) {
         out->len = mark;
         return false;
@@ -261,17 +292,24 @@ static int gy__respond(gy_request *req, int status, const char *content_type, co
     if (atomic_load_explicit(&req->answered, memory_order_acquire)) {
         return GY_ESTATE;
     }
-    if (content_type != NULL) {
+    size_t ctl = content_type ? strlen(content_type) : 0;
+    if (ctl >= sizeof(((gy__response *)0)->ctype)) {
+        /* A long one goes with the other headers. */
         int rc = gy_request_set_header(req, "Content-Type", content_type);
         if (rc != GY_OK) {
             return rc;
         }
+        ctl = 0;
+    } else if (ctl > 0 && strpbrk(content_type, "\r\n") != NULL) {
+        return GY_EINVAL;
     }
     gy__response *resp = gy__response_get(req);
     if (resp == NULL) {
         return GY_ENOMEM;
     }
     resp->status = status;
+    memcpy(resp->ctype, content_type ? content_type : "", ctl);
+    resp->ctype[ctl] = '\0';
     if (len > 0) {
         gy_bytes *b;
         if (gy_bytes_new(&b, body, len) != GY_OK) {

@@ -101,12 +101,14 @@ typedef struct gy__conn {
     char peer[64]; /* "[IPv6]:port" */
 } gy__conn;
 
-/* A request's header list: one bytes blob "name\0value\0..." and offsets. */
+/* A request's header list: one bytes blob
+ * "path\0query\0name\0value\0..." then, 4-aligned at offs_at, uint32_t
+ * offsets of each name and value (2 * count). */
 typedef struct gy__headers {
     gy_object ob;
-    gy_ref blob;    /* gy_bytes: path\0query\0name\0value\0... */
-    gy_ref offsets; /* gy_bytes: uint32_t[2 * count] into blob */
+    gy_ref blob; /* gy_bytes */
     uint32_t count;
+    uint32_t offs_at;
 } gy__headers;
 
 struct gy_request {
@@ -144,6 +146,7 @@ typedef struct gy__response {
     gy_ref body;    /* gy_bytes or NULL */
     gy_ref extra;   /* gy_bytes: "Name: value\r\n"... or NULL */
     int status;
+    char ctype[56]; /* Content-Type when short (else a line in extra) */
 } gy__response;
 
 extern gy_type gy__conn_type, gy__headers_type, gy__request_type, gy__response_type;
@@ -213,6 +216,8 @@ struct gy__loop {
     _Atomic uint64_t tasks;
     char date[40];
     int64_t date_sec;
+    char server_date[96]; /* "Server: gyred/V\r\nDate: ...\r\n" */
+    size_t server_date_len;
     char *rbuf; /* the read buffer, shared by this loop's connections */
     size_t rbuf_size;
     int rc;
