@@ -193,9 +193,21 @@ int gy_server_main(int argc, char **argv, const gy_server_app *app) {
     if (app != NULL && app->teardown != NULL) {
         app->teardown(srv, app->arg);
     }
+    /* The final collection, repeated while it finds something: cycles
+     * through a loop's connections are deferred by one collection (their
+     * clears go to the loop, now gone, so the next collection finishes
+     * them). */
     gy_gc_result res = {0};
-    if (gy_gc_collect(2, &res, &err) != GY_OK) {
-        gy__log(GY_LOG_WARN, "final collection: %s", err.text);
+    for (int round = 0; round < 4; round++) {
+        gy_gc_result one = {0};
+        if (gy_gc_collect(2, &one, &err) != GY_OK) {
+            gy__log(GY_LOG_WARN, "final collection: %s", err.text);
+            break;
+        }
+        res.collected += one.collected;
+        if (one.collected == 0 && one.uncollectable == 0) {
+            break;
+        }
     }
     gy__summary(srv, &res, secs);
     gy_thread_detach();
