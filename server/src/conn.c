@@ -20,10 +20,19 @@
 #define GY__LINGER_MS 2000
 #define GY__WRITE_HIGH (1u << 20) /* stop reading above this much unsent output */
 
+/* Queued output is one buffer written as slices of at most GY__SLICE bytes,
+ * one uv_write each, so each slice's completion shows progress (the write
+ * deadline) and the buffer is freed with its last slice. */
+#define GY__SLICE (64u * 1024)
+typedef struct gy__wbuf {
+    gy__buf buf;
+    unsigned slices; /* uv_write requests not yet completed */
+} gy__wbuf;
 typedef struct gy__write {
     uv_write_t req;
     gy__io *io;
-    gy__buf buf;
+    gy__wbuf *wb;
+    size_t len;
 } gy__write;
 
 static void gy__io_flush(gy__io *io);
@@ -58,6 +67,9 @@ static void gy__timer_cb(uv_timer_t *t) {
         }
         break;
     case GY__T_BODY: {
+        if (!io->in_message || io->cur != NULL) {
+            break; /* the body is complete: the handler's time is not limited */
+        }
         uint64_t secs = (now - io->body_start_ms) / 1000;
         uint64_t rate = (uint64_t)gy__lim(&srv->lim.body_min_rate);
         if (rate > 0 && secs >= 1 && io->body_bytes < rate * secs) {
@@ -69,6 +81,7 @@ static void gy__timer_cb(uv_timer_t *t) {
         break;
     }
     case GY__T_IDLE:
+    case GY__T_WRITE: /* a client that stopped reading */
         atomic_fetch_add_explicit(&srv->st_timeouts, 1, memory_order_relaxed);
         gy__io_close(io);
         break;
@@ -97,6 +110,34 @@ void gy__io_set_timer(gy__io *io, gy__tmode mode, uint64_t ms) {
     if (io->armed_ms == 0 || io->armed_ms > io->deadline_ms) {
         io->armed_ms = io->deadline_ms;
         uv_timer_start(&io->timer, gy__timer_cb, ms, 0);
+    }
+}
+
+/* Between requests: idle_timeout from now, as a write deadline while output
+ * is still queued (refreshed by each write that completes), then as the
+ * keep-alive deadline. */
+static void gy__io_wait_next(gy__io *io) {
+    if (io->in_message || (io->conn->nrequests == 0 && io->tmode == GY__T_HEADERS)) {
+        return; /* a request's own deadlines rule (the first from the accept) */
+    }
+    uint64_t ms = (uint64_t)gy__lim(&io->loop->srv->lim.idle_timeout_ms);
+    if (io->writing > 0) {
+        gy__io_set_timer(io, GY__T_WRITE, ms);
+    } else if (!io->close_after && !io->waiting && io->cur == NULL) {
+        gy__io_set_timer(io, GY__T_IDLE, ms);
+    } else if (io->tmode == GY__T_WRITE) {
+        gy__io_set_timer(io, GY__T_NONE, 0); /* written; a handler is answering */
+    }
+}
+
+/* The final answer is decided: stop parsing what the client sends after it
+ * (its reads are discarded until the lingering close). */
+static void gy__io_last_answer(gy__io *io) {
+    io->close_after = true;
+    io->last_answered = true;
+    if (io->reading) {
+        uv_read_stop((uv_stream_t *)&io->tcp);
+        io->reading = false;
     }
 }
 
@@ -144,6 +185,7 @@ static void gy__io_close(gy__io *io) {
 
 static void gy__shutdown_cb(uv_shutdown_t *req, int status) {
     gy__io *io = req->data;
+    gy__loop_enter(io->loop);
     free(req);
     if (io->closing) {
         return;
@@ -181,8 +223,11 @@ static void gy__write_cb(uv_write_t *req, int status) {
     gy__write *w = (gy__write *)req;
     gy__io *io = w->io;
     gy__loop_enter(io->loop);
-    io->writing -= w->buf.len;
-    gy__buf_free(&w->buf);
+    io->writing -= w->len;
+    if (--w->wb->slices == 0) {
+        gy__buf_free(&w->wb->buf);
+        free(w->wb);
+    }
     free(w);
     if (io->closing) {
         return;
@@ -194,7 +239,12 @@ static void gy__write_cb(uv_write_t *req, int status) {
     if (io->out.len == 0 && io->writing == 0 && io->close_after && !io->waiting &&
         io->cur == NULL) {
         gy__io_finish(io);
-    } else if (!io->reading && !io->waiting && !io->close_after && io->writing < GY__WRITE_HIGH) {
+        return;
+    }
+    if (io->tmode == GY__T_WRITE) {
+        gy__io_wait_next(io); /* progress: a new write deadline, or idle */
+    }
+    if (!io->reading && !io->waiting && !io->close_after && io->writing < GY__WRITE_HIGH) {
         gy__io_read_start(io);
     }
 }
@@ -217,28 +267,50 @@ static void gy__io_flush(gy__io *io) {
             done = n > 0 ? (size_t)n : 0;
         }
         if (done < io->out.len) {
-            gy__write *w = malloc(sizeof *w);
-            if (w == NULL) {
+            gy__wbuf *wb = malloc(sizeof *wb);
+            if (wb == NULL) {
                 gy__io_close(io);
                 return;
             }
-            w->io = io;
-            w->buf = io->out; /* the buffer moves to the write request */
+            wb->buf = io->out; /* the buffer moves to the write requests */
             memset(&io->out, 0, sizeof io->out);
-            w->buf.len -= done;
-            memmove(w->buf.p, w->buf.p + done, w->buf.len);
-            uv_buf_t b = uv_buf_init(w->buf.p, (unsigned)w->buf.len);
-            io->writing += w->buf.len;
-            if (uv_write(&w->req, (uv_stream_t *)&io->tcp, &b, 1, gy__write_cb) != 0) {
-                io->writing -= w->buf.len;
-                gy__buf_free(&w->buf);
-                free(w);
-                gy__io_close(io);
+            wb->slices = 1; /* held while submitting */
+            for (size_t at = done; at < wb->buf.len;) {
+                size_t n = wb->buf.len - at < GY__SLICE ? wb->buf.len - at : GY__SLICE;
+                gy__write *w = malloc(sizeof *w);
+                uv_buf_t b = uv_buf_init(wb->buf.p + at, (unsigned)n);
+                if (w != NULL) {
+                    w->io = io;
+                    w->wb = wb;
+                    w->len = n;
+                    wb->slices++;
+                    io->writing += n;
+                }
+                if (w == NULL ||
+                    uv_write(&w->req, (uv_stream_t *)&io->tcp, &b, 1, gy__write_cb) != 0) {
+                    if (w != NULL) {
+                        io->writing -= n;
+                        wb->slices--;
+                        free(w);
+                    }
+                    gy__io_close(io); /* queued slices complete with ECANCELED */
+                    break;
+                }
+                at += n;
+            }
+            if (--wb->slices == 0) {
+                gy__buf_free(&wb->buf);
+                free(wb);
+            }
+            if (io->closing) {
                 return;
             }
             if (io->writing >= GY__WRITE_HIGH && io->reading) {
                 uv_read_stop((uv_stream_t *)&io->tcp);
                 io->reading = false;
+            }
+            if (io->tmode == GY__T_IDLE || io->tmode == GY__T_NONE) {
+                gy__io_wait_next(io); /* a write deadline while it drains */
             }
             return;
         }
@@ -256,12 +328,8 @@ void gy__io_write_simple(gy__io *io, int status, const char *extra, const char *
         return;
     }
     if (close) {
-        io->close_after = true;
         io->in_message = false;
-        if (io->reading) {
-            uv_read_stop((uv_stream_t *)&io->tcp);
-            io->reading = false;
-        }
+        gy__io_last_answer(io);
         gy__io_set_timer(io, GY__T_NONE, 0);
     }
     if (!io->in_execute) {
@@ -399,7 +467,7 @@ static void gy__conn_done(gy__loop *loop, gy__io *io, gy__conn *conn, gy_request
         gy_ref_clear(&conn->req);
     }
     if (req->close_when_done) {
-        io->close_after = true;
+        gy__io_last_answer(io);
     }
     io->cur = NULL;
     gy_decref(req); /* the io's reference */
@@ -411,15 +479,14 @@ static void gy__conn_done(gy__loop *loop, gy__io *io, gy__conn *conn, gy_request
     if (!io->close_after && io->pending.len > io->pending_off) {
         gy__io_feed(io, io->pending.p + io->pending_off, io->pending.len - io->pending_off, true);
     }
-    if (!io->closing && !io->waiting && !io->close_after) {
-        if (!io->in_message) {
-            gy__io_set_timer(io, GY__T_IDLE, (uint64_t)gy__lim(&srv->lim.idle_timeout_ms));
-        }
-        if (!io->reading && io->writing < GY__WRITE_HIGH) {
-            gy__io_read_start(io);
-        }
+    if (!io->closing && !io->waiting && !io->close_after && !io->reading &&
+        io->writing < GY__WRITE_HIGH) {
+        gy__io_read_start(io);
     }
     gy__io_flush(io);
+    if (!io->closing) {
+        gy__io_wait_next(io);
+    }
 }
 
 /* The io of req's connection when req is the one it is answering, with a
@@ -508,7 +575,13 @@ static void gy__io_fail(gy__io *io, llhttp_errno_t e) {
     snprintf(body, sizeof body, "%s\n", reason ? reason : "bad request");
     atomic_fetch_add_explicit(&io->loop->srv->st_bad, 1, memory_order_relaxed);
     gy__log(GY_LOG_DEBUG, "%s: %d %s", io->conn->peer, status, reason ? reason : "");
-    gy__io_write_simple(io, status, NULL, body, true);
+    char extra[160] = "";
+    if (status == 405) {
+        snprintf(extra, sizeof extra, "Allow: %s\r\n", io->allow);
+    } else if (status == 503) {
+        snprintf(extra, sizeof extra, "Retry-After: 1\r\n");
+    }
+    gy__io_write_simple(io, status, extra, body, true);
 }
 
 /* Parse data. Stops when waiting for an answer or closing; what is left is
@@ -606,20 +679,18 @@ static void gy__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         }
         return;
     }
-    if (nread == 0 || io->shut) {
-        return; /* lingering: discard */
+    if (nread == 0 || io->shut || io->last_answered) {
+        return; /* lingering, or after the last answer: discard */
     }
-    if (!io->in_message && io->tmode == GY__T_IDLE) {
-        /* The next request's first byte. */
-        gy__io_set_timer(io, GY__T_HEADERS,
-                         (uint64_t)gy__lim(&io->loop->srv->lim.header_timeout_ms));
-    }
+    /* The next request's first byte switches to its header deadline in
+     * on_message_begin (bare CRLFs between requests do not, so they cannot
+     * keep an idle connection open). */
+    gy__tmode before = io->tmode;
     gy__io_feed(io, buf->base, (size_t)nread, false);
-    if (!io->closing && !io->waiting && !io->in_message && !io->close_after &&
-        io->tmode != GY__T_IDLE && io->cur == NULL) {
-        gy__io_set_timer(io, GY__T_IDLE, (uint64_t)gy__lim(&io->loop->srv->lim.idle_timeout_ms));
-    }
     gy__io_flush(io);
+    if (!io->closing && (before != GY__T_IDLE || io->tmode != GY__T_IDLE)) {
+        gy__io_wait_next(io);
+    }
 }
 
 static void gy__io_read_start(gy__io *io) {

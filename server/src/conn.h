@@ -10,6 +10,7 @@ typedef enum {
     GY__T_HEADERS, /* the request's headers must arrive by the deadline */
     GY__T_BODY,    /* the body must keep body_min_rate, checked each second */
     GY__T_IDLE,    /* keep-alive, between requests */
+    GY__T_WRITE,   /* output queued: the client must read some within idle_timeout */
     GY__T_LINGER,  /* closing: reading what the client still sends, briefly */
 } gy__tmode;
 
@@ -63,10 +64,11 @@ struct gy__io {
     gy__buf out;    /* serialized answers not yet handed to uv_write */
     size_t writing; /* bytes inside uv_write requests */
     bool reading;
-    bool close_after; /* close once the output is written */
-    bool eof;         /* the client half-closed */
-    bool shut;        /* shutdown sent; lingering */
-    bool closing;     /* uv_close called */
+    bool close_after;   /* close once the output is written */
+    bool last_answered; /* the final answer is decided: nothing more is parsed */
+    bool eof;           /* the client half-closed */
+    bool shut;          /* shutdown sent; lingering */
+    bool closing;       /* uv_close called */
 
     gy__tmode tmode;
     uint64_t deadline_ms; /* when tmode's deadline passes (UINT64_MAX: none) */

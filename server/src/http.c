@@ -433,8 +433,19 @@ static int gy__on_headers_complete(llhttp_t *p) {
     io->route_result = gy__router_find(&srv->router, method, path, strlen(path), &io->route,
                                        io->allow, sizeof io->allow);
     if (body) {
-        if (io->expect_continue && io->route_result == GY__ROUTE_FOUND) {
-            /* RFC 9110 10.1.1: answer 100 before reading the body. */
+        /* RFC 9110 10.1.1: to "Expect: 100-continue", 100 before reading
+         * the body, or the final status at once (then close: the body is
+         * not read). Never a 1xx to an HTTP/1.0 client (RFC 9110 15.2). */
+        if (io->expect_continue && p->http_minor >= 1) {
+            if (io->route_result == GY__ROUTE_NO_PATH) {
+                return gy__fail(io, 404, "not found");
+            }
+            if (io->route_result == GY__ROUTE_NO_METHOD) {
+                return gy__fail(io, 405, "method not allowed");
+            }
+            if (atomic_load_explicit(&srv->heap_over, memory_order_relaxed)) {
+                return gy__fail(io, 503, "heap over max_heap_bytes");
+            }
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             gy__buf_append(&io->out, cont, sizeof cont - 1);
         }
@@ -462,6 +473,7 @@ static int gy__on_body(llhttp_t *p, const char *at, size_t len) {
 static int gy__on_message_complete(llhttp_t *p) {
     gy__io *io = gy__io_of(p);
     io->in_message = false;
+    gy__io_set_timer(io, GY__T_NONE, 0); /* the handler's time is not limited */
     return gy__io_dispatch(io);
 }
 

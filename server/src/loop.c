@@ -99,7 +99,8 @@ static void gy__loop_run_posts(gy__loop *loop, gy__post *p) {
         } else if (p->kind == GY__POST_CHUNK) {
             gy__conn_stream_chunk(loop, p->req, p->chunk);
         } else {
-            if (!atomic_load_explicit(&p->req->answered, memory_order_acquire)) {
+            if (!atomic_load_explicit(&p->req->answered, memory_order_acquire) &&
+                !atomic_load_explicit(&loop->srv->forced, memory_order_relaxed)) {
                 gy__log(GY_LOG_ERROR, "work for %s %s returned without answering", p->req->method,
                         p->req->path);
                 gy_request_respond(p->req, 500, "text/plain", "internal error\n", 15);
@@ -143,8 +144,13 @@ static void gy__loop_maybe_done(gy__loop *loop) {
         return;
     }
     loop->done = true;
+    /* A forced stop: timers still pending fire now (their clients are gone,
+     * their answers dropped), so whoever waits on them releases what it
+     * holds. */
     while (loop->afters != NULL) {
-        gy__after_remove(loop, loop->afters);
+        gy__after *a = loop->afters;
+        a->fn(a->req, a->arg);
+        gy__after_remove(loop, a);
     }
     uv_close((uv_handle_t *)&loop->prepare, gy__close_cb_noop);
     uv_close((uv_handle_t *)&loop->check, gy__close_cb_noop);
@@ -276,8 +282,10 @@ int gy__loop_start(gy__loop *loop, gy_errmsg *err) {
     }
     loop->listening = true;
     gy__loop_update_date(loop);
+    loop->started = true; /* its async handle exists: it may be woken */
     rc = pthread_create(&loop->thread, NULL, gy__loop_main, loop);
     if (rc != 0) {
+        loop->started = false;
         rc = UV_EAGAIN;
         goto fail;
     }

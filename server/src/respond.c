@@ -248,13 +248,22 @@ static bool gy__header_ok(const char *name, const char *value) {
     return true;
 }
 
-int gy_request_set_header(gy_request *req, const char *name, const char *value) {
-    if (name == NULL || value == NULL || !gy__header_ok(name, value)) {
-        return GY_EINVAL;
+/* The answer is built under the request's own little lock, so two threads
+ * answering (or setting a header) at once cannot interleave: the first to
+ * finish answers, the other gets GY_ESTATE. The spin passes safe points: the
+ * holder may be parked by a stop of the world. */
+static void gy__build_lock(gy_request *req) {
+    /* acquire: see what the previous holder built. */
+    while (atomic_flag_test_and_set_explicit(&req->building, memory_order_acquire)) {
+        gy_safepoint();
     }
-    if (atomic_load_explicit(&req->answered, memory_order_acquire)) {
-        return GY_ESTATE;
-    }
+}
+
+static void gy__build_unlock(gy_request *req) {
+    atomic_flag_clear_explicit(&req->building, memory_order_release); /* publish it */
+}
+
+static int gy__set_header_locked(gy_request *req, const char *name, const char *value) {
     gy__response *resp = gy__response_get(req);
     if (resp == NULL) {
         return GY_ENOMEM;
@@ -284,49 +293,61 @@ int gy_request_set_header(gy_request *req, const char *name, const char *value) 
     return rc;
 }
 
+int gy_request_set_header(gy_request *req, const char *name, const char *value) {
+    if (name == NULL || value == NULL || !gy__header_ok(name, value)) {
+        return GY_EINVAL;
+    }
+    gy__build_lock(req);
+    int rc = atomic_load_explicit(&req->answered, memory_order_relaxed)
+                 ? GY_ESTATE
+                 : gy__set_header_locked(req, name, value);
+    gy__build_unlock(req);
+    return rc;
+}
+
 static int gy__respond(gy_request *req, int status, const char *content_type, const void *body,
                        size_t len, bool streaming, uint64_t total) {
     if (status < 200 || status > 599) {
         return GY_EINVAL;
     }
-    if (atomic_load_explicit(&req->answered, memory_order_acquire)) {
-        return GY_ESTATE;
-    }
     size_t ctl = content_type ? strlen(content_type) : 0;
-    if (ctl >= sizeof(((gy__response *)0)->ctype)) {
-        /* A long one goes with the other headers. */
-        int rc = gy_request_set_header(req, "Content-Type", content_type);
-        if (rc != GY_OK) {
-            return rc;
-        }
-        ctl = 0;
-    } else if (ctl > 0 && strpbrk(content_type, "\r\n") != NULL) {
+    if (ctl > 0 && strpbrk(content_type, "\r\n") != NULL) {
         return GY_EINVAL;
     }
-    gy__response *resp = gy__response_get(req);
-    if (resp == NULL) {
-        return GY_ENOMEM;
+    gy__build_lock(req);
+    if (atomic_load_explicit(&req->answered, memory_order_relaxed)) {
+        gy__build_unlock(req);
+        return GY_ESTATE;
     }
-    resp->status = status;
-    memcpy(resp->ctype, content_type ? content_type : "", ctl);
-    resp->ctype[ctl] = '\0';
+    int rc = GY_OK;
+    if (ctl >= sizeof(((gy__response *)0)->ctype)) {
+        /* A long one goes with the other headers. */
+        rc = gy__set_header_locked(req, "Content-Type", content_type);
+        ctl = 0;
+    }
+    gy__response *resp = rc == GY_OK ? gy__response_get(req) : NULL;
+    if (resp == NULL) {
+        gy__build_unlock(req);
+        return rc != GY_OK ? rc : GY_ENOMEM;
+    }
     if (len > 0) {
         gy_bytes *b;
         if (gy_bytes_new(&b, body, len) != GY_OK) {
             gy_decref(resp);
+            gy__build_unlock(req);
             return GY_ENOMEM;
         }
         gy_store_steal(&resp->body, b);
     }
+    resp->status = status;
+    memcpy(resp->ctype, content_type ? content_type : "", ctl);
+    resp->ctype[ctl] = '\0';
     gy_decref(resp);
     req->streaming = streaming;
     req->stream_total = total;
-    int expect = 0;
-    /* acq_rel: publishes the response's fields to the loop that writes it. */
-    if (!atomic_compare_exchange_strong_explicit(&req->answered, &expect, 1, memory_order_acq_rel,
-                                                 memory_order_acquire)) {
-        return GY_ESTATE;
-    }
+    /* release: the loop that writes the answer sees everything built. */
+    atomic_store_explicit(&req->answered, 1, memory_order_release);
+    gy__build_unlock(req);
     gy__loop *cur = gy__loop_current();
     if (cur == req->loop) {
         gy__conn_answered(cur, req);

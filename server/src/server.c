@@ -235,6 +235,9 @@ typedef struct gy__ctl {
 static void gy__ctl_wake_loops(gy_server *srv) {
     for (int i = 0; i < srv->nloops; i++) {
         gy__loop *l = &srv->loops[i];
+        if (!l->started) {
+            continue; /* never initialised (a start failed) */
+        }
         pthread_mutex_lock(&l->post_lock);
         if (!l->closed) {
             uv_async_send(&l->async);
@@ -247,6 +250,7 @@ static void gy__drain_timeout_cb(uv_timer_t *t) {
     gy__ctl *ctl = t->data;
     gy__log(GY_LOG_WARN, "drain timeout: closing the connections left");
     atomic_store(&ctl->srv->forced, true);
+    gy__workers_cancel(ctl->srv->workers); /* queued jobs are dropped, not run */
     gy__ctl_wake_loops(ctl->srv);
 }
 
@@ -343,6 +347,9 @@ int gy_server_run(gy_server *srv, gy_errmsg *err) {
     }
     pthread_mutex_lock(&srv->ctl_lock);
     srv->ctl_ready = true;
+    if (atomic_load(&srv->stopping)) {
+        uv_async_send(&srv->ctl_async); /* a stop asked before we were ready */
+    }
     pthread_mutex_unlock(&srv->ctl_lock);
     srv->start_ns = gy__now_ns();
 

@@ -134,9 +134,10 @@ struct gy_request {
     /* Loop only: decided when the head is written; body bytes queued. */
     bool close_when_done;
     uint64_t body_sent;
-    /* 0 open, 1 answered. CAS by the answering thread (acq_rel: the answer's
-     * fields are published with it). */
+    /* 0 open, 1 answered: set under `building` (release: the answer's fields
+     * are published with it; readers load it acquire). */
     _Atomic int answered;
+    atomic_flag building; /* guards building the answer (respond.c) */
 };
 
 /* A response: status, body, extra header lines. */
@@ -202,6 +203,7 @@ struct gy__loop {
     bool draining_seen;
     bool forced_seen;
     bool done;
+    bool started;             /* initialised and its thread created (server thread only) */
     struct gy__after *afters; /* gy_request_after timers (loop only) */
     /* Posts from other threads. Synchronization: post_lock; `closed` says
      * the loop no longer takes posts or wakes. */
@@ -253,6 +255,9 @@ int gy__workers_start(gy__workers **out, int n, size_t queue_max, gy_errmsg *err
 int gy__workers_submit(gy__workers *w, gy_request *req, gy_request_fn fn, void *arg);
 /* Finish what is queued, then join. The caller must not be attached. */
 void gy__workers_stop(gy__workers *w);
+/* From now on queued jobs are dropped instead of run (a forced stop); their
+ * requests go back to their loops unanswered. Any thread; NULL allowed. */
+void gy__workers_cancel(gy__workers *w);
 
 /* --- server.c -------------------------------------------------------------- */
 struct gy_server {

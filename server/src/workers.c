@@ -23,6 +23,7 @@ struct gy__workers {
     gy__job *head, *tail;
     size_t queued, queue_max;
     bool stopping;
+    bool cancelled;
     int n;
     pthread_t *threads;
 };
@@ -41,6 +42,7 @@ static void *gy__worker_main(void *arg) {
             pthread_cond_wait(&w->cond, &w->lock);
         }
         gy__job *job = w->head;
+        bool cancelled = w->cancelled;
         if (job != NULL) {
             w->head = job->next;
             if (w->head == NULL) {
@@ -53,8 +55,10 @@ static void *gy__worker_main(void *arg) {
         if (job == NULL) {
             break; /* stopping and the queue is empty */
         }
-        job->fn(job->req, job->arg);
-        gy_safepoint();
+        if (!cancelled) {
+            job->fn(job->req, job->arg);
+            gy_safepoint();
+        }
         /* The reference goes back with the post. */
         gy__loop_post(job->req->loop, GY__POST_WORK_DONE, job->req, NULL);
         free(job);
@@ -116,6 +120,14 @@ int gy__workers_submit(gy__workers *w, gy_request *req, gy_request_fn fn, void *
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
     return GY_OK;
+}
+
+void gy__workers_cancel(gy__workers *w) {
+    if (w != NULL) {
+        pthread_mutex_lock(&w->lock);
+        w->cancelled = true;
+        pthread_mutex_unlock(&w->lock);
+    }
 }
 
 void gy__workers_stop(gy__workers *w) {

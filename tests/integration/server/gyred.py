@@ -82,8 +82,12 @@ class Gyred:
         with self.lock:
             return len(self.lines)
 
-    def connect(self, timeout=LIVENESS):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+    def connect(self, timeout=LIVENESS, rcvbuf=None):
+        s = socket.socket()
+        if rcvbuf is not None:  # before connecting, so the window stays small
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(timeout)
+        s.connect(("127.0.0.1", self.port))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return Conn(s)
 

@@ -70,6 +70,27 @@ class Routes(unittest.TestCase):
             r = c.response()
             self.assertEqual((r.status, r.body), (200, b"ping"))
 
+    def test_expect_100_continue_final_status_at_once(self):
+        # A request that cannot succeed gets its final status instead of a
+        # 100 (and the body is never read); an HTTP/1.0 client never gets 1xx.
+        with self.srv.connect() as c:
+            c.send(b"POST /nope HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n"
+                   b"Expect: 100-continue\r\n\r\n")
+            r = c.response()
+            self.assertEqual(r.status, 404)
+            self.assertTrue(c.closed())
+        with self.srv.connect() as c:
+            c.send(b"PUT /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n"
+                   b"Expect: 100-continue\r\n\r\n")
+            r = c.response()
+            self.assertEqual(r.status, 405)
+            self.assertIn("POST", r.header("allow"))
+        with self.srv.connect() as c:
+            c.send(b"POST /echo HTTP/1.0\r\nContent-Length: 4\r\n"
+                   b"Expect: 100-continue\r\n\r\nping")
+            r = c.response()
+            self.assertEqual((r.status, r.body), (200, b"ping"))
+
     def test_unknown_expectation_is_417(self):
         r = self.srv.get("/echo", method="POST", body=b"x", headers={"Expect": "magic"})
         self.assertEqual(r.status, 417)
@@ -311,6 +332,73 @@ class Limits(unittest.TestCase):
             self.assertEqual(got.status, 408)
             good_request_works(self, srv)
 
+    def test_body_deadline_stops_once_the_body_is_in(self):
+        # The body-rate check must not fire while the handler is answering:
+        # one busy worker keeps the second /work queued for a second.
+        with Gyred("--set", "worker_threads=1", "--set", "body_min_rate=1k") as srv:
+            with srv.connect() as busy, srv.connect() as c:
+                busy.send(request("GET", "/work?ms=1000"))
+                time.sleep(0.1)
+                c.send(request("GET", "/work?ms=1000", {"Content-Length": "10"}) + b"0123456789")
+                r = c.response()
+                self.assertEqual((r.status, r.body), (200, b"slept 1000 ms\n"))
+                c.send(request("GET", "/"))  # no stray 408 before this answer
+                self.assertEqual(c.response().body, b"hello")
+                self.assertEqual(busy.response().status, 200)
+
+    def test_nothing_is_parsed_after_the_last_answer(self):
+        # The last answer (request limit) is large enough to be queued; a
+        # request sent after it must never be dispatched.
+        with Gyred("--set", "max_requests_per_connection=1",
+                   "--set", "max_body_bytes=8m") as srv, srv.connect(rcvbuf=32768) as c:
+            big = b"z" * (600 << 10)  # queued (small receive buffer), under 1 MiB
+            c.send(request("POST", "/echo", body=big))
+            time.sleep(0.3)
+            try:
+                c.send(request("GET", "/leak?n=1"))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            r = c.response()
+            self.assertEqual((r.status, len(r.body), r.header("connection")),
+                             (200, len(big), "close"))
+            self.assertTrue(c.closed(), "a request after the last answer was answered")
+
+    def test_write_deadline_and_slow_readers(self):
+        with Gyred("--set", "idle_timeout=1s", "--set", "max_body_bytes=64m") as srv:
+            # A client that stops reading a big answer is closed...
+            with srv.connect(rcvbuf=65536) as c:
+                big = b"w" * (32 << 20)
+                c.send(request("POST", "/echo", body=big))
+                time.sleep(4)
+                got = 0
+                c.sock.settimeout(LIVENESS)
+                try:
+                    while True:
+                        d = c.sock.recv(1 << 20)
+                        if not d:
+                            break
+                        got += len(d)
+                except ConnectionResetError:
+                    pass
+                self.assertLess(got, len(big), "a stalled reader kept its connection")
+            # ...one reading steadily gets all of it, however long it takes.
+            with srv.connect(rcvbuf=65536) as c:
+                body = b"r" * (8 << 20)
+                c.send(request("POST", "/echo", body=body))
+                c.sock.settimeout(LIVENESS)
+                got = b""
+                t0 = time.monotonic()
+                while len(got) < len(body) + 60:
+                    d = c.sock.recv(64 << 10)
+                    if not d:
+                        break
+                    got += d
+                    time.sleep(0.02)
+                    if b"\r\n\r\n" in got and len(got) - got.index(b"\r\n\r\n") - 4 == len(body):
+                        break
+                self.assertEqual(len(got) - got.index(b"\r\n\r\n") - 4, len(body),
+                                 f"cut off after {time.monotonic() - t0:.1f} s")
+
     def test_max_connections(self):
         with Gyred("--set", "max_connections=4") as srv:
             held = [srv.connect() for _ in range(4)]
@@ -508,6 +596,21 @@ class Signals(unittest.TestCase):
         self.assertIn("final collection", log)
         with self.assertRaises(OSError):  # no longer listening
             socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+
+    def test_drain_timeout_drops_queued_work(self):
+        # 20 jobs of 1 s queued on one worker: past drain_timeout they are
+        # dropped, not run (running them would take 20 s).
+        srv = Gyred("--set", "worker_threads=1", "--set", "drain_timeout=300ms")
+        conns = [srv.connect() for _ in range(20)]
+        for c in conns:
+            c.send(request("GET", "/work?ms=1000"))
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        srv.raise_signal(signal.SIGTERM)
+        srv.stop(sig=None, timeout=LIVENESS)
+        self.assertLess(time.monotonic() - t0, 12)
+        for c in conns:
+            c.close()
 
     def test_drain_timeout_closes_what_is_left(self):
         srv = Gyred("--set", "drain_timeout=300ms")
