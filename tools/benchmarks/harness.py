@@ -78,6 +78,7 @@ class Benchmark:
     rounds: int = MIN_ROUNDS
     targets: Tuple[str, ...] = ()  # CMake targets to build first
     packages: Tuple[str, ...] = ()  # Debian packages the anchors need
+    per_run: Tuple[str, ...] = ()  # keys printed for every run (e.g. rss, collections)
 
     def validate(self) -> None:
         names = [s.name for s in self.sides]
@@ -91,6 +92,18 @@ class Benchmark:
                     raise BenchError(f"{self.name}/{c.metric}: unknown side '{side}'")
             if c.goal is not None:
                 parse_goal(c.goal)
+
+
+def format_per_run(bench: "Benchmark", results: Dict[str, Dict[str, List[float]]]) -> str:
+    """One line per side and key of bench.per_run: its value in each round."""
+    lines = []
+    for key in bench.per_run:
+        for side in bench.sides:
+            values = results.get(side.name, {}).get(key)
+            if values:
+                lines.append(f"{key:<12} {side.name:<16} " +
+                             " ".join(f"{v:.6g}" for v in values))
+    return "\n".join(lines)
 
 
 def parse_goal(goal: str) -> Tuple[str, float]:

@@ -154,4 +154,5 @@ register(Benchmark(
     rounds=7,
     targets=("gyred", "bench_uv_hello"),
     packages=("wrk", "nginx-light"),
+    per_run=("rss", "rss_peak", "collections"),
 ))
