@@ -48,6 +48,12 @@ class MedianTest(unittest.TestCase):
 
 
 class GoalTest(unittest.TestCase):
+    def test_per_run_lines(self):
+        b = Benchmark(name="s", description="d", sides=(Side("a", ("a",)), Side("b", ("b",))),
+                      comparisons=(Comparison("m", "u", "a", "b", "b"),), per_run=("rss",))
+        text = harness.format_per_run(b, {"a": {"rss": [1.5, 2.0]}, "b": {"x": [1.0]}})
+        self.assertEqual(text.splitlines(), ["rss          a                1.5 2"])
+
     def test_parse(self):
         self.assertEqual(harness.parse_goal("<=1.3"), ("<=", 1.3))
         self.assertEqual(harness.parse_goal(">=2"), (">=", 2.0))
