@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "gyre/gc.h"
+#include "admin.h"
 #include "srv.h"
 
 uint64_t gy__now_ns(void) {
@@ -183,7 +185,11 @@ int gy_server_new(gy_server **out, const gy_config *cfg, gy_errmsg *err) {
         srv->loops[i].index = i;
         srv->loops[i].listen_fd = -1;
     }
+    srv->admin_fd = -1;
     int rc = gy__server_bind(srv, gy_config_str(srv->cfg, "listen"), err);
+    if (rc == GY_OK) {
+        rc = gy__admin_bind(srv, gy_config_str(srv->cfg, "admin_socket"), err);
+    }
     if (rc != GY_OK) {
         gy_server_free(srv);
         return rc;
@@ -209,6 +215,10 @@ void gy_server_free(gy_server *srv) {
         }
         free(srv->loops);
     }
+    if (srv->admin_fd >= 0) {
+        close(srv->admin_fd);
+    }
+    gy__admin_unlink(srv);
     gy__router_free(&srv->router);
     gy_config_free(srv->cfg);
     pthread_rwlock_destroy(&srv->cfg_lock);
@@ -257,6 +267,7 @@ static void gy__drain_timeout_cb(uv_timer_t *t) {
 static void gy__heap_check_cb(uv_timer_t *t) {
     gy__ctl *ctl = t->data;
     gy_server *srv = ctl->srv;
+    gy__admin_pause_check(srv);
     int64_t max = gy__lim(&srv->lim.max_heap_bytes);
     bool over = false;
     if (max > 0) {
@@ -281,6 +292,7 @@ static void gy__ctl_close_all(uv_handle_t *h, void *arg) {
 static void gy__ctl_async_cb(uv_async_t *h) {
     gy__ctl *ctl = h->data;
     gy_server *srv = ctl->srv;
+    gy__ctl_enter(srv);
     if (atomic_load(&srv->stopping) && !ctl->drain_started) {
         ctl->drain_started = true;
         gy__log(GY_LOG_INFO,
@@ -302,6 +314,7 @@ static void gy__ctl_async_cb(uv_async_t *h) {
 
 static void gy__signal_cb(uv_signal_t *s, int signum) {
     gy__ctl *ctl = s->data;
+    gy__ctl_enter(ctl->srv);
     if (signum == SIGHUP) {
         if (ctl->srv->on_reload != NULL) {
             ctl->srv->on_reload(ctl->srv, ctl->srv->reload_arg);
@@ -323,10 +336,27 @@ void gy_server_stop(gy_server *srv) {
     pthread_mutex_unlock(&srv->ctl_lock);
 }
 
+/* The control thread is a Gyre loop thread too (admin commands touch
+ * objects): quiescent in epoll, woken by ctl_wake. */
+static void gy__ctl_wake(void *arg) { uv_async_send(&((gy_server *)arg)->ctl_wake); }
+
+static void gy__ctl_wake_cb(uv_async_t *h) { gy__ctl_enter(h->data); }
+
+static void gy__ctl_prepare_cb(uv_prepare_t *h) {
+    gy_server *srv = h->data;
+    gy_safepoint();
+    gy_quiescent_begin();
+    srv->ctl_quiescent = true;
+}
+
+static void gy__ctl_check_cb(uv_check_t *h) { gy__ctl_enter(h->data); }
+
 int gy_server_run(gy_server *srv, gy_errmsg *err) {
     if (gy_thread_attached()) {
         return gy__fail(err, GY_ESTATE, "gy_server_run: the calling thread is attached");
     }
+    /* A peer that closes while we write must cost an EPIPE, not the process. */
+    signal(SIGPIPE, SIG_IGN);
     gy__ctl ctl = {.srv = srv};
     uv_loop_init(&srv->ctl);
     uv_async_init(&srv->ctl, &srv->ctl_async, gy__ctl_async_cb);
@@ -336,6 +366,20 @@ int gy_server_run(gy_server *srv, gy_errmsg *err) {
     uv_timer_init(&srv->ctl, &ctl.heap_timer);
     ctl.heap_timer.data = &ctl;
     uv_timer_start(&ctl.heap_timer, gy__heap_check_cb, 100, 100);
+    uv_async_init(&srv->ctl, &srv->ctl_wake, gy__ctl_wake_cb);
+    srv->ctl_wake.data = srv;
+    uv_prepare_init(&srv->ctl, &srv->ctl_prepare);
+    srv->ctl_prepare.data = srv;
+    uv_prepare_start(&srv->ctl_prepare, gy__ctl_prepare_cb);
+    uv_check_init(&srv->ctl, &srv->ctl_check);
+    srv->ctl_check.data = srv;
+    uv_check_start(&srv->ctl_check, gy__ctl_check_cb);
+    gy_thread_options topts = {
+        .kind = GY_THREAD_LOOP, .wake = gy__ctl_wake, .wake_arg = srv, .name = "control"};
+    bool attached = gy_thread_attach(&topts, err) == GY_OK;
+    if (attached && gy__admin_start(srv, err) != GY_OK) {
+        gy__log(GY_LOG_ERROR, "%s", err->text);
+    }
     if (srv->handle_signals) {
         uv_signal_t *sigs[] = {&ctl.sig_term, &ctl.sig_int, &ctl.sig_hup};
         int nums[] = {SIGTERM, SIGINT, SIGHUP};
@@ -381,6 +425,10 @@ int gy_server_run(gy_server *srv, gy_errmsg *err) {
                 srv->nloops == 1 ? "" : "s", srv->nworkers, srv->nworkers == 1 ? "" : "s");
     }
     uv_run(&srv->ctl, UV_RUN_DEFAULT);
+    gy__ctl_enter(srv);
+    if (attached) {
+        gy_thread_detach(); /* before joining: a join is a blocking wait */
+    }
     for (int i = 0; i < started; i++) {
         pthread_join(srv->loops[i].thread, NULL);
         if (srv->loops[i].rc != GY_OK && rc == GY_OK) {

@@ -260,6 +260,15 @@ void gy__workers_stop(gy__workers *w);
 void gy__workers_cancel(gy__workers *w);
 
 /* --- server.c -------------------------------------------------------------- */
+/* gc.disable's self-ending pause (admin_cmds.c; control thread only). */
+typedef struct gy__gc_pause {
+    bool active;
+    uint64_t until_ns;   /* 0: no time limit */
+    uint64_t max_bytes;  /* 0: no allocation budget */
+    uint64_t base_bytes; /* heap bytes when it began */
+    uint64_t pauses, resumed_time, resumed_bytes;
+} gy__gc_pause;
+
 struct gy_server {
     gy_config *cfg; /* guarded by cfg_lock */
     pthread_rwlock_t cfg_lock;
@@ -276,7 +285,15 @@ struct gy_server {
     bool handle_signals;
     void (*on_reload)(gy_server *srv, void *arg);
     void *reload_arg;
-    uv_loop_t ctl;        /* gy_server_run's loop */
+    uv_loop_t ctl;       /* gy_server_run's loop */
+    uv_async_t ctl_wake; /* the control thread's Gyre wake function */
+    uv_prepare_t ctl_prepare;
+    uv_check_t ctl_check;
+    bool ctl_quiescent; /* control thread only, as gy__loop.quiescent */
+    int admin_fd;       /* bound, not yet served (-1: none) */
+    char admin_path[108];
+    uv_pipe_t admin_pipe;
+    gy__gc_pause gc_pause;
     uv_async_t ctl_async; /* wakes it: stop requested */
     bool ctl_ready;
     pthread_mutex_t ctl_lock; /* guards ctl_ready against gy_server_stop */
@@ -295,6 +312,13 @@ struct gy_server {
 };
 
 uint64_t gy__now_ns(void);
+/* The control thread's gy__loop_enter. */
+static inline void gy__ctl_enter(gy_server *srv) {
+    if (srv->ctl_quiescent) {
+        srv->ctl_quiescent = false;
+        gy_quiescent_end();
+    }
+}
 /* Ask for a collection because the heap is over its limit (never waits). */
 void gy__server_heap_collect(gy_server *srv);
 void gy__server_count_status(gy_server *srv, int status);

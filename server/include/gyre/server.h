@@ -98,7 +98,8 @@ GY_API int gy_server_route(gy_server *srv, const char *method, const char *path,
 GY_API int gy_server_port(const gy_server *srv);
 
 /* gy_server_run: run the loops and workers on new threads and block until
- * gy_server_stop, then drain (see above) and join them. The calling thread
+ * gy_server_stop, then drain (see above) and join them. Sets SIGPIPE to
+ * SIG_IGN (a peer closing during a write is an error, not a signal). The calling thread
  * must not be attached. Returns 0 or GY_ENOMEM / GY_EIO (threads could not
  * start; nothing left running). */
 GY_API int gy_server_run(gy_server *srv, gy_errmsg *err);

@@ -7,11 +7,13 @@ Every wait is a generous liveness bound (seconds, for sanitizer builds on
 two noisy cores), never a speed check.
 """
 
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -26,10 +28,19 @@ class Gyred:
     """A running gyred. Use as a context manager: the process is stopped with
     SIGTERM at the end and must exit 0 with no sanitizer report."""
 
-    def __init__(self, *args, threads=2, listen="127.0.0.1:0", expect_start=True, cwd=None):
+    def __init__(self, *args, threads=2, listen="127.0.0.1:0", expect_start=True, cwd=None,
+                 admin_socket=True):
         if not GYRED:
             raise RuntimeError("GYRED is not set (the path of the gyred binary)")
         argv = [GYRED]
+        # Each server its own admin socket (tests run in parallel).
+        self.tmp = tempfile.TemporaryDirectory(prefix="gyred-")
+        self.admin_path = os.path.join(self.tmp.name, "gyre.sock")
+        if admin_socket is True:
+            argv += ["--admin-socket", self.admin_path]
+        elif admin_socket:
+            self.admin_path = admin_socket
+            argv += ["--admin-socket", admin_socket]
         if listen is not None:
             argv += ["--listen", listen]
         if threads is not None:
@@ -90,6 +101,17 @@ class Gyred:
         s.connect(("127.0.0.1", self.port))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return Conn(s)
+
+    def admin_connect(self, timeout=LIVENESS):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(self.admin_path)
+        return AdminConn(s)
+
+    def admin(self, line):
+        """One admin command on a new connection: the decoded answer."""
+        with self.admin_connect() as a:
+            return a.command(line)
 
     def get(self, path, headers=None, method="GET", body=b""):
         """One request on a new connection; returns the Response."""
@@ -230,6 +252,39 @@ class Conn:
             return True
         except socket.timeout:
             return False
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+class AdminConn:
+    """An admin socket session: one command per line, one JSON line back."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def answer(self):
+        while b"\n" not in self.buf:
+            d = self.sock.recv(65536)
+            if not d:
+                raise EOFError("admin socket closed")
+            self.buf += d
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def command(self, line):
+        self.send(line.encode() + b"\n")
+        return self.answer()
 
     def close(self):
         self.sock.close()

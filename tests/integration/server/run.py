@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Run test classes of test_gyred.py: run.py GYRED CLASS... (ctest calls it)."""
+"""Run test classes of test_gyred.py or test_admin.py: run.py GYRED CLASS... (ctest calls it)."""
 import os
 import sys
 import unittest
@@ -7,11 +7,13 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ["GYRED"] = os.path.abspath(sys.argv[1])
 
+import test_admin  # noqa: E402
 import test_gyred  # noqa: E402
 
 suite = unittest.TestSuite()
 for name in sys.argv[2:]:
-    suite.addTests(unittest.defaultTestLoader.loadTestsFromTestCase(getattr(test_gyred, name)))
+    module = test_admin if hasattr(test_admin, name) else test_gyred
+    suite.addTests(unittest.defaultTestLoader.loadTestsFromTestCase(getattr(module, name)))
 result = unittest.TextTestRunner(verbosity=2).run(suite)
 if result.skipped:
     print(f"{len(result.skipped)} skipped", file=sys.stderr)

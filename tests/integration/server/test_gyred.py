@@ -261,6 +261,17 @@ class Pipelining(unittest.TestCase):
                 want = b"slept 50 ms\n" if i % 10 == 5 else f"#{i}".encode()
                 self.assertEqual(r.body, want, i)
 
+    def test_client_gone_mid_answer(self):
+        # Big answers to a client that has closed: EPIPE for that
+        # connection, never a signal for the process.
+        with Gyred("--set", "max_body_bytes=8m") as srv:
+            for _ in range(5):
+                c = srv.connect()
+                c.send(request("POST", "/echo", body=b"p" * (4 << 20)) * 2)
+                c.close()
+            time.sleep(0.2)
+            good_request_works(self, srv)
+
     def test_pipelined_then_close(self):
         with Gyred() as srv, srv.connect() as c:
             c.send(request("GET", "/") * 3 + request("GET", "/", {"Connection": "close"})

@@ -234,7 +234,8 @@ http {{
 def start(args, tmp):
     """(Server, port)."""
     if args.kind == "gyred":
-        srv = Server([args.binary, "--listen", "127.0.0.1:0", *args.server_args], tmp, "gyred")
+        srv = Server([args.binary, "--listen", "127.0.0.1:0", "--admin-socket",
+                      os.path.join(tmp, "gyre.sock"), *args.server_args], tmp, "gyred")
         return srv, int(srv.wait_line(LISTEN_RE).group(1))
     if args.kind == "uv_hello":
         srv = Server([args.binary, "0", *args.server_args], tmp, "uv_hello")

@@ -1,0 +1,301 @@
+/* server/src/admin.c: the admin Unix socket: one command per line, one line
+ * of JSON per answer, in order, many per connection. A connection's level
+ * comes from SO_PEERCRED: root and the server's own uid are admin; anyone
+ * else is refused (the socket is 0600 anyway). A client that writes without
+ * reading is not read from while more than 1 MiB of answers wait for it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "admin.h"
+
+#define GY__ADMIN_LINE_MAX 4096
+#define GY__ADMIN_OUT_HIGH (1u << 20)
+
+typedef struct gy__admin_conn {
+    uv_pipe_t pipe;
+    gy__admin_session s;
+    gy__buf in;
+    bool discarding; /* inside a line that was too long */
+    bool reading;
+    bool closing;
+    size_t out_pending;
+} gy__admin_conn;
+
+typedef struct gy__admin_write {
+    uv_write_t req;
+    gy__admin_conn *c;
+    size_t len;
+    char data[];
+} gy__admin_write;
+
+static int gy__afail(gy_errmsg *err, int code, const char *what, const char *path) {
+    if (err != NULL) {
+        err->code = code;
+        snprintf(err->text, sizeof err->text, "admin_socket '%s': %s", path, what);
+    }
+    return code;
+}
+
+/* mkdir -p of the socket's directory (0700). */
+static int gy__mkdirs(const char *path) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL || slash == dir) {
+        return 0;
+    }
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    return mkdir(dir, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int gy__admin_bind(gy_server *srv, const char *path, gy_errmsg *err) {
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    /* libuv 1.44 truncates long paths silently: check here. */
+    if (strlen(path) >= sizeof sa.sun_path) {
+        char what[128];
+        snprintf(what, sizeof what, "longer than the %zu bytes a Unix socket path may have",
+                 sizeof sa.sun_path - 1);
+        return gy__afail(err, GY_EINVAL, what, path);
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (gy__mkdirs(path) != 0) {
+        return gy__afail(err, GY_EIO, strerror(errno), path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return gy__afail(err, GY_EIO, strerror(errno), path);
+    }
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        close(fd);
+        return gy__afail(err, GY_EEXIST, "another server answers on it", path);
+    }
+    if (errno == ECONNREFUSED) {
+        unlink(path); /* stale: nothing listens on it */
+    }
+    close(fd);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return gy__afail(err, GY_EIO, strerror(errno), path);
+    }
+    /* 0600 from the start (umask 0177): no window in which others could connect. The
+     * umask is the process's, so this runs before any other thread starts. */
+    mode_t old = umask(0177);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    int e = errno;
+    umask(old);
+    if (rc != 0 || listen(fd, 64) != 0) {
+        if (rc == 0) {
+            e = errno;
+        }
+        close(fd);
+        return gy__afail(err, GY_EIO, strerror(e), path);
+    }
+    srv->admin_fd = fd;
+    snprintf(srv->admin_path, sizeof srv->admin_path, "%s", path);
+    return GY_OK;
+}
+
+void gy__admin_unlink(gy_server *srv) {
+    if (srv->admin_path[0] != '\0') {
+        unlink(srv->admin_path);
+        srv->admin_path[0] = '\0';
+    }
+}
+
+static void gy__admin_closed(uv_handle_t *h) {
+    gy__admin_conn *c = (gy__admin_conn *)h;
+    gy__buf_free(&c->in);
+    free(c);
+}
+
+static void gy__admin_close(gy__admin_conn *c) {
+    if (!c->closing) {
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->pipe, gy__admin_closed);
+    }
+}
+
+static void gy__admin_process(gy__admin_conn *c);
+static void gy__admin_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
+
+static void gy__admin_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+    (void)h;
+    (void)hint;
+    static _Thread_local char rbuf[8192]; /* the control thread only */
+    *buf = uv_buf_init(rbuf, sizeof rbuf);
+}
+
+static void gy__admin_write_cb(uv_write_t *req, int status) {
+    gy__admin_write *w = (gy__admin_write *)req;
+    gy__admin_conn *c = w->c;
+    gy__ctl_enter(c->s.srv);
+    c->out_pending -= w->len;
+    free(w);
+    if (status != 0) {
+        gy__admin_close(c);
+        return;
+    }
+    if (!c->closing && c->out_pending < GY__ADMIN_OUT_HIGH / 4) {
+        gy__admin_process(c); /* lines left waiting, then read more */
+    }
+}
+
+static void gy__admin_send(gy__admin_conn *c, const char *line) {
+    size_t len = strlen(line);
+    gy__admin_write *w = malloc(sizeof *w + len + 1);
+    if (w == NULL) {
+        gy__admin_close(c);
+        return;
+    }
+    memcpy(w->data, line, len);
+    w->data[len] = '\n';
+    w->len = len + 1;
+    w->c = c;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
+    c->out_pending += w->len;
+    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, gy__admin_write_cb) != 0) {
+        c->out_pending -= w->len;
+        free(w);
+        gy__admin_close(c);
+    }
+}
+
+/* Run the complete lines in c->in while the client keeps up; then read. */
+static void gy__admin_process(gy__admin_conn *c) {
+    size_t start = 0;
+    while (c->in.len > 0 && !c->closing && c->out_pending < GY__ADMIN_OUT_HIGH) {
+        char *nl = memchr(c->in.p + start, '\n', c->in.len - start);
+        if (nl == NULL) {
+            break;
+        }
+        *nl = '\0';
+        char *line = c->in.p + start;
+        start = (size_t)(nl - c->in.p) + 1;
+        if (c->discarding) {
+            c->discarding = false; /* the end of the over-long line */
+            continue;
+        }
+        size_t ll = strlen(line);
+        if (ll > 0 && line[ll - 1] == '\r') {
+            line[--ll] = '\0';
+        }
+        if (ll == 0) {
+            continue; /* an empty line gets no answer */
+        }
+        char *answer = gy__admin_exec(&c->s, ll > GY__ADMIN_LINE_MAX ? NULL : line);
+        if (answer == NULL) {
+            gy__admin_close(c);
+            return;
+        }
+        gy__admin_send(c, answer);
+        free(answer);
+    }
+    if (start > 0) {
+        memmove(c->in.p, c->in.p + start, c->in.len - start);
+        c->in.len -= start;
+    }
+    if (c->in.len > GY__ADMIN_LINE_MAX && !c->discarding) {
+        /* A line over the limit: answer once, drop it up to its newline. */
+        char *answer = gy__admin_exec(&c->s, NULL);
+        if (answer != NULL) {
+            gy__admin_send(c, answer);
+            free(answer);
+        }
+        c->discarding = true;
+        c->in.len = 0;
+    } else if (c->discarding) {
+        c->in.len = 0;
+    }
+    bool want = !c->closing && c->out_pending < GY__ADMIN_OUT_HIGH;
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->pipe, gy__admin_alloc, gy__admin_read_cb) == 0) {
+            c->reading = true;
+        }
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->pipe);
+        c->reading = false;
+    }
+}
+
+static void gy__admin_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
+    gy__admin_conn *c = (gy__admin_conn *)st;
+    gy__ctl_enter(c->s.srv);
+    if (n < 0) {
+        gy__admin_close(c);
+        return;
+    }
+    if (n > 0 && !gy__buf_append(&c->in, buf->base, (size_t)n)) {
+        gy__admin_close(c);
+        return;
+    }
+    gy__admin_process(c);
+}
+
+static void gy__admin_connection_cb(uv_stream_t *server, int status) {
+    gy_server *srv = server->data;
+    gy__ctl_enter(srv);
+    if (status < 0) {
+        return;
+    }
+    gy__admin_conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        return;
+    }
+    uv_pipe_init(&srv->ctl, &c->pipe, 0);
+    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
+        uv_close((uv_handle_t *)&c->pipe, gy__admin_closed);
+        return;
+    }
+    c->s.srv = srv;
+    uv_os_fd_t fd;
+    struct ucred cred;
+    socklen_t cl = sizeof cred;
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
+        gy__admin_close(c);
+        return;
+    }
+    if (cred.uid == 0 || cred.uid == getuid()) {
+        c->s.level = GY__LEVEL_ADMIN;
+    } else {
+        gy__log(GY_LOG_WARN, "admin: refused uid %u (pid %d)", (unsigned)cred.uid, (int)cred.pid);
+        gy__admin_send(c, "{\"ok\":false,\"error\":{\"code\":\"EPERM\",\"message\":\"this uid may "
+                          "not use the admin socket\"}}");
+        gy__admin_close(c);
+        return;
+    }
+    gy__admin_process(c);
+}
+
+int gy__admin_start(gy_server *srv, gy_errmsg *err) {
+    if (srv->admin_fd < 0) {
+        return GY_OK;
+    }
+    uv_pipe_init(&srv->ctl, &srv->admin_pipe, 0);
+    srv->admin_pipe.data = srv;
+    int rc = uv_pipe_open(&srv->admin_pipe, srv->admin_fd);
+    if (rc == 0) {
+        srv->admin_fd = -1; /* the handle owns it now */
+        rc = uv_listen((uv_stream_t *)&srv->admin_pipe, 64, gy__admin_connection_cb);
+    }
+    if (rc != 0) {
+        return gy__afail(err, GY_EIO, uv_strerror(rc), srv->admin_path);
+    }
+    gy__log(GY_LOG_INFO, "admin socket %s", srv->admin_path);
+    return GY_OK;
+}

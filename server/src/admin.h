@@ -1,0 +1,52 @@
+/* server/src/admin.h: the admin Unix socket (admin.c) and its command table
+ * (admin_cmds.c). Everything here runs on the control thread, which is
+ * attached to Gyre as a loop thread while the server runs. */
+#ifndef GY_SERVER_ADMIN_H
+#define GY_SERVER_ADMIN_H
+
+#include <jansson.h>
+
+#include "srv.h"
+
+/* Access levels, HAProxy's: each includes the ones below it. */
+typedef enum { GY__LEVEL_USER = 0, GY__LEVEL_OPERATOR = 1, GY__LEVEL_ADMIN = 2 } gy__level;
+
+/* One session (connection) as a command sees it. */
+typedef struct gy__admin_session {
+    gy_server *srv;
+    gy__level level;
+} gy__admin_session;
+
+/* A command: fills *result (a NEW json reference) and returns 0, or returns
+ * a GY_E* code with a message in err (the usage is added by the caller). */
+typedef int (*gy__admin_fn)(gy__admin_session *s, int argc, char **argv, json_t **result,
+                            gy_errmsg *err);
+
+typedef struct gy__admin_cmd {
+    const char *name;
+    const char *args; /* usage after the name, "" if none */
+    int min_args, max_args;
+    gy__level level;
+    const char *summary;
+    gy__admin_fn fn;
+} gy__admin_cmd;
+
+/* admin_cmds.c: the table, NULL-name terminated. */
+extern const gy__admin_cmd gy__admin_cmds[];
+/* Run one command line; returns the answer line (malloc'd, no newline). */
+char *gy__admin_exec(gy__admin_session *s, char *line);
+/* The gc.disable pause that resumes by itself: checked by the control
+ * loop's timer (time and allocation budget). */
+void gy__admin_pause_check(gy_server *srv);
+
+/* admin.c */
+/* Bind the socket (before the loops start; umask 0177 for the bind: 0600): a stale
+ * socket is replaced only if nothing answers on it; a path longer than
+ * sun_path is refused. Returns 0, GY_EINVAL, GY_EEXIST, GY_EIO. */
+int gy__admin_bind(gy_server *srv, const char *path, gy_errmsg *err);
+/* Start serving it on the control loop. */
+int gy__admin_start(gy_server *srv, gy_errmsg *err);
+/* Remove the socket file (at free). */
+void gy__admin_unlink(gy_server *srv);
+
+#endif /* GY_SERVER_ADMIN_H */

@@ -1,0 +1,560 @@
+/* server/src/admin_cmds.c: the admin commands, declared once in a table
+ * (name, arguments, level, summary, handler; HAProxy cli.c style). `help`
+ * is generated from it. Names follow Python's gc module. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "gyre/gc.h"
+#include "gyre/list.h"
+
+static const char *const gy__level_names[] = {"user", "operator", "admin"};
+
+static int gy__cfail(gy_errmsg *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int gy__cfail(gy_errmsg *err, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->text, sizeof err->text, fmt, ap);
+    va_end(ap);
+    err->code = code;
+    return code;
+}
+
+/* A decimal integer argument within [lo, hi]. */
+static int gy__arg_long(const char *s, long lo, long hi, const char *what, long *out,
+                        gy_errmsg *err) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 0);
+    if (*s == '\0' || *end != '\0' || errno != 0) {
+        return gy__cfail(err, GY_EINVAL, "%s '%s': not an integer", what, s);
+    }
+    if (v < lo || v > hi) {
+        return gy__cfail(err, GY_ERANGE, "%s %ld: must be %ld..%ld", what, v, lo, hi);
+    }
+    *out = v;
+    return GY_OK;
+}
+
+static json_t *gy__id_json(const void *ob) {
+    gy_id id = gy_object_id(ob);
+    char buf[48];
+    snprintf(buf, sizeof buf, "0x%" PRIx64 ":%" PRIu64, id.addr, id.serial);
+    return json_string(buf);
+}
+
+/* --- help, level ------------------------------------------------------------------ */
+
+static json_t *gy__cmd_json(const gy__admin_cmd *c) {
+    char usage[160];
+    snprintf(usage, sizeof usage, "%s%s%s", c->name, c->args[0] ? " " : "", c->args);
+    return json_pack("{s:s, s:s, s:s, s:s}", "name", c->name, "usage", usage, "level",
+                     gy__level_names[c->level], "summary", c->summary);
+}
+
+static int gy__help(gy__admin_session *s, int argc, char **argv, json_t **out, gy_errmsg *err) {
+    (void)s;
+    json_t *list = json_array();
+    for (const gy__admin_cmd *c = gy__admin_cmds; c->name; c++) {
+        if (argc == 1 && strcmp(c->name, argv[0]) == 0) {
+            json_decref(list);
+            *out = gy__cmd_json(c);
+            return GY_OK;
+        }
+        if (argc == 0) {
+            json_array_append_new(list, gy__cmd_json(c));
+        }
+    }
+    if (argc == 1) {
+        json_decref(list);
+        return gy__cfail(err, GY_ENOENT, "no command '%s'", argv[0]);
+    }
+    *out = list;
+    return GY_OK;
+}
+
+static int gy__cmd_level(gy__admin_session *s, int argc, char **argv, json_t **out,
+                         gy_errmsg *err) {
+    (void)argc;
+    for (int l = 0; l <= GY__LEVEL_ADMIN; l++) {
+        if (strcmp(argv[0], gy__level_names[l]) == 0) {
+            if ((gy__level)l > s->level) {
+                return gy__cfail(err, GY_EPERM, "level %s is above this session's (%s)", argv[0],
+                                 gy__level_names[s->level]);
+            }
+            s->level = (gy__level)l;
+            *out = json_string(gy__level_names[l]);
+            return GY_OK;
+        }
+    }
+    return gy__cfail(err, GY_EINVAL, "unknown level '%s' (user, operator, admin)", argv[0]);
+}
+
+/* --- gc.* --------------------------------------------------------------------------- */
+
+static int gy__gc_get_threshold(gy__admin_session *s, int argc, char **argv, json_t **out,
+                                gy_errmsg *err) {
+    (void)s, (void)argc, (void)argv, (void)err;
+    long t[GY_GC_GENERATIONS];
+    gy_gc_get_threshold(t);
+    *out = json_pack("[I,I,I]", (json_int_t)t[0], (json_int_t)t[1], (json_int_t)t[2]);
+    return GY_OK;
+}
+
+static int gy__gc_set_threshold(gy__admin_session *s, int argc, char **argv, json_t **out,
+                                gy_errmsg *err) {
+    (void)s;
+    long t[GY_GC_GENERATIONS];
+    gy_gc_get_threshold(t);
+    for (int i = 0; i < argc; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "threshold %d", i);
+        int rc = gy__arg_long(argv[i], 0, GY_GC_THRESHOLD_MAX, what, &t[i], err);
+        if (rc != GY_OK) {
+            return rc;
+        }
+    }
+    int rc = gy_gc_set_threshold(t[0], t[1], t[2], err);
+    if (rc != GY_OK) {
+        return rc;
+    }
+    return gy__gc_get_threshold(s, 0, NULL, out, err);
+}
+
+static int gy__gc_isenabled(gy__admin_session *s, int argc, char **argv, json_t **out,
+                            gy_errmsg *err) {
+    (void)s, (void)argc, (void)argv, (void)err;
+    *out = json_boolean(gy_gc_isenabled());
+    return GY_OK;
+}
+
+static int gy__gc_get_count(gy__admin_session *s, int argc, char **argv, json_t **out,
+                            gy_errmsg *err) {
+    (void)s, (void)argc, (void)argv, (void)err;
+    long c[GY_GC_GENERATIONS];
+    gy_gc_get_count(c);
+    *out = json_pack("[I,I,I]", (json_int_t)c[0], (json_int_t)c[1], (json_int_t)c[2]);
+    return GY_OK;
+}
+
+static int gy__gc_get_stats(gy__admin_session *s, int argc, char **argv, json_t **out,
+                            gy_errmsg *err) {
+    (void)s, (void)argc, (void)argv, (void)err;
+    gy_gc_gen_stats g[GY_GC_GENERATIONS];
+    gy_gc_get_stats(g);
+    json_t *list = json_array();
+    for (int i = 0; i < GY_GC_GENERATIONS; i++) {
+        json_array_append_new(
+            list, json_pack("{s:I, s:I, s:I, s:f, s:f, s:f}", "collections",
+                            (json_int_t)g[i].collections, "collected", (json_int_t)g[i].collected,
+                            "uncollectable", (json_int_t)g[i].uncollectable, "duration_s",
+                            (double)g[i].duration_ns / 1e9, "pause_s", (double)g[i].pause_ns / 1e9,
+                            "max_pause_s", (double)g[i].max_pause_ns / 1e9));
+    }
+    *out = list;
+    return GY_OK;
+}
+
+static int gy__gc_enable(gy__admin_session *s, int argc, char **argv, json_t **out,
+                         gy_errmsg *err) {
+    (void)argc, (void)argv, (void)err;
+    s->srv->gc_pause.active = false;
+    gy_gc_enable();
+    *out = json_true();
+    return GY_OK;
+}
+
+/* gc.disable [SECONDS] [max-bytes N]: a pause that ends by itself when the
+ * time or the allocation budget (heap growth since the pause) runs out. */
+static int gy__gc_disable(gy__admin_session *s, int argc, char **argv, json_t **out,
+                          gy_errmsg *err) {
+    gy__gc_pause *p = &s->srv->gc_pause;
+    long secs = 0, bytes = 0;
+    int i = 0;
+    if (i < argc && strcmp(argv[i], "max-bytes") != 0) {
+        int rc = gy__arg_long(argv[i], 1, 86400 * 365, "SECONDS", &secs, err);
+        if (rc != GY_OK) {
+            return rc;
+        }
+        i++;
+    }
+    if (i < argc) {
+        if (strcmp(argv[i], "max-bytes") != 0 || i + 1 >= argc) {
+            return gy__cfail(err, GY_EINVAL, "expected 'max-bytes N' after SECONDS");
+        }
+        int rc = gy__arg_long(argv[i + 1], 1, LONG_MAX, "max-bytes", &bytes, err);
+        if (rc != GY_OK) {
+            return rc;
+        }
+        i += 2;
+    }
+    if (i != argc) {
+        return gy__cfail(err, GY_EINVAL, "unexpected '%s'", argv[i]);
+    }
+    gy_runtime_stats st;
+    gy_runtime_get_stats(&st);
+    p->active = secs > 0 || bytes > 0;
+    p->until_ns = secs > 0 ? gy__now_ns() + (uint64_t)secs * 1000000000u : 0;
+    p->max_bytes = (uint64_t)bytes;
+    p->base_bytes = st.bytes_live;
+    p->pauses++;
+    gy_gc_disable();
+    *out = json_pack("{s:b, s:I, s:I}", "enabled", 0, "seconds", (json_int_t)secs, "max_bytes",
+                     (json_int_t)bytes);
+    return GY_OK;
+}
+
+void gy__admin_pause_check(gy_server *srv) {
+    gy__gc_pause *p = &srv->gc_pause;
+    if (!p->active) {
+        return;
+    }
+    const char *why = NULL;
+    if (p->until_ns != 0 && gy__now_ns() >= p->until_ns) {
+        why = "its time ran out";
+        p->resumed_time++;
+    } else if (p->max_bytes != 0) {
+        gy_runtime_stats st;
+        gy_runtime_get_stats(&st);
+        if (st.bytes_live > p->base_bytes && st.bytes_live - p->base_bytes > p->max_bytes) {
+            why = "its allocation budget ran out";
+            p->resumed_bytes++;
+        }
+    }
+    if (why != NULL) {
+        p->active = false;
+        gy_gc_enable();
+        gy__log(GY_LOG_INFO, "gc.disable: collection enabled again: %s", why);
+    }
+}
+
+static int gy__gc_collect(gy__admin_session *s, int argc, char **argv, json_t **out,
+                          gy_errmsg *err) {
+    (void)s;
+    long gen = 2;
+    if (argc == 1) {
+        int rc = gy__arg_long(argv[0], 0, 2, "GEN", &gen, err);
+        if (rc != GY_OK) {
+            return rc;
+        }
+    }
+    gy_gc_result r;
+    int rc = gy_gc_collect((int)gen, &r, err);
+    if (rc != GY_OK) {
+        return rc;
+    }
+    *out = json_pack("{s:I, s:I, s:f, s:f}", "collected", (json_int_t)r.collected, "uncollectable",
+                     (json_int_t)r.uncollectable, "duration_s", (double)r.duration_ns / 1e9,
+                     "pause_s", (double)r.pause_ns / 1e9);
+    return GY_OK;
+}
+
+/* A list of {id, type} for the objects of `list`, at most n. */
+static json_t *gy__objects_json(gy_list *list, long n) {
+    json_t *arr = json_array();
+    size_t len = gy_list_len(list);
+    for (size_t i = 0; i < len && (long)i < n; i++) {
+        gy_object *ob = gy_list_get(list, i);
+        if (ob != NULL) {
+            json_array_append_new(
+                arr, json_pack("{s:o, s:s}", "id", gy__id_json(ob), "type", gy_type_of(ob)->name));
+            gy_decref(ob);
+        }
+    }
+    return arr;
+}
+
+static int gy__gc_get_objects(gy__admin_session *s, int argc, char **argv, json_t **out,
+                              gy_errmsg *err) {
+    (void)s;
+    long gen = -1, n = 100;
+    if (argc >= 1 && gy__arg_long(argv[0], -1, 2, "GEN", &gen, err) != GY_OK) {
+        return err->code;
+    }
+    if (argc >= 2 && gy__arg_long(argv[1], 0, 1000000, "N", &n, err) != GY_OK) {
+        return err->code;
+    }
+    gy_list *list;
+    int rc = gy_gc_get_objects((int)gen, &list, err);
+    if (rc != GY_OK) {
+        return rc;
+    }
+    *out = json_pack("{s:I, s:o}", "count", (json_int_t)gy_list_len(list), "objects",
+                     gy__objects_json(list, n));
+    gy_decref(list);
+    return GY_OK;
+}
+
+static int gy__gc_freeze(gy__admin_session *s, int argc, char **argv, json_t **out,
+                         gy_errmsg *err) {
+    (void)s, (void)argc, (void)argv, (void)err;
+    gy_gc_freeze();
+    *out = json_integer((json_int_t)gy_gc_get_freeze_count());
+    return GY_OK;
+}
+
+static int gy__gc_unfreeze(gy__admin_session *s, int argc, char **argv, json_t **out,
+                           gy_errmsg *err) {
+    (void)s, (void)argc, (void)argv, (void)err;
+    gy_gc_unfreeze();
+    *out = json_integer((json_int_t)gy_gc_get_freeze_count());
+    return GY_OK;
+}
+
+static int gy__gc_get_freeze_count(gy__admin_session *s, int argc, char **argv, json_t **out,
+                                   gy_errmsg *err) {
+    (void)s, (void)argc, (void)argv, (void)err;
+    *out = json_integer((json_int_t)gy_gc_get_freeze_count());
+    return GY_OK;
+}
+
+static int gy__gc_garbage(gy__admin_session *s, int argc, char **argv, json_t **out,
+                          gy_errmsg *err) {
+    (void)s, (void)argc, (void)argv;
+    gy_list *list;
+    int rc = gy_gc_garbage(&list);
+    if (rc != GY_OK) {
+        return gy__cfail(err, rc, "%s", gy_strerror(rc));
+    }
+    *out = gy__objects_json(list, 1000);
+    gy_decref(list);
+    return GY_OK;
+}
+
+static int gy__gc_set_debug(gy__admin_session *s, int argc, char **argv, json_t **out,
+                            gy_errmsg *err) {
+    (void)s, (void)argc;
+    long flags;
+    int rc = gy__arg_long(argv[0], 0, 0xffff, "FLAGS", &flags, err);
+    if (rc != GY_OK) {
+        return rc;
+    }
+    if (gy_gc_set_debug((unsigned)flags) != GY_OK) {
+        return gy__cfail(err, GY_EINVAL,
+                         "unknown flag bits in %ld (STATS 1, COLLECTABLE 2, "
+                         "UNCOLLECTABLE 4, SAVEALL 32, LEAK 38)",
+                         flags);
+    }
+    *out = json_integer((json_int_t)gy_gc_get_debug());
+    return GY_OK;
+}
+
+static int gy__gc_get_debug(gy__admin_session *s, int argc, char **argv, json_t **out,
+                            gy_errmsg *err) {
+    (void)s, (void)argc, (void)argv, (void)err;
+    *out = json_integer((json_int_t)gy_gc_get_debug());
+    return GY_OK;
+}
+
+/* --- config.*, server.* ------------------------------------------------------------ */
+
+static int gy__config_get(gy__admin_session *s, int argc, char **argv, json_t **out,
+                          gy_errmsg *err) {
+    size_t n;
+    const gy_setting *tab = gy_settings(&n);
+    json_t *obj = json_object();
+    for (size_t i = 0; i < n; i++) {
+        if (argc == 1 && strcmp(tab[i].name, argv[0]) != 0) {
+            continue;
+        }
+        char v[512];
+        pthread_rwlock_rdlock(&s->srv->cfg_lock);
+        gy_config_format(s->srv->cfg, tab[i].name, v, sizeof v);
+        pthread_rwlock_unlock(&s->srv->cfg_lock);
+        json_object_set_new(obj, tab[i].name, json_string(v));
+    }
+    if (argc == 1 && json_object_size(obj) == 0) {
+        json_decref(obj);
+        return gy__cfail(err, GY_ENOENT, "no setting '%s'", argv[0]);
+    }
+    *out = obj;
+    return GY_OK;
+}
+
+static int gy__config_set(gy__admin_session *s, int argc, char **argv, json_t **out,
+                          gy_errmsg *err) {
+    (void)argc;
+    gy_config *next;
+    pthread_rwlock_rdlock(&s->srv->cfg_lock);
+    int rc = gy_config_copy(s->srv->cfg, &next);
+    pthread_rwlock_unlock(&s->srv->cfg_lock);
+    if (rc != GY_OK) {
+        return gy__cfail(err, rc, "out of memory");
+    }
+    const char *names[1] = {argv[0]}, *values[1] = {argv[1]};
+    rc = gy_config_set_many(next, 1, names, values, "admin config.set", true, err);
+    if (rc == GY_OK) {
+        rc = gy_server_reconfigure(s->srv, next, NULL, 0, err);
+    }
+    gy_config_free(next);
+    if (rc != GY_OK) {
+        return rc;
+    }
+    return gy__config_get(s, 1, argv, out, err);
+}
+
+static int gy__server_stats(gy__admin_session *s, int argc, char **argv, json_t **out,
+                            gy_errmsg *err) {
+    (void)argc, (void)argv, (void)err;
+    gy_server_stats st;
+    gy_server_get_stats(s->srv, &st);
+    gy_runtime_stats rt;
+    gy_runtime_get_stats(&rt);
+    const gy__gc_pause *p = &s->srv->gc_pause;
+    *out = json_pack(
+        "{s:f, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I}, "
+        "s:{s:b, s:I, s:I, s:I}}",
+        "uptime_s", (double)(gy__now_ns() - s->srv->start_ns) / 1e9, "connections", "open",
+        (json_int_t)st.connections_open, "accepted", (json_int_t)st.connections_accepted, "refused",
+        (json_int_t)st.connections_refused, "requests", "answered", (json_int_t)st.requests, "4xx",
+        (json_int_t)st.responses_4xx, "5xx", (json_int_t)st.responses_5xx, "bad",
+        (json_int_t)st.bad_requests, "overload_503", (json_int_t)st.overload_503, "timeouts",
+        (json_int_t)st.timeouts, "heap", "objects", (json_int_t)rt.objects_live, "bytes",
+        (json_int_t)rt.bytes_live, "gc_pause", "active", p->active, "pauses", (json_int_t)p->pauses,
+        "resumed_by_time", (json_int_t)p->resumed_time, "resumed_by_bytes",
+        (json_int_t)p->resumed_bytes);
+    return GY_OK;
+}
+
+/* --- the table -------------------------------------------------------------------------- */
+
+#define U GY__LEVEL_USER
+#define O GY__LEVEL_OPERATOR
+#define A GY__LEVEL_ADMIN
+const gy__admin_cmd gy__admin_cmds[] = {
+    {"help", "[CMD]", 0, 1, U, "the commands, or one", gy__help},
+    {"level", "user|operator|admin", 1, 1, U, "lower this session's level", gy__cmd_level},
+    {"gc.get_threshold", "", 0, 0, U, "the three thresholds", gy__gc_get_threshold},
+    {"gc.set_threshold", "T0 [T1 [T2]]", 1, 3, O, "set thresholds (0 disables automatic)",
+     gy__gc_set_threshold},
+    {"gc.isenabled", "", 0, 0, U, "whether automatic collection is on", gy__gc_isenabled},
+    {"gc.get_count", "", 0, 0, U, "counts toward each threshold", gy__gc_get_count},
+    {"gc.get_stats", "", 0, 0, U, "per generation: collections, collected, uncollectable",
+     gy__gc_get_stats},
+    {"gc.disable", "[SECONDS] [max-bytes N]", 0, 3, O,
+     "pause automatic collection (until the time or heap growth runs out)", gy__gc_disable},
+    {"gc.enable", "", 0, 0, O, "resume automatic collection", gy__gc_enable},
+    {"gc.collect", "[GEN]", 0, 1, O, "collect a generation (default 2)", gy__gc_collect},
+    {"gc.get_objects", "[GEN] [N]", 0, 2, A, "tracked objects (ids and types)", gy__gc_get_objects},
+    {"gc.freeze", "", 0, 0, O, "move everything tracked to the permanent generation",
+     gy__gc_freeze},
+    {"gc.unfreeze", "", 0, 0, O, "move it back to the oldest generation", gy__gc_unfreeze},
+    {"gc.get_freeze_count", "", 0, 0, U, "objects in the permanent generation",
+     gy__gc_get_freeze_count},
+    {"gc.garbage", "", 0, 0, A, "the garbage list (ids and types)", gy__gc_garbage},
+    {"gc.set_debug", "FLAGS", 1, 1, A, "debug flags (Python's values)", gy__gc_set_debug},
+    {"gc.get_debug", "", 0, 0, U, "debug flags", gy__gc_get_debug},
+    {"config.get", "[KEY]", 0, 1, U, "settings and their values", gy__config_get},
+    {"config.set", "KEY VALUE", 2, 2, A, "change a run-time setting", gy__config_set},
+    {"server.stats", "", 0, 0, U, "connections, requests, heap", gy__server_stats},
+    {NULL, NULL, 0, 0, U, NULL, NULL},
+};
+#undef U
+#undef O
+#undef A
+
+/* --- running a line ---------------------------------------------------------------------- */
+
+static size_t gy__distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40) {
+        return 99;
+    }
+    size_t d[41][41];
+    for (size_t i = 0; i <= la; i++) {
+        d[i][0] = i;
+    }
+    for (size_t j = 0; j <= lb; j++) {
+        d[0][j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+    }
+    return d[la][lb];
+}
+
+static char *gy__answer_error(int code, const char *message, const char *usage) {
+    json_t *e = json_pack("{s:s, s:s}", "code", gy_err_name(code), "message", message);
+    if (usage != NULL) {
+        json_object_set_new(e, "usage", json_string(usage));
+    }
+    json_t *a = json_pack("{s:b, s:o}", "ok", 0, "error", e);
+    char *s = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return s;
+}
+
+char *gy__admin_exec(gy__admin_session *s, char *line) {
+    if (line == NULL) {
+        return gy__answer_error(GY_EINVAL, "line longer than 4096 bytes (ignored)", NULL);
+    }
+    char *argv[17];
+    int argc = 0;
+    for (char *save = NULL, *t = strtok_r(line, " \t", &save); t != NULL;
+         t = strtok_r(NULL, " \t", &save)) {
+        if (argc == 17) {
+            return gy__answer_error(GY_EINVAL, "too many arguments", NULL);
+        }
+        argv[argc++] = t;
+    }
+    if (argc == 0) {
+        return NULL;
+    }
+    const gy__admin_cmd *cmd = NULL, *near = NULL;
+    size_t best = 99;
+    for (const gy__admin_cmd *c = gy__admin_cmds; c->name; c++) {
+        if (strcmp(c->name, argv[0]) == 0) {
+            cmd = c;
+            break;
+        }
+        size_t d = gy__distance(c->name, argv[0]);
+        if (d < best) {
+            best = d;
+            near = c;
+        }
+    }
+    char msg[GY_ERRMSG_SIZE + 64];
+    if (cmd == NULL) {
+        if (near != NULL && best <= 3) {
+            snprintf(msg, sizeof msg, "unknown command '%.64s'; did you mean '%s'?", argv[0],
+                     near->name);
+        } else {
+            snprintf(msg, sizeof msg, "unknown command '%.64s' (try help)", argv[0]);
+        }
+        return gy__answer_error(GY_ENOENT, msg, NULL);
+    }
+    char usage[160];
+    snprintf(usage, sizeof usage, "%s%s%s", cmd->name, cmd->args[0] ? " " : "", cmd->args);
+    if (cmd->level > s->level) {
+        snprintf(msg, sizeof msg, "%s needs level %s (this session: %s)", cmd->name,
+                 gy__level_names[cmd->level], gy__level_names[s->level]);
+        gy__log(GY_LOG_WARN, "admin: refused %s at level %s", cmd->name, gy__level_names[s->level]);
+        return gy__answer_error(GY_EPERM, msg, usage);
+    }
+    int nargs = argc - 1;
+    if (nargs < cmd->min_args || nargs > cmd->max_args) {
+        snprintf(msg, sizeof msg, "%s takes %d to %d arguments, got %d", cmd->name, cmd->min_args,
+                 cmd->max_args, nargs);
+        return gy__answer_error(GY_EINVAL, msg, usage);
+    }
+    json_t *result = NULL;
+    gy_errmsg err = {0};
+    int rc = cmd->fn(s, nargs, argv + 1, &result, &err);
+    if (rc != GY_OK) {
+        return gy__answer_error(rc, err.text[0] ? err.text : gy_strerror(rc), usage);
+    }
+    json_t *a = json_pack("{s:b, s:o}", "ok", 1, "result", result ? result : json_null());
+    char *out = json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(a);
+    return out;
+}

@@ -1,0 +1,259 @@
+"""Integration tests of gyred's admin socket (ctest server.admin): the real
+binary, the real Unix socket, one JSON line per answer."""
+
+import os
+import socket
+import stat
+import tempfile
+import time
+import unittest
+
+from gyred import LIVENESS, Gyred
+
+
+def ok(test, answer):
+    test.assertTrue(answer["ok"], answer)
+    return answer["result"]
+
+
+def err(test, answer, code):
+    test.assertFalse(answer["ok"], answer)
+    test.assertEqual(answer["error"]["code"], code, answer)
+    return answer["error"]
+
+
+def collections(srv):
+    return [g["collections"] for g in ok(unittest.TestCase(), srv.admin("gc.get_stats"))]
+
+
+class Admin(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Gyred()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def test_socket_is_0600(self):
+        mode = stat.S_IMODE(os.stat(self.srv.admin_path).st_mode)
+        self.assertEqual(mode, 0o600)
+
+    def test_help(self):
+        cmds = ok(self, self.srv.admin("help"))
+        names = [c["name"] for c in cmds]
+        for n in ("gc.collect", "gc.set_threshold", "gc.disable", "config.set", "server.stats"):
+            self.assertIn(n, names)
+        one = ok(self, self.srv.admin("help gc.collect"))
+        self.assertEqual(one["usage"], "gc.collect [GEN]")
+        err(self, self.srv.admin("help nope"), "ENOENT")
+
+    def test_thresholds(self):
+        self.assertEqual(ok(self, self.srv.admin("gc.get_threshold")), [700, 10, 10])
+        try:
+            self.assertEqual(ok(self, self.srv.admin("gc.set_threshold 1000 15 15")),
+                             [1000, 15, 15])
+            self.assertEqual(ok(self, self.srv.admin("gc.get_threshold")), [1000, 15, 15])
+            e = err(self, self.srv.admin("gc.set_threshold -1"), "ERANGE")
+            self.assertEqual(e["usage"], "gc.set_threshold T0 [T1 [T2]]")
+            err(self, self.srv.admin("gc.set_threshold x"), "EINVAL")
+            err(self, self.srv.admin("gc.set_threshold"), "EINVAL")
+            self.assertEqual(ok(self, self.srv.admin("gc.get_threshold")), [1000, 15, 15])
+        finally:
+            self.srv.admin("gc.set_threshold 700 10 10")
+
+    def test_count_stats_collect(self):
+        self.assertEqual(len(ok(self, self.srv.admin("gc.get_count"))), 3)
+        before = collections(self.srv)
+        self.assertEqual(self.srv.get("/cycle?n=5000").status, 200)
+        r = ok(self, self.srv.admin("gc.collect 2"))
+        self.assertGreaterEqual(r["collected"], 0)
+        self.assertIn("duration_s", r)
+        after = collections(self.srv)
+        self.assertGreater(after[2], before[2])
+        stats = ok(self, self.srv.admin("gc.get_stats"))
+        self.assertEqual(len(stats), 3)
+        for g in stats:
+            for k in ("collections", "collected", "uncollectable"):
+                self.assertIn(k, g)
+        err(self, self.srv.admin("gc.collect 3"), "ERANGE")
+
+    def test_freeze(self):
+        n = ok(self, self.srv.admin("gc.freeze"))
+        self.assertEqual(ok(self, self.srv.admin("gc.get_freeze_count")), n)
+        self.assertEqual(ok(self, self.srv.admin("gc.unfreeze")), 0)
+
+    def test_get_objects(self):
+        r = ok(self, self.srv.admin("gc.get_objects -1 5"))
+        self.assertGreaterEqual(r["count"], len(r["objects"]))
+        self.assertLessEqual(len(r["objects"]), 5)
+        for o in r["objects"]:
+            self.assertRegex(o["id"], r"^0x[0-9a-f]+:\d+$")
+
+    def test_debug_saveall_garbage(self):
+        try:
+            self.assertEqual(ok(self, self.srv.admin("gc.set_debug 32")), 32)
+            self.assertEqual(self.srv.get("/cycle?n=10").status, 200)
+            ok(self, self.srv.admin("gc.collect"))
+            garbage = ok(self, self.srv.admin("gc.garbage"))
+            self.assertTrue(any(g["type"] == "demo_ring_node" for g in garbage), garbage[:5])
+        finally:
+            self.srv.admin("gc.set_debug 0")
+        self.assertEqual(ok(self, self.srv.admin("gc.get_debug")), 0)
+        err(self, self.srv.admin("gc.set_debug 64"), "EINVAL")
+
+    def test_config(self):
+        self.assertEqual(ok(self, self.srv.admin("config.get max_header_count")),
+                         {"max_header_count": "100"})
+        self.assertIn("listen", ok(self, self.srv.admin("config.get")))
+        try:
+            ok(self, self.srv.admin("config.set max_header_count 5"))
+            many = {f"X-H{i}": "v" for i in range(6)}
+            self.assertEqual(self.srv.get("/", headers=many).status, 431)
+        finally:
+            ok(self, self.srv.admin("config.set max_header_count 100"))
+        e = err(self, self.srv.admin("config.set listen 127.0.0.1:1"), "EPERM")
+        self.assertIn("listen", e["message"])
+        e = err(self, self.srv.admin("config.set max_header_count lots"), "EINVAL")
+        self.assertIn("lots", e["message"])
+        err(self, self.srv.admin("config.get nope"), "ENOENT")
+
+    def test_server_stats(self):
+        self.srv.get("/")
+        st = ok(self, self.srv.admin("server.stats"))
+        self.assertGreater(st["requests"]["answered"], 0)
+        self.assertGreater(st["heap"]["objects"], 0)
+        self.assertIn("gc_pause", st)
+
+    def test_protocol_errors_and_order(self):
+        with self.srv.admin_connect() as a:
+            e = err(self, a.command("gc.colect"), "ENOENT")
+            self.assertIn("did you mean 'gc.collect'", e["message"])
+            e = err(self, a.command("gc.isenabled extra"), "EINVAL")
+            self.assertEqual(e["usage"], "gc.isenabled")
+            a.send(b"x" * 5000 + b"\n")
+            e = err(self, a.answer(), "EINVAL")
+            self.assertIn("4096", e["message"])
+            # An empty line gets no answer; many commands, answers in order.
+            a.send(b"\n\r\ngc.get_threshold\ngc.isenabled\ngc.get_freeze_count\n")
+            self.assertEqual(ok(self, a.answer()), [700, 10, 10])
+            self.assertIs(ok(self, a.answer()), True)
+            self.assertEqual(ok(self, a.answer()), 0)
+
+    def test_levels(self):
+        with self.srv.admin_connect() as a:
+            self.assertEqual(ok(self, a.command("level operator")), "operator")
+            err(self, a.command("gc.get_objects"), "EPERM")  # admin only
+            ok(self, a.command("gc.collect 0"))
+            self.assertEqual(ok(self, a.command("level user")), "user")
+            e = err(self, a.command("gc.collect"), "EPERM")
+            self.assertIn("operator", e["message"])
+            ok(self, a.command("gc.get_threshold"))  # reading still works
+            err(self, a.command("level admin"), "EPERM")  # never raised
+            err(self, a.command("level root"), "EINVAL")
+        self.srv.wait_log(r"admin: refused gc.collect at level user")
+
+    def test_a_client_that_does_not_read(self):
+        # Thousands of commands without reading: the server stops reading
+        # this client, keeps serving HTTP and other admin sessions.
+        with self.srv.admin_connect() as a:
+            a.sock.setblocking(False)
+            sent = 0
+            line = b"help\n"
+            try:
+                for _ in range(100000):
+                    sent += a.sock.send(line * 64)
+            except BlockingIOError:
+                pass
+            self.assertEqual(self.srv.get("/").status, 200)
+            self.assertEqual(ok(self, self.srv.admin("gc.isenabled")), True)
+
+
+class AdminGcPause(unittest.TestCase):
+    def test_disable_stops_collections_and_enable_resumes(self):
+        with Gyred() as srv:
+            self.assertIs(ok(self, srv.admin("gc.isenabled")), True)
+            ok(self, srv.admin("gc.disable"))
+            self.assertIs(ok(self, srv.admin("gc.isenabled")), False)
+            before = collections(srv)
+            for _ in range(20):
+                self.assertEqual(srv.get("/tree?depth=8").status, 200)
+            self.assertEqual(collections(srv)[0], before[0], "collected while disabled")
+            self.assertGreater(ok(self, srv.admin("gc.get_count"))[0], 700)  # garbage grew
+            ok(self, srv.admin("gc.enable"))
+            for _ in range(5):
+                srv.get("/tree?depth=8")
+            self.assertGreater(collections(srv)[0], before[0])
+
+    def test_disable_for_seconds_resumes_by_itself(self):
+        with Gyred() as srv:
+            r = ok(self, srv.admin("gc.disable 1"))
+            self.assertEqual(r["seconds"], 1)
+            self.assertIs(ok(self, srv.admin("gc.isenabled")), False)
+            deadline = time.monotonic() + LIVENESS
+            while not ok(self, srv.admin("gc.isenabled")):
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+            st = ok(self, srv.admin("server.stats"))["gc_pause"]
+            self.assertEqual((st["active"], st["pauses"], st["resumed_by_time"]), (False, 1, 1))
+            srv.wait_log(r"collection enabled again: its time ran out")
+
+    def test_disable_with_a_byte_budget(self):
+        with Gyred("--set", "demo_leaks=on") as srv:
+            ok(self, srv.admin("gc.disable max-bytes 100000"))
+            srv.get("/leak?n=5000")  # about 320 kB kept
+            deadline = time.monotonic() + LIVENESS
+            while not ok(self, srv.admin("gc.isenabled")):
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+            st = ok(self, srv.admin("server.stats"))["gc_pause"]
+            self.assertEqual(st["resumed_by_bytes"], 1)
+            err(self, srv.admin("gc.disable 1 max-bytes"), "EINVAL")
+            err(self, srv.admin("gc.disable 0"), "ERANGE")
+
+    def test_threshold_changes_how_often_gen0_runs(self):
+        with Gyred() as srv:
+            def gen0_runs():
+                before = collections(srv)[0]
+                for _ in range(30):
+                    self.assertEqual(srv.get("/tree?depth=7").status, 200)
+                return collections(srv)[0] - before
+            ok(self, srv.admin("gc.set_threshold 100"))
+            often = gen0_runs()
+            ok(self, srv.admin("gc.set_threshold 100000"))
+            rarely = gen0_runs()
+            self.assertGreater(often, 10)
+            self.assertLessEqual(rarely, 1)
+
+
+class AdminSocketFile(unittest.TestCase):
+    def test_stale_socket_is_replaced(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "gyre.sock")
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind(path)  # bound, never listening: stale
+            s.close()
+            with Gyred(admin_socket=path) as srv:
+                self.assertIs(ok(self, srv.admin("gc.isenabled")), True)
+            self.assertFalse(os.path.exists(path), "socket file left behind")
+
+    def test_a_live_socket_is_not_taken(self):
+        with Gyred() as first:
+            second = Gyred(admin_socket=first.admin_path, expect_start=False)
+            log = second.stop(sig=None, expect_code=70)
+            self.assertIn("another server answers on it", log)
+            self.assertIs(ok(self, first.admin("gc.isenabled")), True)
+
+    def test_path_too_long(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "x" * 120 + ".sock")
+            srv = Gyred(admin_socket=path, expect_start=False)
+            log = srv.stop(sig=None, expect_code=78)  # refused by the settings table
+            self.assertRegex(log, r"admin_socket.*1\.\.107")
+
+    def test_directory_is_created(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "run", "gyre.sock")
+            with Gyred(admin_socket=path) as srv:
+                self.assertTrue(os.path.exists(path))
+                ok(self, srv.admin("gc.get_count"))
