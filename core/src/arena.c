@@ -476,10 +476,14 @@ static void return_cell(gy__heap *h, void *cell) {
     /* Another heap's segment: hand it back through its remote stack. The
      * link word stays unpoisoned while ck_stack owns it. */
     GY__UNPOISON(cell_link(cell), sizeof(void *));
-    ck_stack_push_upmc(&seg->remote, (ck_stack_entry_t *)cell_link(cell));
-    /* relaxed: a hint for the owner; the stack push is the real hand-over. */
-    atomic_fetch_add_explicit(&seg->nremote, 1, memory_order_relaxed);
+    /* Everything we need from seg is read before the push: once the cell is
+     * on the stack its owner may take it, find the segment empty and free
+     * it (heaps themselves live as long as the runtime). */
     gy__heap *owner = seg->heap;
+    /* relaxed: a hint for the owner; the stack push is the real hand-over.
+     * Counted first, so the hint is never below the stack's size. */
+    atomic_fetch_add_explicit(&seg->nremote, 1, memory_order_relaxed);
+    ck_stack_push_upmc(&seg->remote, (ck_stack_entry_t *)cell_link(cell));
     if (!(atomic_fetch_or_explicit(&owner->pending, GY__PEND_REMOTE, memory_order_release) &
           GY__PEND_REMOTE)) {
         gy__heap_wake(owner);

@@ -101,7 +101,10 @@ static int gy__listen_socket(const struct sockaddr *sa, socklen_t len, int *out)
     }
     int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 || bind(fd, sa, len) != 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 || bind(fd, sa, len) != 0 ||
+        /* Listening now, not when the loop thread gets to uv_listen: once
+         * "listening on" is logged, connections are queued, never refused. */
+        listen(fd, 511) != 0) {
         int e = errno;
         close(fd);
         return -e;

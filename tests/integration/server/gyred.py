@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -154,8 +155,13 @@ class Gyred:
             self.stop()
         elif not self.stopped:
             self.stopped = True
+            code = self.proc.poll()
             self.proc.kill()
             self.proc.wait()
+            self.reader.join(2)
+            # The test failed: show how the server was doing.
+            print(f"--- gyred log (exit status before kill: {code}):\n{self.log()}",
+                  file=sys.stderr)
 
 
 def request(method, path, headers=None, body=b"", version="HTTP/1.1"):
