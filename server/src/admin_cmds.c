@@ -330,7 +330,7 @@ static int gy__gc_garbage(gy__admin_session *s, int argc, char **argv, json_t **
 static int gy__gc_set_debug(gy__admin_session *s, int argc, char **argv, json_t **out,
                             gy_errmsg *err) {
     (void)s, (void)argc;
-    long flags;
+    long flags = 0;
     int rc = gy__arg_long(argv[0], 0, 0xffff, "FLAGS", &flags, err);
     if (rc != GY_OK) {
         return rc;
