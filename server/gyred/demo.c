@@ -20,6 +20,7 @@
 
 #include "demo.h"
 #include "gyre/bytes.h"
+#include "gyre/introspect.h"
 #include "gyre/list.h"
 #include "gyre/runtime.h"
 #include "gyre/weakref.h"
@@ -350,7 +351,9 @@ static int leak_route(gy_request *req, void *arg) {
 int gyred_demo_setup(gy_server *srv, void *arg) {
     (void)arg;
     int rc;
-    if ((rc = gy_weakdict_new(&demo.map)) != GY_OK || (rc = gy_list_new(&demo.leaks)) != GY_OK) {
+    if ((rc = gy_weakdict_new(&demo.map)) != GY_OK || (rc = gy_list_new(&demo.leaks)) != GY_OK ||
+        /* A named root: backrefs chains of leaked objects start at it. */
+        (rc = gy_root_add(demo.leaks, "demo.leaks")) != GY_OK) {
         return rc;
     }
     static const struct {
@@ -383,6 +386,7 @@ void gyred_demo_teardown(gy_server *srv, void *arg) {
         gy_xdecref(demo.lru[i]);
         demo.lru[i] = NULL;
     }
+    gy_root_remove("demo.leaks");
     gy_xdecref(demo.map);
     gy_xdecref(demo.leaks);
     demo.map = NULL;

@@ -39,6 +39,26 @@ char *gy__admin_exec(gy__admin_session *s, char *line);
  * loop's timer (time and allocation budget). */
 void gy__admin_pause_check(gy_server *srv);
 
+/* admin_heap.c: objects.* and tracemalloc.* */
+#define GY__HEAP_CMD(name) \
+    int gy__cmd_##name(gy__admin_session *s, int argc, char **argv, json_t **out, gy_errmsg *err);
+GY__HEAP_CMD(objects_types)
+GY__HEAP_CMD(objects_growth)
+GY__HEAP_CMD(objects_by_type)
+GY__HEAP_CMD(objects_referents)
+GY__HEAP_CMD(objects_referrers)
+GY__HEAP_CMD(objects_backrefs)
+GY__HEAP_CMD(trace_start)
+GY__HEAP_CMD(trace_stop)
+GY__HEAP_CMD(trace_memory)
+GY__HEAP_CMD(trace_snapshot)
+GY__HEAP_CMD(trace_filter)
+GY__HEAP_CMD(trace_top)
+GY__HEAP_CMD(trace_compare)
+#undef GY__HEAP_CMD
+/* Drop the named snapshots (at free). */
+void gy__admin_snaps_free(gy_server *srv);
+
 /* admin.c */
 /* Bind the socket (before the loops start; umask 0177 for the bind: 0600): a stale
  * socket is replaced only if nothing answers on it; a path longer than

@@ -222,6 +222,7 @@ void gy_server_free(gy_server *srv) {
         close(srv->admin_fd);
     }
     gy__admin_unlink(srv);
+    gy__admin_snaps_free(srv);
     gy__router_free(&srv->router);
     gy_config_free(srv->cfg);
     pthread_rwlock_destroy(&srv->cfg_lock);

@@ -269,6 +269,12 @@ typedef struct gy__gc_pause {
     uint64_t pauses, resumed_time, resumed_bytes;
 } gy__gc_pause;
 
+/* A named tracemalloc snapshot of the admin socket (control thread only). */
+typedef struct gy__snap {
+    char name[64];
+    struct gy_snapshot *snap;
+} gy__snap;
+
 struct gy_server {
     gy_config *cfg; /* guarded by cfg_lock */
     pthread_rwlock_t cfg_lock;
@@ -294,6 +300,8 @@ struct gy_server {
     char admin_path[108];
     uv_pipe_t admin_pipe;
     gy__gc_pause gc_pause;
+    gy__snap *snaps; /* tracemalloc_max_snapshots at most */
+    size_t nsnaps;
     uv_async_t ctl_async; /* wakes it: stop requested */
     bool ctl_ready;
     pthread_mutex_t ctl_lock; /* guards ctl_ready against gy_server_stop */

@@ -169,6 +169,65 @@ class Admin(unittest.TestCase):
             self.assertEqual(ok(self, self.srv.admin("gc.isenabled")), True)
 
 
+class AdminHeap(unittest.TestCase):
+    def test_leak_hunt(self):
+        with Gyred("--set", "demo_leaks=on") as srv:
+            types = ok(self, srv.admin("objects.types 50"))
+            self.assertTrue(all(t["count"] > 0 and t["bytes"] > 0 for t in types))
+            ok(self, srv.admin("objects.growth"))
+            ok(self, srv.admin("tracemalloc.start"))
+            ok(self, srv.admin("tracemalloc.snapshot before"))
+            srv.get("/leak?n=500")
+            ok(self, srv.admin("tracemalloc.snapshot after"))
+            growth = ok(self, srv.admin("objects.growth"))
+            leak = [g for g in growth if g["type"] == "demo_leak_node"]
+            self.assertEqual(leak[0]["delta"], 500, growth)
+            self.assertIn("demo_leak_node",
+                          [t["type"] for t in ok(self, srv.admin("objects.types 50"))])
+            # From a type to one object, its referrers and its chain to a root.
+            objs = ok(self, srv.admin("objects.by_type demo_leak_node 3"))
+            self.assertEqual(len(objs), 3)
+            oid = objs[0]["id"]
+            refs = ok(self, srv.admin(f"objects.referrers {oid}"))
+            self.assertIn("list", [r["type"] for r in refs])
+            chain = ok(self, srv.admin(f"objects.backrefs {oid}"))
+            self.assertIn("demo.leaks", chain)
+            dot = ok(self, srv.admin(f"objects.backrefs {oid} dot"))
+            self.assertTrue(dot.startswith("digraph"), dot[:40])
+            lst = [r for r in refs if r["type"] == "list"][0]["id"]
+            self.assertGreaterEqual(len(ok(self, srv.admin(f"objects.referents {lst} 1000"))),
+                                    500)
+            # What grew between the snapshots: the /leak allocation site.
+            diff = ok(self, srv.admin("tracemalloc.compare before after 5"))
+            self.assertIn("demo.c", diff[0]["where"])
+            self.assertGreaterEqual(diff[0]["count_diff"], 500)
+            tags = ok(self, srv.admin("tracemalloc.top after tag 5"))
+            self.assertIn("/leak", [t["where"] for t in tags])
+            ok(self, srv.admin("tracemalloc.filter after include *demo.c"))
+            top = ok(self, srv.admin("tracemalloc.top after site"))
+            self.assertTrue(top and all("demo.c" in t["where"] for t in top), top)
+            self.assertGreater(ok(self, srv.admin("tracemalloc.traced_memory"))["current"], 0)
+            # Errors.
+            err(self, srv.admin("objects.by_type no_such_type"), "ENOENT")
+            err(self, srv.admin("objects.referrers nonsense"), "EINVAL")
+            err(self, srv.admin("tracemalloc.compare before nope"), "ENOENT")
+            err(self, srv.admin("tracemalloc.top after bogus"), "EINVAL")
+            ok(self, srv.admin("config.set tracemalloc_max_snapshots 2"))
+            err(self, srv.admin("tracemalloc.snapshot third"), "ERANGE")
+            ok(self, srv.admin("tracemalloc.snapshot before"))  # replacing is fine
+            srv.get("/leak", method="DELETE")
+            deadline = time.monotonic() + LIVENESS
+            while True:
+                a = srv.admin(f"objects.referrers {oid}")
+                if not a["ok"]:
+                    self.assertEqual(a["error"]["code"], "ESTALE")
+                    break
+                self.assertLess(time.monotonic(), deadline, "a released object still exists")
+                time.sleep(0.05)
+            self.assertIs(ok(self, srv.admin("tracemalloc.stop")), False)
+            self.assertFalse(ok(self, srv.admin("tracemalloc.traced_memory"))["tracing"])
+
+
 class AdminGcPause(unittest.TestCase):
     def test_disable_stops_collections_and_enable_resumes(self):
         with Gyred() as srv:
