@@ -14,6 +14,7 @@
 
 #include "gyre/gc.h"
 #include "admin.h"
+#include "metrics.h"
 #include "srv.h"
 
 uint64_t gy__now_ns(void) {
@@ -189,7 +190,11 @@ int gy_server_new(gy_server **out, const gy_config *cfg, gy_errmsg *err) {
         srv->loops[i].listen_fd = -1;
     }
     srv->admin_fd = -1;
+    srv->metrics_fd = -1;
     int rc = gy__server_bind(srv, gy_config_str(srv->cfg, "listen"), err);
+    if (rc == GY_OK) {
+        rc = gy__metrics_bind(srv, gy_config_str(srv->cfg, "metrics_listen"), err);
+    }
     if (rc == GY_OK) {
         rc = gy__admin_bind(srv, gy_config_str(srv->cfg, "admin_socket"), err);
     }
@@ -223,6 +228,10 @@ void gy_server_free(gy_server *srv) {
     }
     gy__admin_unlink(srv);
     gy__admin_snaps_free(srv);
+    if (srv->metrics_fd >= 0) {
+        close(srv->metrics_fd);
+    }
+    gy__metrics_free(srv);
     gy__router_free(&srv->router);
     gy_config_free(srv->cfg);
     pthread_rwlock_destroy(&srv->cfg_lock);
@@ -382,6 +391,9 @@ int gy_server_run(gy_server *srv, gy_errmsg *err) {
         .kind = GY_THREAD_LOOP, .wake = gy__ctl_wake, .wake_arg = srv, .name = "control"};
     bool attached = gy_thread_attach(&topts, err) == GY_OK;
     if (attached && gy__admin_start(srv, err) != GY_OK) {
+        gy__log(GY_LOG_ERROR, "%s", err->text);
+    }
+    if (attached && gy__metrics_start(srv, err) != GY_OK) {
         gy__log(GY_LOG_ERROR, "%s", err->text);
     }
     if (srv->handle_signals) {

@@ -269,6 +269,26 @@ typedef struct gy__gc_pause {
     uint64_t pauses, resumed_time, resumed_bytes;
 } gy__gc_pause;
 
+/* Metrics (metrics.c). The status codes counted one by one (the last slot
+ * is "other") and the histogram buckets. */
+#define GY__METRIC_CODES 16
+#define GY__METRIC_BUCKETS 14
+
+typedef struct gy__histogram {
+    _Atomic uint64_t buckets[GY__METRIC_BUCKETS]; /* per bucket; cumulated when rendered */
+    _Atomic uint64_t count, sum_ns;
+} gy__histogram;
+
+/* Synchronization: relaxed atomic counters (monotonic; a scrape may see a
+ * request in one family before another). */
+typedef struct gy__metrics {
+    size_t nroutes; /* rows: one per route, then one for "no route" */
+    _Atomic uint64_t (*requests)[GY__METRIC_CODES];
+    gy__histogram request_seconds;
+    gy__histogram gc_seconds, gc_pause_seconds;
+    uint64_t last_pause_ns; /* written by the collection callbacks, one at a time */
+} gy__metrics;
+
 /* A named tracemalloc snapshot of the admin socket (control thread only). */
 typedef struct gy__snap {
     char name[64];
@@ -300,6 +320,9 @@ struct gy_server {
     char admin_path[108];
     uv_pipe_t admin_pipe;
     gy__gc_pause gc_pause;
+    gy__metrics metrics;
+    int metrics_fd; /* bound, not yet served (-1: none) */
+    uv_tcp_t metrics_tcp;
     gy__snap *snaps; /* tracemalloc_max_snapshots at most */
     size_t nsnaps;
     uv_async_t ctl_async; /* wakes it: stop requested */

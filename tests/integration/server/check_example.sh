@@ -23,7 +23,8 @@ if ldd "$prefix/example" | grep -q "$build"; then
   echo "example links the build tree:"; ldd "$prefix/example"; exit 1
 fi
 log=$prefix/example.log
-"$prefix/example" --listen 127.0.0.1:0 --threads 1 --admin-socket "$prefix/gyre.sock" 2>"$log" &
+"$prefix/example" --listen 127.0.0.1:0 --threads 1 --admin-socket "$prefix/gyre.sock" \
+  --set metrics_listen=127.0.0.1:0 2>"$log" &
 pid=$!
 for _ in $(seq 200); do
   grep -q "listening on" "$log" && break

@@ -37,6 +37,9 @@ class Gyred:
         # Each server its own admin socket (tests run in parallel).
         self.tmp = tempfile.TemporaryDirectory(prefix="gyred-")
         self.admin_path = os.path.join(self.tmp.name, "gyre.sock")
+        # ...and its own metrics port.
+        if not any(a.startswith("metrics_listen=") for a in args):
+            argv += ["--set", "metrics_listen=127.0.0.1:0"]
         if admin_socket is True:
             argv += ["--admin-socket", self.admin_path]
         elif admin_socket:
@@ -59,6 +62,8 @@ class Gyred:
         if expect_start:
             line = self.wait_log(r"listening on http://[^ ]*:(\d+)/")
             self.port = int(re.search(r":(\d+)/", line).group(1))
+            line = self.wait_log(r"metrics on http://[^ ]*:(\d+)/metrics")
+            self.metrics_port = int(re.search(r":(\d+)/metrics", line).group(1))
 
     def _read(self):
         for raw in self.proc.stderr:
@@ -102,6 +107,19 @@ class Gyred:
         s.connect(("127.0.0.1", self.port))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return Conn(s)
+
+    def metrics_get(self, path="/metrics"):
+        """(status, body text) from the metrics listener."""
+        with socket.create_connection(("127.0.0.1", self.metrics_port), timeout=LIVENESS) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+            data = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                data += d
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split()[1]), body.decode()
 
     def admin_connect(self, timeout=LIVENESS):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

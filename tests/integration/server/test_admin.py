@@ -316,3 +316,79 @@ class AdminSocketFile(unittest.TestCase):
             with Gyred(admin_socket=path) as srv:
                 self.assertTrue(os.path.exists(path))
                 ok(self, srv.admin("gc.get_count"))
+
+
+def parse_metrics(test, text):
+    """{(name, labels-string): value}, checking the text format's rules:
+    HELP and TYPE before each family's samples, counters named *_total,
+    histogram buckets cumulative with +Inf equal to _count."""
+    import re as _re
+    helped, typed, samples = set(), {}, {}
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            helped.add(line.split()[2])
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            typed[name] = kind
+            test.assertIn(name, helped, f"TYPE before HELP for {name}")
+            if kind == "counter":
+                test.assertTrue(name.endswith("_total"), name)
+        elif line:
+            m = _re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$', line)
+            test.assertIsNotNone(m, f"bad sample line {line!r}")
+            name, labels, value = m.group(1), m.group(2) or "", float(m.group(3))
+            family = _re.sub(r"_(bucket|sum|count)$", "", name)
+            test.assertTrue(name in typed or family in typed, f"sample without TYPE: {name}")
+            samples[(name, labels)] = value
+    for name, kind in typed.items():
+        if kind == "histogram":
+            buckets = [(k[1], v) for k, v in samples.items() if k[0] == name + "_bucket"]
+            values = [v for _, v in buckets]
+            test.assertEqual(values, sorted(values), f"{name} buckets not cumulative")
+            inf = samples[(name + "_bucket", '{le="+Inf"}')]
+            test.assertEqual(inf, samples[(name + "_count", "")])
+    return samples
+
+
+class Metrics(unittest.TestCase):
+    def test_families_move(self):
+        with Gyred() as srv:
+            status, text = srv.metrics_get()
+            self.assertEqual(status, 200)
+            m = parse_metrics(self, text)
+            for fam in ("gyre_gc_collection_duration_seconds_count", "gyre_gc_enabled",
+                        "gyre_heap_objects", "gyre_heap_bytes", "process_resident_memory_bytes"):
+                self.assertIn((fam, ""), m)
+            self.assertEqual(m[("gyre_gc_threshold", '{generation="0"}')], 700)
+            self.assertEqual(m[("gyre_gc_enabled", "")], 1)
+            self.assertGreater(m[("process_resident_memory_bytes", "")], 0)
+            self.assertTrue(any(k[0] == "gyre_build_info" for k in m))
+            gen2 = m[("gyre_gc_collections_total", '{generation="2"}')]
+            ok(self, srv.admin("gc.collect 2"))
+            for _ in range(3):
+                srv.get("/")
+            srv.get("/nope")
+            m2 = parse_metrics(self, srv.metrics_get()[1])
+            self.assertGreater(m2[("gyre_gc_collections_total", '{generation="2"}')], gen2)
+            self.assertGreaterEqual(
+                m2[("gyre_http_requests_total", '{route="/",code="200"}')], 3)
+            self.assertGreaterEqual(
+                m2[("gyre_http_requests_total", '{route="(none)",code="404"}')], 1)
+            self.assertGreaterEqual(m2[("gyre_http_request_duration_seconds_count", "")], 4)
+            self.assertGreater(m2[("gyre_gc_collection_duration_seconds_count", "")],
+                               m[("gyre_gc_collection_duration_seconds_count", "")])
+            self.assertTrue(any(k[0] == "gyre_objects" for k in m2))
+            self.assertEqual(srv.metrics_get("/nope")[0], 404)
+
+    def test_healthz_turns_503_while_draining(self):
+        import signal as _signal
+        srv = Gyred()
+        self.assertEqual(srv.metrics_get("/healthz"), (200, "ok\n"))
+        with srv.connect() as c:
+            c.send(b"GET /work?ms=1000 HTTP/1.1\r\nHost: a\r\n\r\n")
+            time.sleep(0.2)
+            srv.raise_signal(_signal.SIGTERM)
+            srv.wait_log(r"draining")
+            self.assertEqual(srv.metrics_get("/healthz"), (503, "draining\n"))
+            self.assertEqual(c.response().status, 200)
+        srv.stop(sig=None)

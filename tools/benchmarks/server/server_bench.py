@@ -235,7 +235,8 @@ def start(args, tmp):
     """(Server, port)."""
     if args.kind == "gyred":
         srv = Server([args.binary, "--listen", "127.0.0.1:0", "--admin-socket",
-                      os.path.join(tmp, "gyre.sock"), *args.server_args], tmp, "gyred")
+                      os.path.join(tmp, "gyre.sock"), "--set", "metrics_listen=127.0.0.1:0",
+                      *args.server_args], tmp, "gyred")
         return srv, int(srv.wait_line(LISTEN_RE).group(1))
     if args.kind == "uv_hello":
         srv = Server([args.binary, "0", *args.server_args], tmp, "uv_hello")

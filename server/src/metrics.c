@@ -1,0 +1,516 @@
+/* server/src/metrics.c: Prometheus metrics (text format 0.0.4): base units,
+ * `_total` counters, classic-bucket histograms, HELP and TYPE for every
+ * family. Collector families mirror the Python client's python_gc_*. */
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gyre/gc.h"
+#include "gyre/version.h"
+#include "metrics.h"
+
+static const int gy__codes[GY__METRIC_CODES - 1] = {200, 201, 204, 304, 400, 404, 405, 408,
+                                                    413, 414, 417, 431, 500, 501, 503};
+static const double gy__bounds[GY__METRIC_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+
+static int gy__code_index(int status) {
+    for (int i = 0; i < GY__METRIC_CODES - 1; i++) {
+        if (gy__codes[i] == status) {
+            return i;
+        }
+    }
+    return GY__METRIC_CODES - 1; /* other */
+}
+
+static void gy__observe(gy__histogram *h, uint64_t ns) {
+    double s = (double)ns / 1e9;
+    for (int i = 0; i < GY__METRIC_BUCKETS; i++) {
+        if (s <= gy__bounds[i]) {
+            atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
+            break;
+        }
+    }
+    atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+}
+
+/* The collector's STOP callback (on the collecting thread): observe the
+ * collection's duration and the pause it added (pause sums, as a delta). */
+static void gy__gc_cb(gy_gc_phase phase, const gy_gc_callback_info *info, void *arg) {
+    if (phase != GY_GC_STOP) {
+        return;
+    }
+    gy_server *srv = arg;
+    gy__observe(&srv->metrics.gc_seconds, info->duration_ns);
+    gy_gc_gen_stats g[GY_GC_GENERATIONS];
+    gy_gc_get_stats(g);
+    uint64_t pause = g[0].pause_ns + g[1].pause_ns + g[2].pause_ns;
+    /* One collection at a time: the previous callback's value is ours. */
+    uint64_t prev = srv->metrics.last_pause_ns;
+    srv->metrics.last_pause_ns = pause;
+    gy__observe(&srv->metrics.gc_pause_seconds, pause >= prev ? pause - prev : 0);
+}
+
+int gy__metrics_init(gy_server *srv) {
+    gy__metrics *m = &srv->metrics;
+    m->nroutes = srv->router.n;
+    m->requests = calloc(m->nroutes + 1, sizeof *m->requests);
+    if (m->requests == NULL) {
+        return GY_ENOMEM;
+    }
+    gy_gc_gen_stats g[GY_GC_GENERATIONS];
+    gy_gc_get_stats(g);
+    m->last_pause_ns = g[0].pause_ns + g[1].pause_ns + g[2].pause_ns;
+    return gy_gc_callback_add(gy__gc_cb, srv);
+}
+
+void gy__metrics_free(gy_server *srv) {
+    if (srv->metrics.requests != NULL) {
+        gy_gc_callback_remove(gy__gc_cb, srv);
+        free(srv->metrics.requests);
+        srv->metrics.requests = NULL;
+    }
+}
+
+void gy__metrics_request(gy_server *srv, const gy__route *route, int status, uint64_t dur_ns) {
+    gy__metrics *m = &srv->metrics;
+    if (m->requests == NULL) {
+        return;
+    }
+    size_t row = route ? (size_t)(route - srv->router.routes) : m->nroutes;
+    if (row > m->nroutes) {
+        row = m->nroutes;
+    }
+    atomic_fetch_add_explicit(&m->requests[row][gy__code_index(status)], 1, memory_order_relaxed);
+    if (dur_ns > 0) {
+        gy__observe(&m->request_seconds, dur_ns);
+    }
+}
+
+/* --- rendering ------------------------------------------------------------------ */
+
+static void gy__p(gy__buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void gy__p(gy__buf *b, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n > 0) {
+        gy__buf_append(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    }
+}
+
+static void gy__family(gy__buf *b, const char *name, const char *type, const char *help) {
+    gy__p(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value with \, " and newline escaped. */
+static void gy__label(char *out, size_t size, const char *v) {
+    size_t o = 0;
+    for (; *v && o + 3 < size; v++) {
+        if (*v == '\\' || *v == '"') {
+            out[o++] = '\\';
+            out[o++] = *v;
+        } else if (*v == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else {
+            out[o++] = *v;
+        }
+    }
+    out[o] = '\0';
+}
+
+static void gy__histogram_render(gy__buf *b, const char *name, const char *help,
+                                 const gy__histogram *h) {
+    gy__family(b, name, "histogram", help);
+    uint64_t cum = 0;
+    for (int i = 0; i < GY__METRIC_BUCKETS; i++) {
+        cum += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+        gy__p(b, "%s_bucket{le=\"%g\"} %llu\n", name, gy__bounds[i], (unsigned long long)cum);
+    }
+    uint64_t count = atomic_load_explicit(&h->count, memory_order_relaxed);
+    gy__p(b, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+          (unsigned long long)(count > cum ? count : cum));
+    gy__p(b, "%s_sum %.9f\n", name,
+          (double)atomic_load_explicit(&h->sum_ns, memory_order_relaxed) / 1e9);
+    gy__p(b, "%s_count %llu\n", name, (unsigned long long)(count > cum ? count : cum));
+}
+
+typedef struct gy__top_types {
+    const gy_type *type[20];
+    int64_t live[20];
+    int n;
+} gy__top_types;
+
+static int gy__top_type(const gy_type *type, const gy_type_stats *st, void *arg) {
+    gy__top_types *t = arg;
+    if (st->live <= 0) {
+        return 0;
+    }
+    int at = t->n;
+    while (at > 0 && t->live[at - 1] < st->live) {
+        at--;
+    }
+    if (at >= 20) {
+        return 0;
+    }
+    int last = t->n < 20 ? t->n : 19;
+    for (int i = last; i > at; i--) {
+        t->type[i] = t->type[i - 1];
+        t->live[i] = t->live[i - 1];
+    }
+    t->type[at] = type;
+    t->live[at] = st->live;
+    if (t->n < 20) {
+        t->n++;
+    }
+    return 0;
+}
+
+static uint64_t gy__rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, rss = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%llu %llu", &size, &rss) != 2) {
+            rss = 0;
+        }
+        fclose(f);
+    }
+    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+char *gy__metrics_render(gy_server *srv) {
+    gy__buf b = {0};
+    gy__family(&b, "gyre_build_info", "gauge", "Versions of gyred and what it is built on.");
+    gy__p(&b, "gyre_build_info{version=\"%s\",libuv=\"%s\",llhttp=\"%d.%d.%d\"} 1\n",
+          GY_VERSION_STRING, uv_version_string(), LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR,
+          LLHTTP_VERSION_PATCH);
+    gy_gc_gen_stats g[GY_GC_GENERATIONS];
+    gy_gc_get_stats(g);
+    gy__family(&b, "gyre_gc_collections_total", "counter",
+               "Collections per generation (Python's python_gc_collections_total).");
+    for (int i = 0; i < GY_GC_GENERATIONS; i++) {
+        gy__p(&b, "gyre_gc_collections_total{generation=\"%d\"} %llu\n", i,
+              (unsigned long long)g[i].collections);
+    }
+    gy__family(&b, "gyre_gc_objects_collected_total", "counter",
+               "Objects collected per generation.");
+    for (int i = 0; i < GY_GC_GENERATIONS; i++) {
+        gy__p(&b, "gyre_gc_objects_collected_total{generation=\"%d\"} %llu\n", i,
+              (unsigned long long)g[i].collected);
+    }
+    gy__family(&b, "gyre_gc_objects_uncollectable_total", "counter",
+               "Uncollectable objects found per generation.");
+    for (int i = 0; i < GY_GC_GENERATIONS; i++) {
+        gy__p(&b, "gyre_gc_objects_uncollectable_total{generation=\"%d\"} %llu\n", i,
+              (unsigned long long)g[i].uncollectable);
+    }
+    gy__histogram_render(&b, "gyre_gc_collection_duration_seconds", "Wall time of each collection.",
+                         &srv->metrics.gc_seconds);
+    gy__histogram_render(&b, "gyre_gc_pause_seconds",
+                         "Time other threads were stopped by each collection.",
+                         &srv->metrics.gc_pause_seconds);
+    long t[GY_GC_GENERATIONS], c[GY_GC_GENERATIONS];
+    gy_gc_get_threshold(t);
+    gy_gc_get_count(c);
+    gy__family(&b, "gyre_gc_threshold", "gauge", "Collection thresholds per generation.");
+    for (int i = 0; i < GY_GC_GENERATIONS; i++) {
+        gy__p(&b, "gyre_gc_threshold{generation=\"%d\"} %ld\n", i, t[i]);
+    }
+    gy__family(&b, "gyre_gc_pending", "gauge",
+               "Counts toward each threshold (what gc.get_count answers).");
+    for (int i = 0; i < GY_GC_GENERATIONS; i++) {
+        gy__p(&b, "gyre_gc_pending{generation=\"%d\"} %ld\n", i, c[i]);
+    }
+    gy__family(&b, "gyre_gc_enabled", "gauge", "1 when automatic collection is on.");
+    gy__p(&b, "gyre_gc_enabled %d\n", gy_gc_isenabled() ? 1 : 0);
+    gy_runtime_stats rt;
+    gy_runtime_get_stats(&rt);
+    gy__family(&b, "gyre_heap_objects", "gauge", "Live objects in Gyre's heap.");
+    gy__p(&b, "gyre_heap_objects %llu\n", (unsigned long long)rt.objects_live);
+    gy__family(&b, "gyre_heap_bytes", "gauge", "Bytes of live objects and their storage.");
+    gy__p(&b, "gyre_heap_bytes %llu\n", (unsigned long long)rt.bytes_live);
+    gy__top_types top = {0};
+    gy_types_foreach(gy__top_type, &top);
+    gy__family(&b, "gyre_objects", "gauge", "Live objects of the 20 most common types.");
+    for (int i = 0; i < top.n; i++) {
+        char name[128];
+        gy__label(name, sizeof name, top.type[i]->name);
+        gy__p(&b, "gyre_objects{type=\"%s\"} %lld\n", name, (long long)top.live[i]);
+    }
+    gy__family(&b, "gyre_http_requests_total", "counter", "HTTP requests answered.");
+    const gy__metrics *m = &srv->metrics;
+    for (size_t r = 0; m->requests != NULL && r <= m->nroutes; r++) {
+        char route[160];
+        gy__label(route, sizeof route, r < m->nroutes ? srv->router.routes[r].path : "(none)");
+        for (int k = 0; k < GY__METRIC_CODES; k++) {
+            uint64_t v = atomic_load_explicit(&m->requests[r][k], memory_order_relaxed);
+            if (v > 0) {
+                char code[8];
+                if (k < GY__METRIC_CODES - 1) {
+                    snprintf(code, sizeof code, "%d", gy__codes[k]);
+                } else {
+                    snprintf(code, sizeof code, "other");
+                }
+                gy__p(&b, "gyre_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n", route, code,
+                      (unsigned long long)v);
+            }
+        }
+    }
+    gy__histogram_render(&b, "gyre_http_request_duration_seconds",
+                         "From a request's parse to its answer being queued.", &m->request_seconds);
+    gy__family(&b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    gy__p(&b, "process_resident_memory_bytes %llu\n", (unsigned long long)gy__rss_bytes());
+    if (!gy__buf_append(&b, "", 1)) {
+        gy__buf_free(&b);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* --- the listener ------------------------------------------------------------------ */
+
+typedef struct gy__mconn {
+    uv_tcp_t tcp;
+    gy_server *srv;
+    llhttp_t parser;
+    char url[128];
+    size_t ulen;
+    bool answered;
+} gy__mconn;
+
+typedef struct gy__mwrite {
+    uv_write_t req;
+    char *data;
+} gy__mwrite;
+
+static const llhttp_settings_t *gy__mhttp(void);
+
+static void gy__mclosed(uv_handle_t *h) { free(h); }
+
+static void gy__mwrite_cb(uv_write_t *req, int status) {
+    (void)status;
+    gy__mwrite *w = (gy__mwrite *)req;
+    uv_close((uv_handle_t *)req->handle, gy__mclosed);
+    free(w->data);
+    free(w);
+}
+
+static void gy__manswer(gy__mconn *c, int status, const char *ctype, const char *body) {
+    c->answered = true;
+    size_t bl = strlen(body);
+    char head[256];
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n",
+                      status, gy__status_text(status), ctype, bl);
+    gy__mwrite *w = malloc(sizeof *w);
+    char *data = malloc((size_t)hl + bl);
+    if (w == NULL || data == NULL) {
+        free(w);
+        free(data);
+        uv_close((uv_handle_t *)&c->tcp, gy__mclosed);
+        return;
+    }
+    memcpy(data, head, (size_t)hl);
+    memcpy(data + hl, body, bl);
+    w->data = data;
+    uv_buf_t b = uv_buf_init(data, (unsigned)((size_t)hl + bl));
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, gy__mwrite_cb) != 0) {
+        free(data);
+        free(w);
+        uv_close((uv_handle_t *)&c->tcp, gy__mclosed);
+    }
+}
+
+static int gy__mon_url(llhttp_t *p, const char *at, size_t len) {
+    gy__mconn *c = p->data;
+    if (c->ulen + len >= sizeof c->url) {
+        return -1;
+    }
+    memcpy(c->url + c->ulen, at, len);
+    c->ulen += len;
+    c->url[c->ulen] = '\0';
+    return 0;
+}
+
+static int gy__mon_complete(llhttp_t *p) {
+    gy__mconn *c = p->data;
+    gy_server *srv = c->srv;
+    char *q = strchr(c->url, '?');
+    if (q != NULL) {
+        *q = '\0';
+    }
+    if (p->method != HTTP_GET && p->method != HTTP_HEAD) {
+        gy__manswer(c, 405, "text/plain", "GET only\n");
+    } else if (strcmp(c->url, "/metrics") == 0) {
+        char *text = gy__metrics_render(srv);
+        if (text == NULL) {
+            gy__manswer(c, 503, "text/plain", "out of memory\n");
+        } else {
+            gy__manswer(c, 200, "text/plain; version=0.0.4; charset=utf-8", text);
+            free(text);
+        }
+    } else if (strcmp(c->url, "/healthz") == 0) {
+        /* 503 while draining, so load balancers stop sending. */
+        if (atomic_load_explicit(&srv->draining, memory_order_relaxed)) {
+            gy__manswer(c, 503, "text/plain", "draining\n");
+        } else {
+            gy__manswer(c, 200, "text/plain", "ok\n");
+        }
+    } else {
+        gy__manswer(c, 404, "text/plain", "not found (/metrics, /healthz)\n");
+    }
+    return HPE_PAUSED; /* one request per connection */
+}
+
+static const llhttp_settings_t *gy__mhttp(void) {
+    static llhttp_settings_t s;
+    static bool init;
+    if (!init) {
+        llhttp_settings_init(&s);
+        s.on_url = gy__mon_url;
+        s.on_message_complete = gy__mon_complete;
+        init = true; /* control thread only */
+    }
+    return &s;
+}
+
+static void gy__malloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+    (void)h;
+    (void)hint;
+    static _Thread_local char rbuf[4096];
+    *buf = uv_buf_init(rbuf, sizeof rbuf);
+}
+
+static void gy__mread_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+    gy__mconn *c = (gy__mconn *)s;
+    gy__ctl_enter(c->srv);
+    if (c->answered) {
+        return;
+    }
+    if (n < 0) {
+        uv_close((uv_handle_t *)&c->tcp, gy__mclosed);
+        return;
+    }
+    llhttp_errno_t e = llhttp_execute(&c->parser, buf->base, (size_t)n);
+    if (e != HPE_OK && e != HPE_PAUSED) {
+        gy__manswer(c, 400, "text/plain", "bad request\n");
+    }
+    if (c->answered) {
+        uv_read_stop(s);
+    }
+}
+
+static void gy__mconnection_cb(uv_stream_t *server, int status) {
+    gy_server *srv = server->data;
+    gy__ctl_enter(srv);
+    if (status < 0) {
+        return;
+    }
+    gy__mconn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        return;
+    }
+    c->srv = srv;
+    uv_tcp_init(&srv->ctl, &c->tcp);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, gy__mclosed);
+        return;
+    }
+    llhttp_init(&c->parser, HTTP_REQUEST, gy__mhttp());
+    c->parser.data = c;
+    uv_read_start((uv_stream_t *)&c->tcp, gy__malloc_cb, gy__mread_cb);
+}
+
+int gy__metrics_bind(gy_server *srv, const char *address, gy_errmsg *err) {
+    char host[256] = "", port[16] = "";
+    const char *colon = strrchr(address, ':');
+    const char *h = address;
+    size_t hl = colon ? (size_t)(colon - address) : 0;
+    if (hl >= 2 && h[0] == '[') {
+        h++;
+        hl -= 2;
+    }
+    if (colon == NULL || hl >= sizeof host || strlen(colon + 1) >= sizeof port) {
+        goto bad;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    snprintf(port, sizeof port, "%s", colon + 1);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(host[0] ? host : NULL, port, &hints, &ai) != 0 || ai == NULL) {
+        goto bad;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        freeaddrinfo(ai);
+        if (err != NULL) {
+            err->code = GY_EIO;
+            snprintf(err->text, sizeof err->text, "metrics_listen '%s': %s", address, strerror(e));
+        }
+        return GY_EIO;
+    }
+    freeaddrinfo(ai);
+    srv->metrics_fd = fd;
+    return GY_OK;
+bad:
+    if (err != NULL) {
+        err->code = GY_EINVAL;
+        snprintf(err->text, sizeof err->text, "metrics_listen '%s': not a usable HOST:PORT",
+                 address);
+    }
+    return GY_EINVAL;
+}
+
+int gy__metrics_start(gy_server *srv, gy_errmsg *err) {
+    int rc = gy__metrics_init(srv);
+    if (rc != GY_OK) {
+        return rc;
+    }
+    uv_tcp_init(&srv->ctl, &srv->metrics_tcp);
+    srv->metrics_tcp.data = srv;
+    rc = uv_tcp_open(&srv->metrics_tcp, srv->metrics_fd);
+    if (rc == 0) {
+        srv->metrics_fd = -1;
+        rc = uv_listen((uv_stream_t *)&srv->metrics_tcp, 64, gy__mconnection_cb);
+    }
+    if (rc != 0) {
+        if (err != NULL) {
+            err->code = GY_EIO;
+            snprintf(err->text, sizeof err->text, "metrics listener: %s", uv_strerror(rc));
+        }
+        return GY_EIO;
+    }
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char host[64] = "?";
+    int port = 0;
+    if (uv_tcp_getsockname(&srv->metrics_tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    gy__log(GY_LOG_INFO, "metrics on http://%s:%d/metrics", host, port);
+    return GY_OK;
+}
