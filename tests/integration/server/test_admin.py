@@ -380,6 +380,22 @@ class Metrics(unittest.TestCase):
             self.assertTrue(any(k[0] == "gyre_objects" for k in m2))
             self.assertEqual(srv.metrics_get("/nope")[0], 404)
 
+    def test_promtool_accepts_the_text(self):
+        import shutil
+        import subprocess
+        promtool = shutil.which("promtool")
+        if promtool is None:
+            raise unittest.SkipTest("promtool missing (Debian package prometheus)")
+        with Gyred("--set", "demo_leaks=on") as srv:
+            srv.get("/")
+            srv.get("/tree?depth=6")
+            srv.get("/nope")
+            ok(self, srv.admin("gc.collect"))
+            text = srv.metrics_get()[1]
+            r = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                               capture_output=True, timeout=LIVENESS)
+            self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
+
     def test_healthz_turns_503_while_draining(self):
         import signal as _signal
         srv = Gyred()
