@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "metrics.h"
 #include "gyre/gc.h"
 #include "gyre/list.h"
 
@@ -422,6 +423,18 @@ static int gy__server_stats(gy__admin_session *s, int argc, char **argv, json_t 
     return GY_OK;
 }
 
+static int gy__metrics_cmd(gy__admin_session *s, int argc, char **argv, json_t **out,
+                           gy_errmsg *err) {
+    (void)argc, (void)argv;
+    char *text = gy__metrics_render(s->srv);
+    if (text == NULL) {
+        return gy__cfail(err, GY_ENOMEM, "out of memory");
+    }
+    *out = json_string(text);
+    free(text);
+    return GY_OK;
+}
+
 /* --- the table -------------------------------------------------------------------------- */
 
 #define U GY__LEVEL_USER
@@ -474,6 +487,7 @@ const gy__admin_cmd gy__admin_cmds[] = {
      "largest groups of a snapshot (or of now)", gy__cmd_trace_top},
     {"tracemalloc.compare", "OLD NEW [N]", 2, 3, U, "what grew between two snapshots",
      gy__cmd_trace_compare},
+    {"metrics", "", 0, 0, U, "the Prometheus text, as a JSON string", gy__metrics_cmd},
     {"config.get", "[KEY]", 0, 1, U, "settings and their values", gy__config_get},
     {"config.set", "KEY VALUE", 2, 2, A, "change a run-time setting", gy__config_set},
     {"server.stats", "", 0, 0, U, "connections, requests, heap", gy__server_stats},

@@ -379,6 +379,8 @@ class Metrics(unittest.TestCase):
                                m[("gyre_gc_collection_duration_seconds_count", "")])
             self.assertTrue(any(k[0] == "gyre_objects" for k in m2))
             self.assertEqual(srv.metrics_get("/nope")[0], 404)
+            # The same text over the admin socket.
+            parse_metrics(self, ok(self, srv.admin("metrics")))
 
     def test_promtool_accepts_the_text(self):
         import shutil
