@@ -5,6 +5,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if len(sys.argv) > 2 and sys.argv[1].startswith("--gyrectl="):
+    os.environ["GYRECTL"] = os.path.abspath(sys.argv.pop(1).split("=", 1)[1])
 os.environ["GYRED"] = os.path.abspath(sys.argv[1])
 
 import test_admin  # noqa: E402

@@ -1,6 +1,7 @@
 """Integration tests of gyred's admin socket (ctest server.admin): the real
 binary, the real Unix socket, one JSON line per answer."""
 
+import json
 import os
 import socket
 import stat
@@ -410,3 +411,49 @@ class Metrics(unittest.TestCase):
             self.assertEqual(srv.metrics_get("/healthz"), (503, "draining\n"))
             self.assertEqual(c.response().status, 200)
         srv.stop(sig=None)
+
+
+class Gyrectl(unittest.TestCase):
+    def run_ctl(self, *args, stdin=None):
+        import subprocess
+        ctl = os.environ.get("GYRECTL")
+        if not ctl:
+            raise unittest.SkipTest("GYRECTL not set")
+        r = subprocess.run([ctl, *args], input=stdin, capture_output=True, text=True,
+                           timeout=LIVENESS)
+        return r.returncode, r.stdout, r.stderr
+
+    def test_commands_output_and_exit_codes(self):
+        d = tempfile.mkdtemp(prefix="gyrectl-")
+        with Gyred(admin_socket=os.path.join(d, "a.sock")) as srv, \
+                Gyred(admin_socket=os.path.join(d, "b.sock")) as other:
+            sock = srv.admin_path
+            rc, out, _ = self.run_ctl("-s", sock, "gc.get_stats")
+            self.assertEqual(rc, 0)
+            lines = out.splitlines()
+            self.assertEqual(lines[0].split(), ["collections", "collected", "uncollectable",
+                                                "duration_s", "pause_s", "max_pause_s"])
+            self.assertEqual(len(lines), 4)  # a header and three generations
+            rc, out, _ = self.run_ctl("-s", sock, "--json", "gc.get_threshold")
+            self.assertEqual((rc, json.loads(out)), (0, {"ok": True, "result": [700, 10, 10]}))
+            # Arguments reach the server untouched, errors exit 1.
+            rc, _, errtext = self.run_ctl("-s", sock, "gc.set_threshold", "-1")
+            self.assertEqual(rc, 1)
+            self.assertIn("ERANGE", errtext)
+            self.assertIn("usage: gc.set_threshold", errtext)
+            rc, out, _ = self.run_ctl("-s", sock, "server.stats")
+            self.assertRegex(out, r"(?m)^heap\.bytes: [\d.]+ (B|KiB|MiB)$")
+            rc, _, errtext = self.run_ctl("-s", sock + ".missing", "help")
+            self.assertEqual(rc, 2)
+            self.assertIn("no such socket", errtext)
+            rc, _, _ = self.run_ctl("--bogus")
+            self.assertEqual(rc, 64)
+            # A glob runs the command on every server, labelled.
+            rc, out, _ = self.run_ctl("-s", os.path.join(d, "*.sock"), "gc.isenabled")
+            self.assertEqual(rc, 0)
+            self.assertIn(f"== {srv.admin_path}", out)
+            self.assertIn(f"== {other.admin_path}", out)
+            # No command: the shell (here on a pipe) runs line after line.
+            rc, out, _ = self.run_ctl("-s", sock, stdin="gc.get_count\ngc.isenabled\nquit\n")
+            self.assertEqual(rc, 0)
+            self.assertIn("true", out)
