@@ -2,6 +2,7 @@
  *
  *   gyrectl [-s SOCKET] [--json] COMMAND [ARGS...]   one command
  *   gyrectl [-s SOCKET]                              an interactive shell
+ *   gyrectl [-s SOCKET] top [FRAMES]                 a live view (q quits)
  *
  * Everything after COMMAND goes to the server untouched (gyrectl
  * gc.set_threshold -1 sends -1 and prints the server's error). SOCKET may
@@ -15,6 +16,7 @@
 #include <getopt.h>
 #include <glob.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +24,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EX_OK 0
@@ -32,6 +36,7 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: gyrectl [-s SOCKET] [--json] COMMAND [ARGS...]\n"
                "       gyrectl [-s SOCKET]            (an interactive shell)\n"
+               "       gyrectl [-s SOCKET] top        (a live view; q quits)\n"
                "  -s, --socket PATH   the admin socket, or a glob (default run/gyre.sock)\n"
                "  -j, --json          print the server's JSON answer as it came\n"
                "  -h, --help          this text; 'gyrectl help' lists the server's commands\n"
@@ -308,6 +313,175 @@ static int shell(int fd) {
     return rc == EX_CONNECT ? EX_CONNECT : EX_OK;
 }
 
+/* --- top ------------------------------------------------------------------------ */
+
+/* The answer's result (a NEW reference) or NULL. */
+static json_t *ask(int fd, const char *cmd) {
+    char *a = exchange(fd, cmd);
+    json_t *j = a ? json_loads(a, 0, NULL) : NULL;
+    free(a);
+    json_t *r =
+        json_is_true(json_object_get(j, "ok")) ? json_incref(json_object_get(j, "result")) : NULL;
+    json_decref(j);
+    return r;
+}
+
+#define TOP_BUCKETS 15 /* the server's 14 bounds and +Inf */
+
+typedef struct top_sample {
+    double t;
+    double collections, collected, requests;
+    double bucket[TOP_BUCKETS]; /* cumulative pause histogram */
+    double bound[TOP_BUCKETS];
+    int nb;
+} top_sample;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Pause buckets out of the metrics text. */
+static void parse_pauses(const char *text, top_sample *s) {
+    s->nb = 0;
+    const char *key = "gyre_gc_pause_seconds_bucket{le=\"";
+    for (const char *p = strstr(text, key); p && s->nb < TOP_BUCKETS; p = strstr(p + 1, key)) {
+        const char *le = p + strlen(key);
+        s->bound[s->nb] = strncmp(le, "+Inf", 4) == 0 ? 1e30 : strtod(le, NULL);
+        const char *v = strchr(le, ' ');
+        s->bucket[s->nb++] = v ? strtod(v + 1, NULL) : 0;
+    }
+}
+
+/* The q-quantile of the pauses between two samples, as a bucket bound. */
+static double quantile(const top_sample *a, const top_sample *b, double q) {
+    int n = a->nb < b->nb ? a->nb : b->nb;
+    double total = n ? b->bucket[n - 1] - a->bucket[n - 1] : 0;
+    if (total <= 0) {
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (b->bucket[i] - a->bucket[i] >= q * total) {
+            return b->bound[i];
+        }
+    }
+    return -1;
+}
+
+static void fmt_s(double s, char *out, size_t size) {
+    if (s < 0) {
+        snprintf(out, size, "-");
+    } else if (s >= 1e29) {
+        snprintf(out, size, ">2.5 s");
+    } else if (s < 1e-3) {
+        snprintf(out, size, "<=%.0f us", s * 1e6);
+    } else {
+        snprintf(out, size, "<=%.1f ms", s * 1e3);
+    }
+}
+
+static bool take_sample(int fd, top_sample *s, json_t **stats, json_t **count, json_t **thr,
+                        json_t **srv, json_t **types) {
+    *stats = ask(fd, "gc.get_stats");
+    *count = ask(fd, "gc.get_count");
+    *thr = ask(fd, "gc.get_threshold");
+    *srv = ask(fd, "server.stats");
+    *types = ask(fd, "objects.types 8");
+    json_t *m = ask(fd, "metrics");
+    if (*stats == NULL || *srv == NULL || m == NULL) {
+        json_decref(m);
+        return false;
+    }
+    s->t = now_s();
+    s->collections = s->collected = 0;
+    for (size_t i = 0; i < json_array_size(*stats); i++) {
+        json_t *g = json_array_get(*stats, i);
+        s->collections += (double)json_integer_value(json_object_get(g, "collections"));
+        s->collected += (double)json_integer_value(json_object_get(g, "collected"));
+    }
+    s->requests =
+        (double)json_integer_value(json_object_get(json_object_get(*srv, "requests"), "answered"));
+    parse_pauses(json_string_value(m), s);
+    json_decref(m);
+    return true;
+}
+
+/* A full-screen view refreshed every second; q quits (or EOF on stdin). */
+static int top(int fd, int frames) {
+    struct termios old;
+    bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+    if (tty) {
+        struct termios raw = old;
+        raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+        tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+    }
+    top_sample prev = {0}, cur;
+    json_t *st, *cnt, *thr, *srv, *types;
+    bool have_prev = false;
+    int rc = EX_OK;
+    for (int frame = 0; frames == 0 || frame < frames; frame++) {
+        if (!take_sample(fd, &cur, &st, &cnt, &thr, &srv, &types)) {
+            rc = EX_CONNECT;
+            break;
+        }
+        double dt = have_prev ? cur.t - prev.t : 0;
+        printf("\033[H\033[2J");
+        printf("gyre top    (q quits)\n\n");
+        printf("generation  count  threshold  collections  collected\n");
+        for (int g = 0; g < 3; g++) {
+            json_t *gs = json_array_get(st, (size_t)g);
+            printf("%-10d  %5lld  %9lld  %11lld  %9lld\n", g,
+                   (long long)json_integer_value(json_array_get(cnt, (size_t)g)),
+                   (long long)json_integer_value(json_array_get(thr, (size_t)g)),
+                   (long long)json_integer_value(json_object_get(gs, "collections")),
+                   (long long)json_integer_value(json_object_get(gs, "collected")));
+        }
+        char p50[32] = "-", p99[32] = "-", pmax[32] = "-";
+        if (have_prev) {
+            fmt_s(quantile(&prev, &cur, 0.5), p50, sizeof p50);
+            fmt_s(quantile(&prev, &cur, 0.99), p99, sizeof p99);
+        }
+        double maxp = 0;
+        for (size_t g = 0; g < json_array_size(st); g++) {
+            double v = json_real_value(json_object_get(json_array_get(st, g), "max_pause_s"));
+            maxp = v > maxp ? v : maxp;
+        }
+        snprintf(pmax, sizeof pmax, "%.3f ms", maxp * 1e3);
+        json_t *heap = json_object_get(srv, "heap");
+        printf("\ncollections/s %.1f   collected/s %.0f   requests/s %.0f\n",
+               dt > 0 ? (cur.collections - prev.collections) / dt : 0,
+               dt > 0 ? (cur.collected - prev.collected) / dt : 0,
+               dt > 0 ? (cur.requests - prev.requests) / dt : 0);
+        printf("pause p50 %s   p99 %s   max %s\n", p50, p99, pmax);
+        printf("heap %lld objects, %.1f MiB\n\n",
+               (long long)json_integer_value(json_object_get(heap, "objects")),
+               (double)json_integer_value(json_object_get(heap, "bytes")) / 1048576.0);
+        if (json_array_size(types) > 0) {
+            print_table(types);
+        }
+        fflush(stdout);
+        json_decref(st), json_decref(cnt), json_decref(thr), json_decref(srv), json_decref(types);
+        prev = cur;
+        have_prev = true;
+        if (frames != 0 && frame + 1 >= frames) {
+            break;
+        }
+        /* q on a terminal; otherwise (a pipe, /dev/null) just the second. */
+        struct pollfd pfd = {.fd = tty ? STDIN_FILENO : -1, .events = POLLIN};
+        if (poll(&pfd, 1, 1000) > 0) {
+            char c = 0;
+            if (read(STDIN_FILENO, &c, 1) <= 0 || c == 'q') {
+                break;
+            }
+        }
+    }
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    }
+    return rc;
+}
+
 int main(int argc, char **argv) {
     const char *sock = "run/gyre.sock";
     bool raw = false;
@@ -374,7 +548,13 @@ int main(int argc, char **argv) {
             printf("== %s\n", paths[i]);
             fflush(stdout);
         }
-        int rc = used == 0 ? shell(fd) : run_line(fd, line, raw);
+        int rc;
+        if (strncmp(line, "top", 3) == 0 && (line[3] == '\0' || line[3] == ' ')) {
+            /* "top [FRAMES]": FRAMES screens then exit (0: until q). */
+            rc = top(fd, line[3] ? atoi(line + 4) : 0);
+        } else {
+            rc = used == 0 ? shell(fd) : run_line(fd, line, raw);
+        }
         close(fd);
         if (rc > worst) {
             worst = rc;

@@ -453,6 +453,15 @@ class Gyrectl(unittest.TestCase):
             self.assertEqual(rc, 0)
             self.assertIn(f"== {srv.admin_path}", out)
             self.assertIn(f"== {other.admin_path}", out)
+            # top: a live view; two frames one second apart, then exit.
+            for _ in range(5):
+                srv.get("/tree?depth=8")
+            rc, out, _ = self.run_ctl("-s", sock, "top", "2")
+            self.assertEqual(rc, 0)
+            self.assertEqual(out.count("gyre top"), 2)
+            for word in ("generation", "threshold", "collections/s", "pause p50", "p99",
+                         "heap", "requests/s", "type"):
+                self.assertIn(word, out)
             # No command: the shell (here on a pipe) runs line after line.
             rc, out, _ = self.run_ctl("-s", sock, stdin="gc.get_count\ngc.isenabled\nquit\n")
             self.assertEqual(rc, 0)
