@@ -16,6 +16,7 @@
 
 /* The choices of each ENUM setting, named choices_<setting>. */
 static const char *const choices_log_level[] = {"debug", "info", "warn", "error", NULL};
+static const char *const choices_admin_group_level[] = {"user", "operator", "admin", NULL};
 
 #define CHOICES_BOOL(name) NULL
 #define CHOICES_INT(name) NULL

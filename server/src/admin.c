@@ -4,6 +4,8 @@
  * else is refused (the socket is 0600 anyway). A client that writes without
  * reading is not read from while more than 1 MiB of answers wait for it. */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +65,9 @@ static int gy__mkdirs(const char *path) {
     return mkdir(dir, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-int gy__admin_bind(gy_server *srv, const char *path, gy_errmsg *err) {
+/* Bind one socket at `path` with umask `mask` (so its mode is right from
+ * the start), owned by group `gid` when it is not (gid_t)-1. */
+static int gy__admin_bind_one(const char *path, mode_t mask, gid_t gid, int *out, gy_errmsg *err) {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     /* libuv 1.44 truncates long paths silently: check here. */
     if (strlen(path) >= sizeof sa.sun_path) {
@@ -92,12 +96,18 @@ int gy__admin_bind(gy_server *srv, const char *path, gy_errmsg *err) {
     if (fd < 0) {
         return gy__afail(err, GY_EIO, strerror(errno), path);
     }
-    /* 0600 from the start (umask 0177): no window in which others could connect. The
-     * umask is the process's, so this runs before any other thread starts. */
-    mode_t old = umask(0177);
+    /* The mode comes from the umask at bind: no window in which others could
+     * connect. The umask is the process's, so this runs before any other
+     * thread starts. The group (admin_group) is set right after; until then
+     * the group is the server's own. */
+    mode_t old = umask(mask);
     int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
     int e = errno;
     umask(old);
+    if (rc == 0 && gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) != 0) {
+        rc = -1;
+        e = errno;
+    }
     if (rc != 0 || listen(fd, 64) != 0) {
         if (rc == 0) {
             e = errno;
@@ -105,8 +115,44 @@ int gy__admin_bind(gy_server *srv, const char *path, gy_errmsg *err) {
         close(fd);
         return gy__afail(err, GY_EIO, strerror(e), path);
     }
-    srv->admin_fd = fd;
+    *out = fd;
+    return GY_OK;
+}
+
+int gy__admin_bind(gy_server *srv, const char *path, gy_errmsg *err) {
+    const char *group = gy_config_str(srv->cfg, "admin_group");
+    srv->admin_gid = (gid_t)-1;
+    if (group[0] != '\0') {
+        struct group gr, *res = NULL;
+        char buf[4096];
+        if (getgrnam_r(group, &gr, buf, sizeof buf, &res) != 0 || res == NULL) {
+            if (err != NULL) {
+                err->code = GY_EINVAL;
+                snprintf(err->text, sizeof err->text, "admin_group '%s': no such group", group);
+            }
+            return GY_EINVAL;
+        }
+        srv->admin_gid = gr.gr_gid;
+    }
+    const char *lvl = gy_config_str(srv->cfg, "admin_group_level");
+    srv->admin_group_level = strcmp(lvl, "admin") == 0  ? GY__LEVEL_ADMIN
+                             : strcmp(lvl, "user") == 0 ? GY__LEVEL_USER
+                                                        : GY__LEVEL_OPERATOR;
+    /* 0600, or 0660 with a group. */
+    int rc = gy__admin_bind_one(path, srv->admin_gid != (gid_t)-1 ? 0117 : 0177, srv->admin_gid,
+                                &srv->admin_fd, err);
+    if (rc != GY_OK) {
+        return rc;
+    }
     snprintf(srv->admin_path, sizeof srv->admin_path, "%s", path);
+    const char *ro = gy_config_str(srv->cfg, "admin_socket_readonly");
+    if (ro[0] != '\0') {
+        rc = gy__admin_bind_one(ro, 0111, (gid_t)-1, &srv->admin_ro_fd, err); /* 0666 */
+        if (rc != GY_OK) {
+            return rc;
+        }
+        snprintf(srv->admin_ro_path, sizeof srv->admin_ro_path, "%s", ro);
+    }
     return GY_OK;
 }
 
@@ -115,6 +161,33 @@ void gy__admin_unlink(gy_server *srv) {
         unlink(srv->admin_path);
         srv->admin_path[0] = '\0';
     }
+    if (srv->admin_ro_path[0] != '\0') {
+        unlink(srv->admin_ro_path);
+        srv->admin_ro_path[0] = '\0';
+    }
+}
+
+/* Whether uid (or its primary group) is a member of gid. */
+static bool gy__in_group(uid_t uid, gid_t pgid, gid_t gid) {
+    if (pgid == gid) {
+        return true;
+    }
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) != 0 || res == NULL) {
+        return false;
+    }
+    gid_t groups[256];
+    int n = 256;
+    if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0) {
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        if (groups[i] == gid) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static void gy__admin_closed(uv_handle_t *h) {
@@ -270,8 +343,13 @@ static void gy__admin_connection_cb(uv_stream_t *server, int status) {
         gy__admin_close(c);
         return;
     }
-    if (cred.uid == 0 || cred.uid == getuid()) {
+    bool readonly = server == (uv_stream_t *)&srv->admin_ro_pipe;
+    if (readonly) {
+        c->s.level = GY__LEVEL_USER; /* whoever may open it */
+    } else if (cred.uid == 0 || cred.uid == getuid()) {
         c->s.level = GY__LEVEL_ADMIN;
+    } else if (srv->admin_gid != (gid_t)-1 && gy__in_group(cred.uid, cred.gid, srv->admin_gid)) {
+        c->s.level = (gy__level)srv->admin_group_level;
     } else {
         gy__log(GY_LOG_WARN, "admin: refused uid %u (pid %d)", (unsigned)cred.uid, (int)cred.pid);
         gy__admin_send(c, "{\"ok\":false,\"error\":{\"code\":\"EPERM\",\"message\":\"this uid may "
@@ -282,20 +360,36 @@ static void gy__admin_connection_cb(uv_stream_t *server, int status) {
     gy__admin_process(c);
 }
 
-int gy__admin_start(gy_server *srv, gy_errmsg *err) {
-    if (srv->admin_fd < 0) {
-        return GY_OK;
-    }
-    uv_pipe_init(&srv->ctl, &srv->admin_pipe, 0);
-    srv->admin_pipe.data = srv;
-    int rc = uv_pipe_open(&srv->admin_pipe, srv->admin_fd);
+static int gy__admin_serve(gy_server *srv, uv_pipe_t *pipe, int *fd, const char *path,
+                           gy_errmsg *err) {
+    uv_pipe_init(&srv->ctl, pipe, 0);
+    pipe->data = srv;
+    int rc = uv_pipe_open(pipe, *fd);
     if (rc == 0) {
-        srv->admin_fd = -1; /* the handle owns it now */
-        rc = uv_listen((uv_stream_t *)&srv->admin_pipe, 64, gy__admin_connection_cb);
+        *fd = -1; /* the handle owns it now */
+        rc = uv_listen((uv_stream_t *)pipe, 64, gy__admin_connection_cb);
     }
     if (rc != 0) {
-        return gy__afail(err, GY_EIO, uv_strerror(rc), srv->admin_path);
+        return gy__afail(err, GY_EIO, uv_strerror(rc), path);
     }
-    gy__log(GY_LOG_INFO, "admin socket %s", srv->admin_path);
+    return GY_OK;
+}
+
+int gy__admin_start(gy_server *srv, gy_errmsg *err) {
+    if (srv->admin_fd >= 0) {
+        int rc = gy__admin_serve(srv, &srv->admin_pipe, &srv->admin_fd, srv->admin_path, err);
+        if (rc != GY_OK) {
+            return rc;
+        }
+        gy__log(GY_LOG_INFO, "admin socket %s", srv->admin_path);
+    }
+    if (srv->admin_ro_fd >= 0) {
+        int rc =
+            gy__admin_serve(srv, &srv->admin_ro_pipe, &srv->admin_ro_fd, srv->admin_ro_path, err);
+        if (rc != GY_OK) {
+            return rc;
+        }
+        gy__log(GY_LOG_INFO, "read-only admin socket %s", srv->admin_ro_path);
+    }
     return GY_OK;
 }

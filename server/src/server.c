@@ -190,6 +190,7 @@ int gy_server_new(gy_server **out, const gy_config *cfg, gy_errmsg *err) {
         srv->loops[i].listen_fd = -1;
     }
     srv->admin_fd = -1;
+    srv->admin_ro_fd = -1;
     srv->metrics_fd = -1;
     int rc = gy__server_bind(srv, gy_config_str(srv->cfg, "listen"), err);
     if (rc == GY_OK) {
@@ -225,6 +226,9 @@ void gy_server_free(gy_server *srv) {
     }
     if (srv->admin_fd >= 0) {
         close(srv->admin_fd);
+    }
+    if (srv->admin_ro_fd >= 0) {
+        close(srv->admin_ro_fd);
     }
     gy__admin_unlink(srv);
     gy__admin_snaps_free(srv);

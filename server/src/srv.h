@@ -319,6 +319,11 @@ struct gy_server {
     int admin_fd;       /* bound, not yet served (-1: none) */
     char admin_path[108];
     uv_pipe_t admin_pipe;
+    int admin_ro_fd; /* admin_socket_readonly, as admin_fd */
+    char admin_ro_path[108];
+    uv_pipe_t admin_ro_pipe;
+    gid_t admin_gid;       /* admin_group, (gid_t)-1: none */
+    int admin_group_level; /* a gy__level */
     gy__gc_pause gc_pause;
     gy__metrics metrics;
     int metrics_fd; /* bound, not yet served (-1: none) */

@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import stat
+import sys
 import tempfile
 import time
 import unittest
@@ -466,3 +467,80 @@ class Gyrectl(unittest.TestCase):
             rc, out, _ = self.run_ctl("-s", sock, stdin="gc.get_count\ngc.isenabled\nquit\n")
             self.assertEqual(rc, 0)
             self.assertIn("true", out)
+
+
+# Run as another uid: connect to SOCKET, send each command, print one JSON
+# line per answer, or {"connect": "ERRNO-NAME"}.
+_AS_OTHER = """
+import errno, json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print(json.dumps({"connect": errno.errorcode[e.errno]}))
+    sys.exit(0)
+f = s.makefile("rwb")
+for cmd in sys.argv[2:]:
+    f.write(cmd.encode() + b"\\n")
+    f.flush()
+    line = f.readline()
+    print(line.decode().strip() if line else json.dumps({"closed": True}))
+"""
+
+
+class AdminPermissions(unittest.TestCase):
+    """A second uid (nobody) against the sockets; needs root (CI runs as
+    root: there a skip is a failure)."""
+
+    def as_nobody(self, sock, *cmds):
+        import subprocess
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root to run a client as another uid")
+        # Debian's python3: one that nobody may run (not a private install).
+        py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        r = subprocess.run(["runuser", "-u", "nobody", "--", py, "-c", _AS_OTHER,
+                            sock, *cmds], capture_output=True, text=True, timeout=LIVENESS)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return [json.loads(line) for line in r.stdout.splitlines()]
+
+    def server(self, *args):
+        d = tempfile.mkdtemp(prefix="gyre-perm-")
+        os.chmod(d, 0o755)  # nobody may reach the sockets; their modes decide
+        return d, Gyred(*args, admin_socket=os.path.join(d, "gyre.sock"))
+
+    def test_another_uid_is_refused(self):
+        d, srv = self.server()
+        with srv:
+            self.assertEqual(stat.S_IMODE(os.stat(srv.admin_path).st_mode), 0o600)
+            self.assertEqual(self.as_nobody(srv.admin_path, "gc.isenabled"),
+                             [{"connect": "EACCES"}])
+            ok(self, srv.admin("gc.isenabled"))  # root still is admin
+
+    def test_admin_group_members_get_its_level(self):
+        d, srv = self.server("--set", "admin_group=nogroup", "--set",
+                             "admin_group_level=operator")
+        with srv:
+            st = os.stat(srv.admin_path)
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o660)
+            import grp
+            self.assertEqual(st.st_gid, grp.getgrnam("nogroup").gr_gid)
+            a = self.as_nobody(srv.admin_path, "gc.get_threshold", "gc.collect 0",
+                               "gc.get_objects", "level admin")
+            self.assertTrue(a[0]["ok"] and a[1]["ok"], a)
+            self.assertEqual(a[2]["error"]["code"], "EPERM")  # admin only
+            self.assertEqual(a[3]["error"]["code"], "EPERM")  # never raised
+            srv.wait_log(r"admin: refused gc.get_objects at level operator")
+
+    def test_read_only_socket(self):
+        d, srv = self.server("--set", f"admin_socket_readonly={tempfile.gettempdir()}/"
+                             f"gyre-ro-{os.getpid()}.sock")
+        ro = f"{tempfile.gettempdir()}/gyre-ro-{os.getpid()}.sock"
+        with srv:
+            self.assertEqual(stat.S_IMODE(os.stat(ro).st_mode), 0o666)
+            a = self.as_nobody(ro, "gc.get_stats", "gc.collect", "config.set log_level debug",
+                               "gc.disable")
+            self.assertTrue(a[0]["ok"], a)
+            for refused in a[1:]:
+                self.assertEqual(refused["error"]["code"], "EPERM", a)
+            self.assertIs(ok(self, srv.admin("gc.isenabled")), True)  # nothing changed
+        self.assertFalse(os.path.exists(ro))
