@@ -351,7 +351,8 @@ static void gy__admin_connection_cb(uv_stream_t *server, int status) {
     } else if (srv->admin_gid != (gid_t)-1 && gy__in_group(cred.uid, cred.gid, srv->admin_gid)) {
         c->s.level = (gy__level)srv->admin_group_level;
     } else {
-        gy__log(GY_LOG_WARN, "admin: refused uid %u (pid %d)", (unsigned)cred.uid, (int)cred.pid);
+        gy__server_log(GY_LOG_WARN, "admin: refused uid %u (pid %d)", (unsigned)cred.uid,
+                       (int)cred.pid);
         gy__admin_send(c, "{\"ok\":false,\"error\":{\"code\":\"EPERM\",\"message\":\"this uid may "
                           "not use the admin socket\"}}");
         gy__admin_close(c);
@@ -381,7 +382,7 @@ int gy__admin_start(gy_server *srv, gy_errmsg *err) {
         if (rc != GY_OK) {
             return rc;
         }
-        gy__log(GY_LOG_INFO, "admin socket %s", srv->admin_path);
+        gy__server_log(GY_LOG_INFO, "admin socket %s", srv->admin_path);
     }
     if (srv->admin_ro_fd >= 0) {
         int rc =
@@ -389,7 +390,7 @@ int gy__admin_start(gy_server *srv, gy_errmsg *err) {
         if (rc != GY_OK) {
             return rc;
         }
-        gy__log(GY_LOG_INFO, "read-only admin socket %s", srv->admin_ro_path);
+        gy__server_log(GY_LOG_INFO, "read-only admin socket %s", srv->admin_ro_path);
     }
     return GY_OK;
 }

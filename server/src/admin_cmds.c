@@ -231,7 +231,7 @@ void gy__admin_pause_check(gy_server *srv) {
     if (why != NULL) {
         p->active = false;
         gy_gc_enable();
-        gy__log(GY_LOG_INFO, "gc.disable: collection enabled again: %s", why);
+        gy__server_log(GY_LOG_INFO, "gc.disable: collection enabled again: %s", why);
     }
 }
 
@@ -576,7 +576,8 @@ char *gy__admin_exec(gy__admin_session *s, char *line) {
     if (cmd->level > s->level) {
         snprintf(msg, sizeof msg, "%s needs level %s (this session: %s)", cmd->name,
                  gy__level_names[cmd->level], gy__level_names[s->level]);
-        gy__log(GY_LOG_WARN, "admin: refused %s at level %s", cmd->name, gy__level_names[s->level]);
+        gy__server_log(GY_LOG_WARN, "admin: refused %s at level %s", cmd->name,
+                       gy__level_names[s->level]);
         return gy__answer_error(GY_EPERM, msg, usage);
     }
     int nargs = argc - 1;

@@ -130,7 +130,9 @@ int gy__cmd_objects_types(gy__admin_session *s, int argc, char **argv, json_t **
         free(r.rows);
         return gy__hfail(err, GY_ENOMEM, "out of memory");
     }
-    qsort(r.rows, r.n, sizeof *r.rows, gy__by_live);
+    if (r.n > 1) {
+        qsort(r.rows, r.n, sizeof *r.rows, gy__by_live);
+    }
     json_t *arr = json_array();
     for (size_t i = 0; i < r.n && (long)i < n; i++) {
         json_array_append_new(arr, json_pack("{s:s, s:I, s:I}", "type", r.rows[i].type->name,

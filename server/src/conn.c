@@ -429,8 +429,8 @@ int gy__io_dispatch(gy__io *io) {
         rc = io->route->handler(req, io->route->arg);
     }
     if (!atomic_load_explicit(&req->answered, memory_order_acquire) && rc != GY_HANDLER_LATER) {
-        gy__log(GY_LOG_ERROR, "handler for %s %s returned %d without answering", req->method,
-                io->route ? io->route->path : "?", rc);
+        gy__server_log(GY_LOG_ERROR, "handler for %s %s returned %d without answering", req->method,
+                       io->route ? io->route->path : "?", rc);
         gy_request_respond(req, 500, "text/plain", "internal error\n", 15);
     }
     gy_decref(req);
@@ -577,7 +577,7 @@ static void gy__io_fail(gy__io *io, llhttp_errno_t e) {
     char body[160];
     snprintf(body, sizeof body, "%s\n", reason ? reason : "bad request");
     atomic_fetch_add_explicit(&io->loop->srv->st_bad, 1, memory_order_relaxed);
-    gy__log(GY_LOG_DEBUG, "%s: %d %s", io->conn->peer, status, reason ? reason : "");
+    gy__server_log(GY_LOG_DEBUG, "%s: %d %s", io->conn->peer, status, reason ? reason : "");
     char extra[160] = "";
     if (status == 405) {
         snprintf(extra, sizeof extra, "Allow: %s\r\n", io->allow);
@@ -745,7 +745,7 @@ void gy__conn_accept(gy__loop *loop) {
     gy__conn *conn = NULL;
     gy__io *io = NULL;
     if (gy_new(&gy__conn_type, &conn) != GY_OK || (io = calloc(1, sizeof *io)) == NULL) {
-        gy__log(GY_LOG_WARN, "out of memory accepting a connection");
+        gy__server_log(GY_LOG_WARN, "out of memory accepting a connection");
         gy_xdecref(conn);
         gy__accept_and_drop(loop);
         return;

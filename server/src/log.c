@@ -51,7 +51,7 @@ static void gy__log_line(gy_log_level level, const char *module, const char *msg
     (void)w;
 }
 
-void gy__log(gy_log_level level, const char *fmt, ...) {
+void gy__server_log(gy_log_level level, const char *fmt, ...) {
     if ((int)level < atomic_load_explicit(&gy__log_level, memory_order_relaxed)) {
         return;
     }

@@ -71,7 +71,7 @@ bool gy__loop_post(gy__loop *loop, gy__post_kind kind, gy_request *req, gy_bytes
         pthread_mutex_unlock(&loop->post_lock);
         free(p);
     }
-    gy__log(GY_LOG_DEBUG, "loop %d closed: an answer was dropped", loop->index);
+    gy__server_log(GY_LOG_DEBUG, "loop %d closed: an answer was dropped", loop->index);
     if (kind == GY__POST_WORK_DONE) {
         atomic_fetch_sub_explicit(&loop->tasks, 1, memory_order_relaxed);
     }
@@ -101,8 +101,8 @@ static void gy__loop_run_posts(gy__loop *loop, gy__post *p) {
         } else {
             if (!atomic_load_explicit(&p->req->answered, memory_order_acquire) &&
                 !atomic_load_explicit(&loop->srv->forced, memory_order_relaxed)) {
-                gy__log(GY_LOG_ERROR, "work for %s %s returned without answering", p->req->method,
-                        p->req->path);
+                gy__server_log(GY_LOG_ERROR, "work for %s %s returned without answering",
+                               p->req->method, p->req->path);
                 gy_request_respond(p->req, 500, "text/plain", "internal error\n", 15);
             }
             atomic_fetch_sub_explicit(&loop->tasks, 1, memory_order_relaxed);
@@ -197,7 +197,7 @@ static void gy__connection_cb(uv_stream_t *server, int status) {
     gy__loop *loop = server->data;
     gy__loop_enter(loop);
     if (status < 0) {
-        gy__log(GY_LOG_WARN, "accept: %s", uv_strerror(status));
+        gy__server_log(GY_LOG_WARN, "accept: %s", uv_strerror(status));
         return;
     }
     gy__conn_accept(loop);
@@ -225,13 +225,13 @@ static void *gy__loop_main(void *arg) {
         .kind = GY_THREAD_LOOP, .wake = gy__loop_wake, .wake_arg = loop, .name = name};
     gy_errmsg err;
     if (gy_thread_attach(&o, &err) != GY_OK) {
-        gy__log(GY_LOG_ERROR, "loop %d: attach: %s", loop->index, err.text);
+        gy__server_log(GY_LOG_ERROR, "loop %d: attach: %s", loop->index, err.text);
         loop->rc = GY_ESTATE;
         gy_server_stop(loop->srv);
     } else {
         int rc = uv_listen((uv_stream_t *)&loop->listener, 511, gy__connection_cb);
         if (rc != 0) {
-            gy__log(GY_LOG_ERROR, "loop %d: listen: %s", loop->index, uv_strerror(rc));
+            gy__server_log(GY_LOG_ERROR, "loop %d: listen: %s", loop->index, uv_strerror(rc));
             loop->rc = GY_EIO;
             gy_server_stop(loop->srv);
         }

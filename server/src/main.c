@@ -27,23 +27,23 @@ static gy_log_level gy__parse_level(const char *s) {
 static void gy__raise_nofile(void) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        gy__log(GY_LOG_WARN, "open files: getrlimit: %s", strerror(errno));
+        gy__server_log(GY_LOG_WARN, "open files: getrlimit: %s", strerror(errno));
         return;
     }
     if (rl.rlim_cur == rl.rlim_max) {
-        gy__log(GY_LOG_INFO, "open files: limit %llu (already the hard limit)",
-                (unsigned long long)rl.rlim_cur);
+        gy__server_log(GY_LOG_INFO, "open files: limit %llu (already the hard limit)",
+                       (unsigned long long)rl.rlim_cur);
         return;
     }
     rlim_t old = rl.rlim_cur;
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        gy__log(GY_LOG_WARN, "open files: cannot raise %llu to %llu: %s", (unsigned long long)old,
-                (unsigned long long)rl.rlim_max, strerror(errno));
+        gy__server_log(GY_LOG_WARN, "open files: cannot raise %llu to %llu: %s",
+                       (unsigned long long)old, (unsigned long long)rl.rlim_max, strerror(errno));
         return;
     }
-    gy__log(GY_LOG_INFO, "open files: soft limit raised from %llu to the hard limit %llu",
-            (unsigned long long)old, (unsigned long long)rl.rlim_max);
+    gy__server_log(GY_LOG_INFO, "open files: soft limit raised from %llu to the hard limit %llu",
+                   (unsigned long long)old, (unsigned long long)rl.rlim_max);
 }
 
 /* Flags errors are usage errors (64); anything about a value is a config
@@ -59,21 +59,21 @@ static void gy__reload(gy_server *srv, void *arg) {
     gy_config_action action;
     const char *path;
     if (gy_config_new(&cfg) != GY_OK) {
-        gy__log(GY_LOG_ERROR, "SIGHUP: out of memory; nothing changed");
+        gy__server_log(GY_LOG_ERROR, "SIGHUP: out of memory; nothing changed");
         return;
     }
     if (gy_config_apply_args(cfg, ctx->argc, ctx->argv, gy_config_default_text(), &action, &path,
                              &err) != GY_OK) {
-        gy__log(GY_LOG_ERROR, "SIGHUP: reload refused, nothing changed: %s", err.text);
+        gy__server_log(GY_LOG_ERROR, "SIGHUP: reload refused, nothing changed: %s", err.text);
         gy_config_free(cfg);
         return;
     }
     char not_applied[1024];
     if (gy_server_reconfigure(srv, cfg, not_applied, sizeof not_applied, &err) != GY_OK) {
-        gy__log(GY_LOG_ERROR, "SIGHUP: reload refused, nothing changed: %s", err.text);
+        gy__server_log(GY_LOG_ERROR, "SIGHUP: reload refused, nothing changed: %s", err.text);
     } else {
-        gy__log(GY_LOG_INFO, "SIGHUP: reloaded %s%s%s", path ? path : "(embedded gyre.conf)",
-                not_applied[0] ? "; not applied: " : "", not_applied);
+        gy__server_log(GY_LOG_INFO, "SIGHUP: reloaded %s%s%s", path ? path : "(embedded gyre.conf)",
+                       not_applied[0] ? "; not applied: " : "", not_applied);
     }
     gy_config_free(cfg);
 }
@@ -151,11 +151,11 @@ int gy_server_main(int argc, char **argv, const gy_server_app *app) {
     }
     gy__log_set_level(gy__parse_level(gy_config_str(cfg, "log_level")));
     gy__log_install_gyre_handler();
-    gy__log(GY_LOG_INFO, "%s %s starting (config: %s)", prog, GY_VERSION_STRING,
-            path ? path : "embedded gyre.conf");
+    gy__server_log(GY_LOG_INFO, "%s %s starting (config: %s)", prog, GY_VERSION_STRING,
+                   path ? path : "embedded gyre.conf");
     gy__raise_nofile();
     if (gy_runtime_init(NULL, &err) != GY_OK) {
-        gy__log(GY_LOG_ERROR, "runtime: %s", err.text);
+        gy__server_log(GY_LOG_ERROR, "runtime: %s", err.text);
         gy_config_free(cfg);
         return 70;
     }
@@ -166,7 +166,7 @@ int gy_server_main(int argc, char **argv, const gy_server_app *app) {
                         (long)gy_config_int(cfg, "gc_threshold2"), NULL);
     if (gy__access_log_open(gy_config_str(cfg, "access_log"), &err) != GY_OK ||
         gy_server_new(&srv, cfg, &err) != GY_OK) {
-        gy__log(GY_LOG_ERROR, "cannot start: %s", err.text);
+        gy__server_log(GY_LOG_ERROR, "cannot start: %s", err.text);
         code = 70;
         goto out;
     }
@@ -179,13 +179,13 @@ int gy_server_main(int argc, char **argv, const gy_server_app *app) {
         int rc = app->setup(srv, app->arg);
         gy_thread_detach();
         if (rc != GY_OK) {
-            gy__log(GY_LOG_ERROR, "cannot start: setup failed: %s", gy_strerror(rc));
+            gy__server_log(GY_LOG_ERROR, "cannot start: setup failed: %s", gy_strerror(rc));
             code = 70;
             goto out;
         }
     }
     if (gy_server_run(srv, &err) != GY_OK) {
-        gy__log(GY_LOG_ERROR, "server: %s", err.text);
+        gy__server_log(GY_LOG_ERROR, "server: %s", err.text);
         code = 70;
     }
     double secs = (double)(gy__now_ns() - srv->start_ns) / 1e9;
@@ -201,7 +201,7 @@ int gy_server_main(int argc, char **argv, const gy_server_app *app) {
     for (int round = 0; round < 4; round++) {
         gy_gc_result one = {0};
         if (gy_gc_collect(2, &one, &err) != GY_OK) {
-            gy__log(GY_LOG_WARN, "final collection: %s", err.text);
+            gy__server_log(GY_LOG_WARN, "final collection: %s", err.text);
             break;
         }
         res.collected += one.collected;
@@ -216,7 +216,7 @@ out:
     gy__access_log_close();
     gy_config_free(cfg);
     if (gy_runtime_shutdown(&err) != GY_OK) {
-        gy__log(GY_LOG_WARN, "at exit: %s", err.text);
+        gy__server_log(GY_LOG_WARN, "at exit: %s", err.text);
     }
     return code;
 }

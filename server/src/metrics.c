@@ -511,6 +511,6 @@ int gy__metrics_start(gy_server *srv, gy_errmsg *err) {
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
         }
     }
-    gy__log(GY_LOG_INFO, "metrics on http://%s:%d/metrics", host, port);
+    gy__server_log(GY_LOG_INFO, "metrics on http://%s:%d/metrics", host, port);
     return GY_OK;
 }

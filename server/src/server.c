@@ -275,7 +275,7 @@ static void gy__ctl_wake_loops(gy_server *srv) {
 
 static void gy__drain_timeout_cb(uv_timer_t *t) {
     gy__ctl *ctl = t->data;
-    gy__log(GY_LOG_WARN, "drain timeout: closing the connections left");
+    gy__server_log(GY_LOG_WARN, "drain timeout: closing the connections left");
     atomic_store(&ctl->srv->forced, true);
     gy__workers_cancel(ctl->srv->workers); /* queued jobs are dropped, not run */
     gy__ctl_wake_loops(ctl->srv);
@@ -294,8 +294,8 @@ static void gy__heap_check_cb(uv_timer_t *t) {
     }
     bool was = atomic_exchange_explicit(&srv->heap_over, over, memory_order_relaxed);
     if (over != was) {
-        gy__log(over ? GY_LOG_WARN : GY_LOG_INFO, "heap %s max_heap_bytes (%lld)",
-                over ? "over" : "back under", (long long)max);
+        gy__server_log(over ? GY_LOG_WARN : GY_LOG_INFO, "heap %s max_heap_bytes (%lld)",
+                       over ? "over" : "back under", (long long)max);
     }
 }
 
@@ -312,10 +312,10 @@ static void gy__ctl_async_cb(uv_async_t *h) {
     gy__ctl_enter(srv);
     if (atomic_load(&srv->stopping) && !ctl->drain_started) {
         ctl->drain_started = true;
-        gy__log(GY_LOG_INFO,
-                "draining: no new connections, finishing requests in flight "
-                "(drain_timeout %lld ms)",
-                (long long)gy__lim(&srv->lim.drain_timeout_ms));
+        gy__server_log(GY_LOG_INFO,
+                       "draining: no new connections, finishing requests in flight "
+                       "(drain_timeout %lld ms)",
+                       (long long)gy__lim(&srv->lim.drain_timeout_ms));
         atomic_store(&srv->draining, true);
         gy__ctl_wake_loops(srv);
         uv_timer_start(&ctl->drain_timer, gy__drain_timeout_cb,
@@ -339,7 +339,7 @@ static void gy__signal_cb(uv_signal_t *s, int signum) {
         return;
     }
     if (!atomic_load(&ctl->srv->stopping)) {
-        gy__log(GY_LOG_INFO, "%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        gy__server_log(GY_LOG_INFO, "%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     }
     gy_server_stop(ctl->srv);
 }
@@ -395,10 +395,10 @@ int gy_server_run(gy_server *srv, gy_errmsg *err) {
         .kind = GY_THREAD_LOOP, .wake = gy__ctl_wake, .wake_arg = srv, .name = "control"};
     bool attached = gy_thread_attach(&topts, err) == GY_OK;
     if (attached && gy__admin_start(srv, err) != GY_OK) {
-        gy__log(GY_LOG_ERROR, "%s", err->text);
+        gy__server_log(GY_LOG_ERROR, "%s", err->text);
     }
     if (attached && gy__metrics_start(srv, err) != GY_OK) {
-        gy__log(GY_LOG_ERROR, "%s", err->text);
+        gy__server_log(GY_LOG_ERROR, "%s", err->text);
     }
     if (srv->handle_signals) {
         uv_signal_t *sigs[] = {&ctl.sig_term, &ctl.sig_int, &ctl.sig_hup};
@@ -439,10 +439,10 @@ int gy_server_run(gy_server *srv, gy_errmsg *err) {
         } else {
             uv_ip4_name((struct sockaddr_in *)&srv->addr, host, sizeof host);
         }
-        gy__log(GY_LOG_INFO, "listening on http://%s%s%s:%d/ with %d loop%s and %d worker%s",
-                srv->addr.ss_family == AF_INET6 ? "[" : "", host,
-                srv->addr.ss_family == AF_INET6 ? "]" : "", srv->port, srv->nloops,
-                srv->nloops == 1 ? "" : "s", srv->nworkers, srv->nworkers == 1 ? "" : "s");
+        gy__server_log(GY_LOG_INFO, "listening on http://%s%s%s:%d/ with %d loop%s and %d worker%s",
+                       srv->addr.ss_family == AF_INET6 ? "[" : "", host,
+                       srv->addr.ss_family == AF_INET6 ? "]" : "", srv->port, srv->nloops,
+                       srv->nloops == 1 ? "" : "s", srv->nworkers, srv->nworkers == 1 ? "" : "s");
     }
     uv_run(&srv->ctl, UV_RUN_DEFAULT);
     gy__ctl_enter(srv);
@@ -586,7 +586,7 @@ int gy_server_reconfigure(gy_server *srv, const gy_config *cfg, char *not_applie
     pthread_rwlock_unlock(&srv->cfg_lock);
     gy_config_free(old);
     if (cused > 0) {
-        gy__log(GY_LOG_INFO, "applied: %s", changed);
+        gy__server_log(GY_LOG_INFO, "applied: %s", changed);
     }
     return GY_OK;
 }

@@ -36,7 +36,7 @@
 /* --- log.c ----------------------------------------------------------------- */
 /* One line on stderr: "2026-11-25T21:30:00.123Z info  message". Any thread;
  * one write(2) per line. */
-void gy__log(gy_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void gy__server_log(gy_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gy__log_set_level(gy_log_level level);
 gy_log_level gy__log_get_level(void);
 /* The library's own log lines (collector debug output) go to gy__log. */
