@@ -230,6 +230,46 @@ class AdminHeap(unittest.TestCase):
             self.assertFalse(ok(self, srv.admin("tracemalloc.traced_memory"))["tracing"])
 
 
+class AdminBigHeap(unittest.TestCase):
+    def test_referrers_on_a_million_objects_while_serving(self):
+        import threading
+        with Gyred("--set", "demo_leaks=on", "--set", "max_heap_bytes=0") as srv:
+            for _ in range(4):
+                self.assertEqual(srv.get("/leak?n=250000").status, 200)
+            oid = ok(self, srv.admin("objects.by_type demo_leak_node 1"))[0]["id"]
+            stop = threading.Event()
+            worst = [0.0]
+            errors = []
+
+            def client():
+                with srv.connect() as c:
+                    while not stop.is_set():
+                        t0 = time.monotonic()
+                        c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                        try:
+                            r = c.response()
+                        except Exception as e:  # noqa: BLE001 - reported below
+                            errors.append(repr(e))
+                            return
+                        if r.status != 200:
+                            errors.append(r.status)
+                        worst[0] = max(worst[0], time.monotonic() - t0)
+
+            t = threading.Thread(target=client)
+            t.start()
+            try:
+                refs = ok(self, srv.admin(f"objects.referrers {oid}"))
+                self.assertEqual([r["type"] for r in refs], ["list"])
+                chain = ok(self, srv.admin(f"objects.backrefs {oid}"))
+                self.assertIn("demo.leaks", chain)
+            finally:
+                stop.set()
+                t.join(LIVENESS)
+            self.assertEqual(errors, [])
+            self.assertLess(worst[0], LIVENESS, "a request waited past the liveness bound")
+            srv.get("/leak", method="DELETE")
+
+
 class AdminGcPause(unittest.TestCase):
     def test_disable_stops_collections_and_enable_resumes(self):
         with Gyred() as srv:
