@@ -409,17 +409,18 @@ static int gy__server_stats(gy__admin_session *s, int argc, char **argv, json_t 
     gy_runtime_get_stats(&rt);
     const gy__gc_pause *p = &s->srv->gc_pause;
     *out = json_pack(
-        "{s:f, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I}, "
+        "{s:f, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f}, s:{s:I, s:I}, "
         "s:{s:b, s:I, s:I, s:I}}",
         "uptime_s", (double)(gy__now_ns() - s->srv->start_ns) / 1e9, "connections", "open",
         (json_int_t)st.connections_open, "accepted", (json_int_t)st.connections_accepted, "refused",
         (json_int_t)st.connections_refused, "requests", "answered", (json_int_t)st.requests, "4xx",
         (json_int_t)st.responses_4xx, "5xx", (json_int_t)st.responses_5xx, "bad",
         (json_int_t)st.bad_requests, "overload_503", (json_int_t)st.overload_503, "timeouts",
-        (json_int_t)st.timeouts, "heap", "objects", (json_int_t)rt.objects_live, "bytes",
-        (json_int_t)rt.bytes_live, "gc_pause", "active", p->active, "pauses", (json_int_t)p->pauses,
-        "resumed_by_time", (json_int_t)p->resumed_time, "resumed_by_bytes",
-        (json_int_t)p->resumed_bytes);
+        (json_int_t)st.timeouts, "per_s_last_second", s->srv->requests_per_s, "per_s_since_start",
+        (double)st.requests / ((double)(gy__now_ns() - s->srv->start_ns) / 1e9 + 1e-9), "heap",
+        "objects", (json_int_t)rt.objects_live, "bytes", (json_int_t)rt.bytes_live, "gc_pause",
+        "active", p->active, "pauses", (json_int_t)p->pauses, "resumed_by_time",
+        (json_int_t)p->resumed_time, "resumed_by_bytes", (json_int_t)p->resumed_bytes);
     return GY_OK;
 }
 

@@ -285,6 +285,17 @@ static void gy__heap_check_cb(uv_timer_t *t) {
     gy__ctl *ctl = t->data;
     gy_server *srv = ctl->srv;
     gy__admin_pause_check(srv);
+    /* Once a second: the request rate over the last second (server.stats). */
+    uint64_t now = gy__now_ns();
+    if (now - srv->rate_at_ns >= 1000000000u) {
+        uint64_t req = atomic_load_explicit(&srv->st_requests, memory_order_relaxed);
+        if (srv->rate_at_ns != 0) {
+            srv->requests_per_s =
+                (double)(req - srv->rate_requests) * 1e9 / (double)(now - srv->rate_at_ns);
+        }
+        srv->rate_at_ns = now;
+        srv->rate_requests = req;
+    }
     int64_t max = gy__lim(&srv->lim.max_heap_bytes);
     bool over = false;
     if (max > 0) {

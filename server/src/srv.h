@@ -326,6 +326,9 @@ struct gy_server {
     int admin_group_level; /* a gy__level */
     gy__gc_pause gc_pause;
     gy__metrics metrics;
+    /* The last second's request rate (control thread only). */
+    uint64_t rate_at_ns, rate_requests;
+    double requests_per_s;
     int metrics_fd; /* bound, not yet served (-1: none) */
     uv_tcp_t metrics_tcp;
     gy__snap *snaps; /* tracemalloc_max_snapshots at most */

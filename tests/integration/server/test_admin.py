@@ -124,6 +124,8 @@ class Admin(unittest.TestCase):
         self.srv.get("/")
         st = ok(self, self.srv.admin("server.stats"))
         self.assertGreater(st["requests"]["answered"], 0)
+        self.assertGreater(st["requests"]["per_s_since_start"], 0)
+        self.assertGreaterEqual(st["requests"]["per_s_last_second"], 0)
         self.assertGreater(st["heap"]["objects"], 0)
         self.assertIn("gc_pause", st)
 
