@@ -197,10 +197,14 @@ static void gy__admin_closed(uv_handle_t *h) {
 }
 
 static void gy__admin_close(gy__admin_conn *c) {
-    if (!c->closing) {
+    if (!c->closing && !uv_is_closing((uv_handle_t *)&c->pipe)) {
         c->closing = true;
         uv_close((uv_handle_t *)&c->pipe, gy__admin_closed);
     }
+}
+
+void gy__admin_conn_close(uv_handle_t *h) {
+    gy__admin_close((gy__admin_conn *)h); /* the pipe is its first member */
 }
 
 static void gy__admin_process(gy__admin_conn *c);

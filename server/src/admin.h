@@ -66,6 +66,9 @@ void gy__admin_snaps_free(gy_server *srv);
 int gy__admin_bind(gy_server *srv, const char *path, gy_errmsg *err);
 /* Start serving it on the control loop. */
 int gy__admin_start(gy_server *srv, gy_errmsg *err);
+/* Close a client connection of the admin socket (the control loop's
+ * final walk). */
+void gy__admin_conn_close(uv_handle_t *h);
 /* Remove the socket file (at free). */
 void gy__admin_unlink(gy_server *srv);
 

@@ -295,10 +295,19 @@ static const llhttp_settings_t *gy__mhttp(void);
 
 static void gy__mclosed(uv_handle_t *h) { free(h); }
 
+/* Close once, whoever asks (a write's end, an error, the final walk). */
+static void gy__mclose(uv_handle_t *h) {
+    if (!uv_is_closing(h)) {
+        uv_close(h, gy__mclosed);
+    }
+}
+
+void gy__metrics_conn_close(uv_handle_t *h) { gy__mclose(h); }
+
 static void gy__mwrite_cb(uv_write_t *req, int status) {
     (void)status;
     gy__mwrite *w = (gy__mwrite *)req;
-    uv_close((uv_handle_t *)req->handle, gy__mclosed);
+    gy__mclose((uv_handle_t *)req->handle);
     free(w->data);
     free(w);
 }
@@ -316,7 +325,7 @@ static void gy__manswer(gy__mconn *c, int status, const char *ctype, const char 
     if (w == NULL || data == NULL) {
         free(w);
         free(data);
-        uv_close((uv_handle_t *)&c->tcp, gy__mclosed);
+        gy__mclose((uv_handle_t *)&c->tcp);
         return;
     }
     memcpy(data, head, (size_t)hl);
@@ -326,7 +335,7 @@ static void gy__manswer(gy__mconn *c, int status, const char *ctype, const char 
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, gy__mwrite_cb) != 0) {
         free(data);
         free(w);
-        uv_close((uv_handle_t *)&c->tcp, gy__mclosed);
+        gy__mclose((uv_handle_t *)&c->tcp);
     }
 }
 
@@ -397,7 +406,7 @@ static void gy__mread_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
         return;
     }
     if (n < 0) {
-        uv_close((uv_handle_t *)&c->tcp, gy__mclosed);
+        gy__mclose((uv_handle_t *)&c->tcp);
         return;
     }
     llhttp_errno_t e = llhttp_execute(&c->parser, buf->base, (size_t)n);
@@ -422,7 +431,7 @@ static void gy__mconnection_cb(uv_stream_t *server, int status) {
     c->srv = srv;
     uv_tcp_init(&srv->ctl, &c->tcp);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        uv_close((uv_handle_t *)&c->tcp, gy__mclosed);
+        gy__mclose((uv_handle_t *)&c->tcp);
         return;
     }
     llhttp_init(&c->parser, HTTP_REQUEST, gy__mhttp());

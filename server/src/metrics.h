@@ -14,6 +14,8 @@ void gy__metrics_request(gy_server *srv, const gy__route *route, int status, uin
 /* Bind metrics_listen (in gy_server_new) and serve it (control loop). */
 int gy__metrics_bind(gy_server *srv, const char *address, gy_errmsg *err);
 int gy__metrics_start(gy_server *srv, gy_errmsg *err);
+/* Close a metrics client connection (the control loop's final walk). */
+void gy__metrics_conn_close(uv_handle_t *h);
 /* The Prometheus text (malloc'd, NUL-terminated) or NULL. Attached thread. */
 char *gy__metrics_render(gy_server *srv);
 

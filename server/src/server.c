@@ -311,8 +311,18 @@ static void gy__heap_check_cb(uv_timer_t *t) {
 }
 
 static void gy__ctl_close_all(uv_handle_t *h, void *arg) {
-    (void)arg;
-    if (!uv_is_closing(h)) {
+    gy_server *srv = arg;
+    if (uv_is_closing(h)) {
+        return;
+    }
+    /* Client connections of the admin socket (pipes) and of the metrics
+     * listener (TCP) free themselves in their close callbacks. */
+    if (h->type == UV_NAMED_PIPE && h != (uv_handle_t *)&srv->admin_pipe &&
+        h != (uv_handle_t *)&srv->admin_ro_pipe) {
+        gy__admin_conn_close(h);
+    } else if (h->type == UV_TCP && h != (uv_handle_t *)&srv->metrics_tcp) {
+        gy__metrics_conn_close(h);
+    } else {
         uv_close(h, NULL);
     }
 }
@@ -336,7 +346,7 @@ static void gy__ctl_async_cb(uv_async_t *h) {
         pthread_mutex_lock(&srv->ctl_lock);
         srv->ctl_ready = false;
         pthread_mutex_unlock(&srv->ctl_lock);
-        uv_walk(&srv->ctl, gy__ctl_close_all, NULL);
+        uv_walk(&srv->ctl, gy__ctl_close_all, srv);
     }
 }
 
