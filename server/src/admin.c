@@ -37,11 +37,7 @@ typedef struct gy__admin_write {
 } gy__admin_write;
 
 static int gy__afail(gy_errmsg *err, int code, const char *what, const char *path) {
-    if (err != NULL) {
-        err->code = code;
-        snprintf(err->text, sizeof err->text, "admin_socket '%s': %s", path, what);
-    }
-    return code;
+    return gy__server_errmsg(err, code, "admin_socket '%s': %s", path, what);
 }
 
 /* mkdir -p of the socket's directory (0700). */

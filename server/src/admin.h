@@ -56,6 +56,9 @@ GY__HEAP_CMD(trace_filter)
 GY__HEAP_CMD(trace_top)
 GY__HEAP_CMD(trace_compare)
 #undef GY__HEAP_CMD
+/* {"id": "0xADDR:SERIAL", "type": NAME} for one object (a NEW json
+ * reference); ids are what objects.* commands take. */
+json_t *gy__admin_object_json(const gy_object *ob);
 /* Drop the named snapshots (at free). */
 void gy__admin_snaps_free(gy_server *srv);
 

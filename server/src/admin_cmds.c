@@ -2,7 +2,6 @@
  * (name, arguments, level, summary, handler; HAProxy cli.c style). `help`
  * is generated from it. Names follow Python's gc module. */
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,17 +15,6 @@
 
 static const char *const gy__level_names[] = {"user", "operator", "admin"};
 
-static int gy__cfail(gy_errmsg *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int gy__cfail(gy_errmsg *err, int code, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->text, sizeof err->text, fmt, ap);
-    va_end(ap);
-    err->code = code;
-    return code;
-}
-
 /* A decimal integer argument within [lo, hi]. */
 static int gy__arg_long(const char *s, long lo, long hi, const char *what, long *out,
                         gy_errmsg *err) {
@@ -34,20 +22,13 @@ static int gy__arg_long(const char *s, long lo, long hi, const char *what, long 
     errno = 0;
     long v = strtol(s, &end, 0);
     if (*s == '\0' || *end != '\0' || errno != 0) {
-        return gy__cfail(err, GY_EINVAL, "%s '%s': not an integer", what, s);
+        return gy__server_errmsg(err, GY_EINVAL, "%s '%s': not an integer", what, s);
     }
     if (v < lo || v > hi) {
-        return gy__cfail(err, GY_ERANGE, "%s %ld: must be %ld..%ld", what, v, lo, hi);
+        return gy__server_errmsg(err, GY_ERANGE, "%s %ld: must be %ld..%ld", what, v, lo, hi);
     }
     *out = v;
     return GY_OK;
-}
-
-static json_t *gy__id_json(const void *ob) {
-    gy_id id = gy_object_id(ob);
-    char buf[48];
-    snprintf(buf, sizeof buf, "0x%" PRIx64 ":%" PRIu64, id.addr, id.serial);
-    return json_string(buf);
 }
 
 /* --- help, level ------------------------------------------------------------------ */
@@ -74,7 +55,7 @@ static int gy__help(gy__admin_session *s, int argc, char **argv, json_t **out, g
     }
     if (argc == 1) {
         json_decref(list);
-        return gy__cfail(err, GY_ENOENT, "no command '%s'", argv[0]);
+        return gy__server_errmsg(err, GY_ENOENT, "no command '%s'", argv[0]);
     }
     *out = list;
     return GY_OK;
@@ -86,15 +67,15 @@ static int gy__cmd_level(gy__admin_session *s, int argc, char **argv, json_t **o
     for (int l = 0; l <= GY__LEVEL_ADMIN; l++) {
         if (strcmp(argv[0], gy__level_names[l]) == 0) {
             if ((gy__level)l > s->level) {
-                return gy__cfail(err, GY_EPERM, "level %s is above this session's (%s)", argv[0],
-                                 gy__level_names[s->level]);
+                return gy__server_errmsg(err, GY_EPERM, "level %s is above this session's (%s)",
+                                         argv[0], gy__level_names[s->level]);
             }
             s->level = (gy__level)l;
             *out = json_string(gy__level_names[l]);
             return GY_OK;
         }
     }
-    return gy__cfail(err, GY_EINVAL, "unknown level '%s' (user, operator, admin)", argv[0]);
+    return gy__server_errmsg(err, GY_EINVAL, "unknown level '%s' (user, operator, admin)", argv[0]);
 }
 
 /* --- gc.* --------------------------------------------------------------------------- */
@@ -187,7 +168,7 @@ static int gy__gc_disable(gy__admin_session *s, int argc, char **argv, json_t **
     }
     if (i < argc) {
         if (strcmp(argv[i], "max-bytes") != 0 || i + 1 >= argc) {
-            return gy__cfail(err, GY_EINVAL, "expected 'max-bytes N' after SECONDS");
+            return gy__server_errmsg(err, GY_EINVAL, "expected 'max-bytes N' after SECONDS");
         }
         int rc = gy__arg_long(argv[i + 1], 1, LONG_MAX, "max-bytes", &bytes, err);
         if (rc != GY_OK) {
@@ -196,7 +177,7 @@ static int gy__gc_disable(gy__admin_session *s, int argc, char **argv, json_t **
         i += 2;
     }
     if (i != argc) {
-        return gy__cfail(err, GY_EINVAL, "unexpected '%s'", argv[i]);
+        return gy__server_errmsg(err, GY_EINVAL, "unexpected '%s'", argv[i]);
     }
     gy_runtime_stats st;
     gy_runtime_get_stats(&st);
@@ -263,8 +244,7 @@ static json_t *gy__objects_json(gy_list *list, long n) {
     for (size_t i = 0; i < len && (long)i < n; i++) {
         gy_object *ob = gy_list_get(list, i);
         if (ob != NULL) {
-            json_array_append_new(
-                arr, json_pack("{s:o, s:s}", "id", gy__id_json(ob), "type", gy_type_of(ob)->name));
+            json_array_append_new(arr, gy__admin_object_json(ob));
             gy_decref(ob);
         }
     }
@@ -321,7 +301,7 @@ static int gy__gc_garbage(gy__admin_session *s, int argc, char **argv, json_t **
     gy_list *list;
     int rc = gy_gc_garbage(&list);
     if (rc != GY_OK) {
-        return gy__cfail(err, rc, "%s", gy_strerror(rc));
+        return gy__server_errmsg(err, rc, "%s", gy_strerror(rc));
     }
     *out = gy__objects_json(list, 1000);
     gy_decref(list);
@@ -337,10 +317,10 @@ static int gy__gc_set_debug(gy__admin_session *s, int argc, char **argv, json_t 
         return rc;
     }
     if (gy_gc_set_debug((unsigned)flags) != GY_OK) {
-        return gy__cfail(err, GY_EINVAL,
-                         "unknown flag bits in %ld (STATS 1, COLLECTABLE 2, "
-                         "UNCOLLECTABLE 4, SAVEALL 32, LEAK 38)",
-                         flags);
+        return gy__server_errmsg(err, GY_EINVAL,
+                                 "unknown flag bits in %ld (STATS 1, COLLECTABLE 2, "
+                                 "UNCOLLECTABLE 4, SAVEALL 32, LEAK 38)",
+                                 flags);
     }
     *out = json_integer((json_int_t)gy_gc_get_debug());
     return GY_OK;
@@ -372,7 +352,7 @@ static int gy__config_get(gy__admin_session *s, int argc, char **argv, json_t **
     }
     if (argc == 1 && json_object_size(obj) == 0) {
         json_decref(obj);
-        return gy__cfail(err, GY_ENOENT, "no setting '%s'", argv[0]);
+        return gy__server_errmsg(err, GY_ENOENT, "no setting '%s'", argv[0]);
     }
     *out = obj;
     return GY_OK;
@@ -386,7 +366,7 @@ static int gy__config_set(gy__admin_session *s, int argc, char **argv, json_t **
     int rc = gy_config_copy(s->srv->cfg, &next);
     pthread_rwlock_unlock(&s->srv->cfg_lock);
     if (rc != GY_OK) {
-        return gy__cfail(err, rc, "out of memory");
+        return gy__server_errmsg(err, rc, "out of memory");
     }
     const char *names[1] = {argv[0]}, *values[1] = {argv[1]};
     rc = gy_config_set_many(next, 1, names, values, "admin config.set", true, err);
@@ -429,7 +409,7 @@ static int gy__metrics_cmd(gy__admin_session *s, int argc, char **argv, json_t *
     (void)argc, (void)argv;
     char *text = gy__metrics_render(s->srv);
     if (text == NULL) {
-        return gy__cfail(err, GY_ENOMEM, "out of memory");
+        return gy__server_errmsg(err, GY_ENOMEM, "out of memory");
     }
     *out = json_string(text);
     free(text);

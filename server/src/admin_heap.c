@@ -14,17 +14,6 @@
 #include "gyre/introspect.h"
 #include "gyre/trace.h"
 
-static int gy__hfail(gy_errmsg *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int gy__hfail(gy_errmsg *err, int code, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->text, sizeof err->text, fmt, ap);
-    va_end(ap);
-    err->code = code;
-    return code;
-}
-
 static int gy__count_arg(const char *s, long dflt, long *out, gy_errmsg *err) {
     if (s == NULL) {
         *out = dflt;
@@ -34,13 +23,13 @@ static int gy__count_arg(const char *s, long dflt, long *out, gy_errmsg *err) {
     errno = 0;
     long v = strtol(s, &end, 10);
     if (*s == '\0' || *end != '\0' || errno != 0 || v < 1 || v > 1000000) {
-        return gy__hfail(err, GY_EINVAL, "N '%s': must be 1..1000000", s);
+        return gy__server_errmsg(err, GY_EINVAL, "N '%s': must be 1..1000000", s);
     }
     *out = v;
     return GY_OK;
 }
 
-static json_t *gy__obj_json(const gy_object *ob) {
+json_t *gy__admin_object_json(const gy_object *ob) {
     gy_id id = gy_object_id(ob);
     char buf[48];
     snprintf(buf, sizeof buf, "0x%" PRIx64 ":%" PRIu64, id.addr, id.serial);
@@ -54,14 +43,16 @@ static int gy__obj_arg(const char *s, gy_object **out, gy_errmsg *err) {
     errno = 0;
     id.addr = strtoull(s, &end, 16);
     if (errno != 0 || *end != ':') {
-        return gy__hfail(err, GY_EINVAL, "ID '%s': expected 0xADDR:SERIAL (from an answer)", s);
+        return gy__server_errmsg(err, GY_EINVAL, "ID '%s': expected 0xADDR:SERIAL (from an answer)",
+                                 s);
     }
     id.serial = strtoull(end + 1, &end, 10);
     if (errno != 0 || *end != '\0') {
-        return gy__hfail(err, GY_EINVAL, "ID '%s': expected 0xADDR:SERIAL (from an answer)", s);
+        return gy__server_errmsg(err, GY_EINVAL, "ID '%s': expected 0xADDR:SERIAL (from an answer)",
+                                 s);
     }
     if (gy_object_from_id(id, out) != GY_OK) {
-        return gy__hfail(err, GY_ESTALE, "object %s no longer exists", s);
+        return gy__server_errmsg(err, GY_ESTALE, "object %s no longer exists", s);
     }
     return GY_OK;
 }
@@ -69,7 +60,7 @@ static int gy__obj_arg(const char *s, gy_object **out, gy_errmsg *err) {
 static json_t *gy__objs_json(const gy_objects *o, long n) {
     json_t *arr = json_array();
     for (size_t i = 0; i < o->len && (long)i < n; i++) {
-        json_array_append_new(arr, gy__obj_json(o->items[i]));
+        json_array_append_new(arr, gy__admin_object_json(o->items[i]));
     }
     return arr;
 }
@@ -128,7 +119,7 @@ int gy__cmd_objects_types(gy__admin_session *s, int argc, char **argv, json_t **
     gy__type_rows r = {0};
     if (gy_types_foreach(gy__collect_type, &r) != 0) {
         free(r.rows);
-        return gy__hfail(err, GY_ENOMEM, "out of memory");
+        return gy__server_errmsg(err, GY_ENOMEM, "out of memory");
     }
     if (r.n > 1) {
         qsort(r.rows, r.n, sizeof *r.rows, gy__by_live);
@@ -155,7 +146,7 @@ int gy__cmd_objects_growth(gy__admin_session *s, int argc, char **argv, json_t *
     size_t got = 0;
     int rc = gy_types_growth(rows, n < 64 ? (size_t)n : 64, &got);
     if (rc != GY_OK) {
-        return gy__hfail(err, rc, "%s", gy_strerror(rc));
+        return gy__server_errmsg(err, rc, "%s", gy_strerror(rc));
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < got; i++) {
@@ -177,12 +168,13 @@ int gy__cmd_objects_by_type(gy__admin_session *s, int argc, char **argv, json_t 
     gy__type_rows r = {.want = argv[0]};
     gy_types_foreach(gy__collect_type, &r);
     if (r.found == NULL) {
-        return gy__hfail(err, GY_ENOENT, "no type '%s' (objects.types lists them)", argv[0]);
+        return gy__server_errmsg(err, GY_ENOENT, "no type '%s' (objects.types lists them)",
+                                 argv[0]);
     }
     gy_objects o;
     int rc = gy_objects_by_type(r.found, (size_t)n, &o);
     if (rc != GY_OK) {
-        return gy__hfail(err, rc, "%s", gy_strerror(rc));
+        return gy__server_errmsg(err, rc, "%s", gy_strerror(rc));
     }
     *out = gy__objs_json(&o, n);
     gy_objects_release(&o);
@@ -202,7 +194,7 @@ static int gy__refs(int argc, char **argv, json_t **out, gy_errmsg *err, bool re
     int rc = referrers ? gy_objects_referrers(ob, &o) : gy_objects_referents(ob, &o);
     gy_decref(ob);
     if (rc != GY_OK) {
-        return gy__hfail(err, rc, "%s", gy_strerror(rc));
+        return gy__server_errmsg(err, rc, "%s", gy_strerror(rc));
     }
     *out = gy__objs_json(&o, n);
     gy_objects_release(&o);
@@ -227,7 +219,7 @@ int gy__cmd_objects_backrefs(gy__admin_session *s, int argc, char **argv, json_t
     gy_backrefs_format f = GY_BACKREFS_TEXT;
     if (argc == 2) {
         if (strcmp(argv[1], "dot") != 0) {
-            return gy__hfail(err, GY_EINVAL, "expected 'dot', got '%s'", argv[1]);
+            return gy__server_errmsg(err, GY_EINVAL, "expected 'dot', got '%s'", argv[1]);
         }
         f = GY_BACKREFS_DOT;
     }
@@ -239,10 +231,10 @@ int gy__cmd_objects_backrefs(gy__admin_session *s, int argc, char **argv, json_t
     int rc = gy_backrefs(ob, f, &text);
     gy_decref(ob);
     if (rc == GY_ENOENT) {
-        return gy__hfail(err, rc, "no chain from a root: held only from outside the heap");
+        return gy__server_errmsg(err, rc, "no chain from a root: held only from outside the heap");
     }
     if (rc != GY_OK) {
-        return gy__hfail(err, rc, "%s", gy_strerror(rc));
+        return gy__server_errmsg(err, rc, "%s", gy_strerror(rc));
     }
     *out = json_string(text);
     free(text);
@@ -299,30 +291,30 @@ int gy__cmd_trace_snapshot(gy__admin_session *s, int argc, char **argv, json_t *
     gy_server *srv = s->srv;
     const char *name = argv[0];
     if (strlen(name) >= sizeof srv->snaps[0].name) {
-        return gy__hfail(err, GY_EINVAL, "NAME longer than %zu bytes",
-                         sizeof srv->snaps[0].name - 1);
+        return gy__server_errmsg(err, GY_EINVAL, "NAME longer than %zu bytes",
+                                 sizeof srv->snaps[0].name - 1);
     }
     if (!gy_trace_is_tracing()) {
-        return gy__hfail(err, GY_ESTATE, "not tracing (tracemalloc.start first)");
+        return gy__server_errmsg(err, GY_ESTATE, "not tracing (tracemalloc.start first)");
     }
     gy__snap *old = gy__snap_find(srv, name);
     size_t max = (size_t)gy_server_config_int(srv, "tracemalloc_max_snapshots");
     if (old == NULL && srv->nsnaps >= max) {
-        return gy__hfail(err, GY_ERANGE,
-                         "%zu snapshots kept already (tracemalloc_max_snapshots); "
-                         "replace one by its name",
-                         srv->nsnaps);
+        return gy__server_errmsg(err, GY_ERANGE,
+                                 "%zu snapshots kept already (tracemalloc_max_snapshots); "
+                                 "replace one by its name",
+                                 srv->nsnaps);
     }
     gy_snapshot *snap;
     if (gy_trace_take_snapshot(&snap) != GY_OK) {
-        return gy__hfail(err, GY_ENOMEM, "out of memory");
+        return gy__server_errmsg(err, GY_ENOMEM, "out of memory");
     }
     size_t maxt = (size_t)gy_server_config_int(srv, "tracemalloc_max_traces");
     if (snap->len > maxt) {
         size_t len = snap->len;
         gy_snapshot_free(snap);
-        return gy__hfail(err, GY_ERANGE, "%zu traces, over tracemalloc_max_traces (%zu)", len,
-                         maxt);
+        return gy__server_errmsg(err, GY_ERANGE, "%zu traces, over tracemalloc_max_traces (%zu)",
+                                 len, maxt);
     }
     if (old != NULL) {
         gy_snapshot_free(old->snap);
@@ -331,7 +323,7 @@ int gy__cmd_trace_snapshot(gy__admin_session *s, int argc, char **argv, json_t *
         gy__snap *ns = realloc(srv->snaps, (srv->nsnaps + 1) * sizeof *ns);
         if (ns == NULL) {
             gy_snapshot_free(snap);
-            return gy__hfail(err, GY_ENOMEM, "out of memory");
+            return gy__server_errmsg(err, GY_ENOMEM, "out of memory");
         }
         srv->snaps = ns;
         snprintf(ns[srv->nsnaps].name, sizeof ns[0].name, "%s", name);
@@ -346,11 +338,11 @@ int gy__cmd_trace_filter(gy__admin_session *s, int argc, char **argv, json_t **o
     (void)argc;
     gy__snap *sn = gy__snap_find(s->srv, argv[0]);
     if (sn == NULL) {
-        return gy__hfail(err, GY_ENOENT, "no snapshot '%s'", argv[0]);
+        return gy__server_errmsg(err, GY_ENOENT, "no snapshot '%s'", argv[0]);
     }
     bool inclusive = strcmp(argv[1], "include") == 0;
     if (!inclusive && strcmp(argv[1], "exclude") != 0) {
-        return gy__hfail(err, GY_EINVAL, "expected include or exclude, got '%s'", argv[1]);
+        return gy__server_errmsg(err, GY_EINVAL, "expected include or exclude, got '%s'", argv[1]);
     }
     /* PATTERN: a file glob, or tag=GLOB for tags. */
     gy_trace_filter f = {.inclusive = inclusive};
@@ -361,7 +353,7 @@ int gy__cmd_trace_filter(gy__admin_session *s, int argc, char **argv, json_t **o
     }
     gy_snapshot *filtered;
     if (gy_snapshot_filter(sn->snap, &f, 1, &filtered) != GY_OK) {
-        return gy__hfail(err, GY_ENOMEM, "out of memory");
+        return gy__server_errmsg(err, GY_ENOMEM, "out of memory");
     }
     gy_snapshot_free(sn->snap);
     sn->snap = filtered;
@@ -377,7 +369,7 @@ static int gy__group_arg(const char *s, gy_trace_group *g, gy_errmsg *err) {
     } else if (strcmp(s, "type") == 0) {
         *g = GY_TRACE_BY_TYPE;
     } else {
-        return gy__hfail(err, GY_EINVAL, "group '%s': site, tag or type", s);
+        return gy__server_errmsg(err, GY_EINVAL, "group '%s': site, tag or type", s);
     }
     return GY_OK;
 }
@@ -415,7 +407,7 @@ int gy__cmd_trace_top(gy__admin_session *s, int argc, char **argv, json_t **out,
         /* not a group: a snapshot name */
         sn = gy__snap_find(s->srv, argv[i]);
         if (sn == NULL) {
-            return gy__hfail(err, GY_ENOENT, "no snapshot '%s'", argv[i]);
+            return gy__server_errmsg(err, GY_ENOENT, "no snapshot '%s'", argv[i]);
         }
         i++;
         if (i < argc && gy__group_arg(argv[i], &g, err) == GY_OK) {
@@ -428,15 +420,15 @@ int gy__cmd_trace_top(gy__admin_session *s, int argc, char **argv, json_t **out,
         return err->code;
     }
     if (i != argc) {
-        return gy__hfail(err, GY_EINVAL, "unexpected '%s'", argv[i]);
+        return gy__server_errmsg(err, GY_EINVAL, "unexpected '%s'", argv[i]);
     }
     gy_snapshot *fresh = NULL;
     if (sn == NULL) {
         if (!gy_trace_is_tracing()) {
-            return gy__hfail(err, GY_ESTATE, "not tracing (tracemalloc.start first)");
+            return gy__server_errmsg(err, GY_ESTATE, "not tracing (tracemalloc.start first)");
         }
         if (gy_trace_take_snapshot(&fresh) != GY_OK) {
-            return gy__hfail(err, GY_ENOMEM, "out of memory");
+            return gy__server_errmsg(err, GY_ENOMEM, "out of memory");
         }
     }
     gy_trace_stat *st = NULL;
@@ -444,7 +436,7 @@ int gy__cmd_trace_top(gy__admin_session *s, int argc, char **argv, json_t **out,
     int rc = gy_snapshot_statistics(sn ? sn->snap : fresh, g, &st, &ns);
     gy_snapshot_free(fresh);
     if (rc != GY_OK) {
-        return gy__hfail(err, rc, "out of memory");
+        return gy__server_errmsg(err, rc, "out of memory");
     }
     *out = gy__stats_json(st, ns, n, g, false);
     free(st);
@@ -456,7 +448,7 @@ int gy__cmd_trace_compare(gy__admin_session *s, int argc, char **argv, json_t **
                           gy_errmsg *err) {
     gy__snap *a = gy__snap_find(s->srv, argv[0]), *b = gy__snap_find(s->srv, argv[1]);
     if (a == NULL || b == NULL) {
-        return gy__hfail(err, GY_ENOENT, "no snapshot '%s'", a == NULL ? argv[0] : argv[1]);
+        return gy__server_errmsg(err, GY_ENOENT, "no snapshot '%s'", a == NULL ? argv[0] : argv[1]);
     }
     long n;
     if (gy__count_arg(argc > 2 ? argv[2] : NULL, 10, &n, err) != GY_OK) {
@@ -465,7 +457,7 @@ int gy__cmd_trace_compare(gy__admin_session *s, int argc, char **argv, json_t **
     gy_trace_stat *st = NULL;
     size_t ns = 0;
     if (gy_snapshot_compare(b->snap, a->snap, GY_TRACE_BY_SITE, &st, &ns) != GY_OK) {
-        return gy__hfail(err, GY_ENOMEM, "out of memory");
+        return gy__server_errmsg(err, GY_ENOMEM, "out of memory");
     }
     *out = gy__stats_json(st, ns, n, GY_TRACE_BY_SITE, true);
     free(st);

@@ -46,7 +46,7 @@ static const unsigned char gy__tchars[256] = {
     ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
-static bool gy__tchar(unsigned char c) { return gy__tchars[c] != 0; }
+bool gy__is_tchar(unsigned char c) { return gy__tchars[c] != 0; }
 
 void gy__http_reset(gy__io *io) {
     io->hdr.len = 0;
@@ -243,7 +243,7 @@ static int gy__on_header_field_complete(llhttp_t *p) {
         return gy__fail(io, 400, "empty header field name");
     }
     for (size_t i = 0; i < nlen; i++) {
-        if (!gy__tchar((unsigned char)name[i])) {
+        if (!gy__is_tchar((unsigned char)name[i])) {
             return gy__fail(io, 400, "invalid header field name");
         }
     }

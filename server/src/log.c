@@ -26,6 +26,24 @@ void gy__log_timestamp(char *buf, size_t size) {
     snprintf(buf + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
+gy_log_level gy__log_level_parse(const char *name) {
+    return strcmp(name, "debug") == 0   ? GY_LOG_DEBUG
+           : strcmp(name, "warn") == 0  ? GY_LOG_WARN
+           : strcmp(name, "error") == 0 ? GY_LOG_ERROR
+                                        : GY_LOG_INFO;
+}
+
+int gy__server_errmsg(gy_errmsg *err, int code, const char *fmt, ...) {
+    if (err != NULL) {
+        err->code = code;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->text, sizeof err->text, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
 void gy__log_set_level(gy_log_level level) {
     atomic_store_explicit(&gy__log_level, (int)level, memory_order_relaxed);
 }

@@ -17,13 +17,6 @@ typedef struct gy__main_ctx {
     char **argv;
 } gy__main_ctx;
 
-static gy_log_level gy__parse_level(const char *s) {
-    return strcmp(s, "debug") == 0   ? GY_LOG_DEBUG
-           : strcmp(s, "warn") == 0  ? GY_LOG_WARN
-           : strcmp(s, "error") == 0 ? GY_LOG_ERROR
-                                     : GY_LOG_INFO;
-}
-
 static void gy__raise_nofile(void) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
@@ -149,7 +142,7 @@ int gy_server_main(int argc, char **argv, const gy_server_app *app) {
         gy_config_free(cfg);
         return 0;
     }
-    gy__log_set_level(gy__parse_level(gy_config_str(cfg, "log_level")));
+    gy__log_set_level(gy__log_level_parse(gy_config_str(cfg, "log_level")));
     gy__log_install_gyre_handler();
     gy__server_log(GY_LOG_INFO, "%s %s starting (config: %s)", prog, GY_VERSION_STRING,
                    path ? path : "embedded gyre.conf");

@@ -127,6 +127,15 @@ static void gy__label(char *out, size_t size, const char *v) {
     out[o] = '\0';
 }
 
+/* A family with one sample per generation. */
+static void gy__per_generation(gy__buf *b, const char *name, const char *type, const char *help,
+                               const long v[GY_GC_GENERATIONS]) {
+    gy__family(b, name, type, help);
+    for (int i = 0; i < GY_GC_GENERATIONS; i++) {
+        gy__p(b, "%s{generation=\"%d\"} %ld\n", name, i, v[i]);
+    }
+}
+
 static void gy__histogram_render(gy__buf *b, const char *name, const char *help,
                                  const gy__histogram *h) {
     gy__family(b, name, "histogram", help);
@@ -194,24 +203,20 @@ char *gy__metrics_render(gy_server *srv) {
           LLHTTP_VERSION_PATCH);
     gy_gc_gen_stats g[GY_GC_GENERATIONS];
     gy_gc_get_stats(g);
-    gy__family(&b, "gyre_gc_collections_total", "counter",
-               "Collections per generation (Python's python_gc_collections_total).");
+    long collections[GY_GC_GENERATIONS], collected[GY_GC_GENERATIONS],
+        uncollectable[GY_GC_GENERATIONS];
     for (int i = 0; i < GY_GC_GENERATIONS; i++) {
-        gy__p(&b, "gyre_gc_collections_total{generation=\"%d\"} %llu\n", i,
-              (unsigned long long)g[i].collections);
+        collections[i] = (long)g[i].collections;
+        collected[i] = (long)g[i].collected;
+        uncollectable[i] = (long)g[i].uncollectable;
     }
-    gy__family(&b, "gyre_gc_objects_collected_total", "counter",
-               "Objects collected per generation.");
-    for (int i = 0; i < GY_GC_GENERATIONS; i++) {
-        gy__p(&b, "gyre_gc_objects_collected_total{generation=\"%d\"} %llu\n", i,
-              (unsigned long long)g[i].collected);
-    }
-    gy__family(&b, "gyre_gc_objects_uncollectable_total", "counter",
-               "Uncollectable objects found per generation.");
-    for (int i = 0; i < GY_GC_GENERATIONS; i++) {
-        gy__p(&b, "gyre_gc_objects_uncollectable_total{generation=\"%d\"} %llu\n", i,
-              (unsigned long long)g[i].uncollectable);
-    }
+    gy__per_generation(&b, "gyre_gc_collections_total", "counter",
+                       "Collections per generation (Python's python_gc_collections_total).",
+                       collections);
+    gy__per_generation(&b, "gyre_gc_objects_collected_total", "counter",
+                       "Objects collected per generation.", collected);
+    gy__per_generation(&b, "gyre_gc_objects_uncollectable_total", "counter",
+                       "Uncollectable objects found per generation.", uncollectable);
     gy__histogram_render(&b, "gyre_gc_collection_duration_seconds", "Wall time of each collection.",
                          &srv->metrics.gc_seconds);
     gy__histogram_render(&b, "gyre_gc_pause_seconds",
@@ -220,15 +225,10 @@ char *gy__metrics_render(gy_server *srv) {
     long t[GY_GC_GENERATIONS], c[GY_GC_GENERATIONS];
     gy_gc_get_threshold(t);
     gy_gc_get_count(c);
-    gy__family(&b, "gyre_gc_threshold", "gauge", "Collection thresholds per generation.");
-    for (int i = 0; i < GY_GC_GENERATIONS; i++) {
-        gy__p(&b, "gyre_gc_threshold{generation=\"%d\"} %ld\n", i, t[i]);
-    }
-    gy__family(&b, "gyre_gc_pending", "gauge",
-               "Counts toward each threshold (what gc.get_count answers).");
-    for (int i = 0; i < GY_GC_GENERATIONS; i++) {
-        gy__p(&b, "gyre_gc_pending{generation=\"%d\"} %ld\n", i, c[i]);
-    }
+    gy__per_generation(&b, "gyre_gc_threshold", "gauge", "Collection thresholds per generation.",
+                       t);
+    gy__per_generation(&b, "gyre_gc_pending", "gauge",
+                       "Counts toward each threshold (what gc.get_count answers).", c);
     gy__family(&b, "gyre_gc_enabled", "gauge", "1 when automatic collection is on.");
     gy__p(&b, "gyre_gc_enabled %d\n", gy_gc_isenabled() ? 1 : 0);
     gy_runtime_stats rt;
@@ -440,26 +440,15 @@ static void gy__mconnection_cb(uv_stream_t *server, int status) {
 }
 
 int gy__metrics_bind(gy_server *srv, const char *address, gy_errmsg *err) {
-    char host[256] = "", port[16] = "";
-    const char *colon = strrchr(address, ':');
-    const char *h = address;
-    size_t hl = colon ? (size_t)(colon - address) : 0;
-    if (hl >= 2 && h[0] == '[') {
-        h++;
-        hl -= 2;
-    }
-    if (colon == NULL || hl >= sizeof host || strlen(colon + 1) >= sizeof port) {
-        goto bad;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    snprintf(port, sizeof port, "%s", colon + 1);
+    char host[256], port[16];
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
     struct addrinfo *ai = NULL;
-    if (getaddrinfo(host[0] ? host : NULL, port, &hints, &ai) != 0 || ai == NULL) {
-        goto bad;
+    if (gy__split_address(address, host, sizeof host, port, sizeof port) != GY_OK ||
+        getaddrinfo(host[0] ? host : NULL, port, &hints, &ai) != 0 || ai == NULL) {
+        return gy__server_errmsg(err, GY_EINVAL, "metrics_listen '%s': not a usable HOST:PORT",
+                                 address);
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -470,22 +459,11 @@ int gy__metrics_bind(gy_server *srv, const char *address, gy_errmsg *err) {
             close(fd);
         }
         freeaddrinfo(ai);
-        if (err != NULL) {
-            err->code = GY_EIO;
-            snprintf(err->text, sizeof err->text, "metrics_listen '%s': %s", address, strerror(e));
-        }
-        return GY_EIO;
+        return gy__server_errmsg(err, GY_EIO, "metrics_listen '%s': %s", address, strerror(e));
     }
     freeaddrinfo(ai);
     srv->metrics_fd = fd;
     return GY_OK;
-bad:
-    if (err != NULL) {
-        err->code = GY_EINVAL;
-        snprintf(err->text, sizeof err->text, "metrics_listen '%s': not a usable HOST:PORT",
-                 address);
-    }
-    return GY_EINVAL;
 }
 
 int gy__metrics_start(gy_server *srv, gy_errmsg *err) {

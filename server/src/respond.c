@@ -228,8 +228,7 @@ static bool gy__header_ok(const char *name, const char *value) {
         return false;
     }
     for (const char *c = name; *c; c++) {
-        if (!strchr("!#$%&'*+-.^_`|~", *c) && !(*c >= '0' && *c <= '9') &&
-            !(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z')) {
+        if (!gy__is_tchar((unsigned char)*c)) {
             return false;
         }
     }

@@ -9,8 +9,7 @@ static bool gy__is_token(const char *s) {
         return false;
     }
     for (; *s; s++) {
-        if (!strchr("!#$%&'*+-.^_`|~", *s) && !(*s >= '0' && *s <= '9') &&
-            !(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z')) {
+        if (!gy__is_tchar((unsigned char)*s)) {
             return false;
         }
     }

@@ -23,18 +23,6 @@ uint64_t gy__now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-__attribute__((format(printf, 3, 4))) static int gy__fail(gy_errmsg *err, int code, const char *fmt,
-                                                          ...) {
-    if (err != NULL) {
-        err->code = code;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->text, sizeof err->text, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* --- limits from a config ---------------------------------------------------- */
 
 static void gy__limits_load(gy__limits *l, const gy_config *c) {
@@ -65,17 +53,9 @@ static void gy__limits_load(gy__limits *l, const gy_config *c) {
                           memory_order_relaxed);
 }
 
-static gy_log_level gy__level_of(const char *s) {
-    return strcmp(s, "debug") == 0   ? GY_LOG_DEBUG
-           : strcmp(s, "warn") == 0  ? GY_LOG_WARN
-           : strcmp(s, "error") == 0 ? GY_LOG_ERROR
-                                     : GY_LOG_INFO;
-}
-
 /* --- binding ------------------------------------------------------------------- */
 
-static int gy__split_address(const char *address, char *host, size_t hsize, char *port,
-                             size_t psize) {
+int gy__split_address(const char *address, char *host, size_t hsize, char *port, size_t psize) {
     const char *colon = strrchr(address, ':');
     if (colon == NULL) {
         return GY_EINVAL;
@@ -117,7 +97,7 @@ static int gy__listen_socket(const struct sockaddr *sa, socklen_t len, int *out)
 int gy__server_bind(gy_server *srv, const char *address, gy_errmsg *err) {
     char host[256], port[16];
     if (gy__split_address(address, host, sizeof host, port, sizeof port) != GY_OK) {
-        return gy__fail(err, GY_EINVAL, "listen '%s': not HOST:PORT", address);
+        return gy__server_errmsg(err, GY_EINVAL, "listen '%s': not HOST:PORT", address);
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -125,7 +105,7 @@ int gy__server_bind(gy_server *srv, const char *address, gy_errmsg *err) {
     struct addrinfo *ai = NULL;
     int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
     if (g != 0 || ai == NULL) {
-        return gy__fail(err, GY_EINVAL, "listen '%s': %s", address, gai_strerror(g));
+        return gy__server_errmsg(err, GY_EINVAL, "listen '%s': %s", address, gai_strerror(g));
     }
     memcpy(&srv->addr, ai->ai_addr, ai->ai_addrlen);
     srv->addr_len = (int)ai->ai_addrlen;
@@ -138,7 +118,7 @@ int gy__server_bind(gy_server *srv, const char *address, gy_errmsg *err) {
                 close(srv->loops[j].listen_fd);
                 srv->loops[j].listen_fd = -1;
             }
-            return gy__fail(err, GY_EIO, "listen '%s': %s", address, strerror(-rc));
+            return gy__server_errmsg(err, GY_EIO, "listen '%s': %s", address, strerror(-rc));
         }
         if (i == 0) {
             /* Port 0: the others bind the port the first one got. */
@@ -162,12 +142,12 @@ int gy__server_bind(gy_server *srv, const char *address, gy_errmsg *err) {
 
 int gy_server_new(gy_server **out, const gy_config *cfg, gy_errmsg *err) {
     if (!gy_runtime_running()) {
-        return gy__fail(err, GY_ESTATE, "the runtime is not running");
+        return gy__server_errmsg(err, GY_ESTATE, "the runtime is not running");
     }
     gy_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL || gy_config_copy(cfg, &srv->cfg) != GY_OK) {
         free(srv);
-        return gy__fail(err, GY_ENOMEM, "out of memory");
+        return gy__server_errmsg(err, GY_ENOMEM, "out of memory");
     }
     pthread_rwlock_init(&srv->cfg_lock, NULL);
     pthread_mutex_init(&srv->ctl_lock, NULL);
@@ -182,7 +162,7 @@ int gy_server_new(gy_server **out, const gy_config *cfg, gy_errmsg *err) {
     srv->loops = calloc((size_t)srv->nloops, sizeof *srv->loops);
     if (srv->loops == NULL) {
         gy_server_free(srv);
-        return gy__fail(err, GY_ENOMEM, "out of memory");
+        return gy__server_errmsg(err, GY_ENOMEM, "out of memory");
     }
     for (int i = 0; i < srv->nloops; i++) {
         srv->loops[i].srv = srv;
@@ -391,7 +371,7 @@ static void gy__ctl_check_cb(uv_check_t *h) { gy__ctl_enter(h->data); }
 
 int gy_server_run(gy_server *srv, gy_errmsg *err) {
     if (gy_thread_attached()) {
-        return gy__fail(err, GY_ESTATE, "gy_server_run: the calling thread is attached");
+        return gy__server_errmsg(err, GY_ESTATE, "gy_server_run: the calling thread is attached");
     }
     /* A peer that closes while we write must cost an EPIPE, not the process. */
     signal(SIGPIPE, SIG_IGN);
@@ -550,7 +530,7 @@ int gy_server_reconfigure(gy_server *srv, const gy_config *cfg, char *not_applie
     const gy_setting *tab = gy_settings(&n);
     gy_config *next;
     if (gy_config_copy(srv->cfg, &next) != GY_OK) {
-        return gy__fail(err, GY_ENOMEM, "out of memory");
+        return gy__server_errmsg(err, GY_ENOMEM, "out of memory");
     }
     size_t used = 0;
     if (not_applied && size) {
@@ -599,7 +579,7 @@ int gy_server_reconfigure(gy_server *srv, const gy_config *cfg, char *not_applie
          t1 = (long)gy_config_int(next, "gc_threshold1"),
          t2 = (long)gy_config_int(next, "gc_threshold2");
     gy_gc_set_threshold(t0, t1, t2, NULL); /* bounds already checked by the table */
-    gy__log_set_level(gy__level_of(gy_config_str(next, "log_level")));
+    gy__log_set_level(gy__log_level_parse(gy_config_str(next, "log_level")));
     gy__limits_load(&srv->lim, next);
     pthread_rwlock_wrlock(&srv->cfg_lock);
     gy_config *old = srv->cfg;

@@ -46,8 +46,18 @@ int gy__access_log_open(const char *path, gy_errmsg *err);
 void gy__access_log_close(void);
 bool gy__access_log_enabled(void);
 void gy__access_log_write(const char *line, size_t len);
+/* gy__log_level_parse: "debug", "info", "warn", "error" (the log_level
+ * setting's choices; anything else is info). */
+gy_log_level gy__log_level_parse(const char *name);
+/* gy__server_errmsg: fill err (NULL allowed) with code and a formatted
+ * message; returns code, so `return gy__server_errmsg(err, GY_EINVAL, ...)`. */
+int gy__server_errmsg(gy_errmsg *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* gy__log_timestamp: ISO 8601 UTC with milliseconds into buf (>= 32). */
 void gy__log_timestamp(char *buf, size_t size);
+
+/* --- http.c: RFC 9110 5.6.2 tchar, for names checked anywhere ---------------- */
+bool gy__is_tchar(unsigned char c);
 
 /* --- router.c -------------------------------------------------------------- */
 typedef struct gy__route {
@@ -361,6 +371,9 @@ static inline void gy__ctl_enter(gy_server *srv) {
 /* Ask for a collection because the heap is over its limit (never waits). */
 void gy__server_heap_collect(gy_server *srv);
 void gy__server_count_status(gy_server *srv, int status);
+/* Split "HOST:PORT" or "[IPv6]:PORT" into host and port. Returns 0 or
+ * GY_EINVAL (no colon, or a part too long). */
+int gy__split_address(const char *address, char *host, size_t hsize, char *port, size_t psize);
 /* Bind the listening sockets: nloops sockets with SO_REUSEPORT on the
  * configured address (the first picks the port when it is 0). */
 int gy__server_bind(gy_server *srv, const char *address, gy_errmsg *err);
