@@ -412,8 +412,7 @@ int gy__io_dispatch(gy__io *io) {
     io->conn->nrequests++;
     gy_store(&io->conn->req, req); /* connection -> request */
     io->cur = req;                 /* the io's own reference (from build) */
-    io->answered_sync = false;
-    gy_incref(req); /* the handler's borrowed reference, kept across it */
+    gy_incref(req);                /* the handler's borrowed reference, kept across it */
     int rc = GY_HANDLER_DONE;
     if (atomic_load_explicit(&srv->heap_over, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&srv->st_503, 1, memory_order_relaxed);
@@ -644,11 +643,10 @@ static void gy__io_feed(gy__io *io, const char *data, size_t len, bool from_pend
                 return;
             }
         }
-        if (!io->waiting) {
-            /* Answered already (a close was asked then withdrawn?): go on. */
-            gy__io_feed(io, io->pending.p + io->pending_off, io->pending.len - io->pending_off,
-                        true);
-        } else if (io->reading) {
+        /* Paused without closing means a handler has not answered (dispatch
+         * pauses only for that, or for a close, handled above): read no
+         * more until it does. */
+        if (io->reading) {
             uv_read_stop((uv_stream_t *)&io->tcp);
             io->reading = false;
         }

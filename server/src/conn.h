@@ -56,7 +56,6 @@ struct gy__io {
     gy_request *cur; /* strong: dispatched and not yet answered */
     bool in_execute; /* inside llhttp_execute: an answer must not re-enter */
     bool waiting;    /* parsing paused until cur is answered */
-    bool answered_sync;
     gy__buf pending; /* input read but not parsed while waiting */
     size_t pending_off;
 

@@ -287,34 +287,15 @@ class Conn:
         self.close()
 
 
-class AdminConn:
+class AdminConn(Conn):
     """An admin socket session: one command per line, one JSON line back."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
 
     def answer(self):
         while b"\n" not in self.buf:
-            d = self.sock.recv(65536)
-            if not d:
-                raise EOFError("admin socket closed")
-            self.buf += d
+            self._fill()
         line, self.buf = self.buf.split(b"\n", 1)
         return json.loads(line)
 
     def command(self, line):
         self.send(line.encode() + b"\n")
         return self.answer()
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
