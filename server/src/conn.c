@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "conn.h"
-#include "metrics.h"
 #include "gyre/gc.h"
 #include "gyre/trace.h"
 
@@ -323,8 +322,7 @@ static void gy__io_flush(gy__io *io) {
 }
 
 void gy__io_write_simple(gy__io *io, int status, const char *extra, const char *body, bool close) {
-    gy__server_count_status(io->loop->srv, status);
-    gy__metrics_request(io->loop->srv, NULL, status, 0);
+    gy__server_count_answer(io->loop->srv, NULL, status, 0);
     if (!gy__response_simple(&io->out, io->loop, status, extra, body, close)) {
         gy__io_close(io);
         return;
@@ -458,8 +456,7 @@ static void gy__access_log(gy__io *io, gy_request *req, int status, size_t blen)
  * and go on with the next request. */
 static void gy__conn_done(gy__loop *loop, gy__io *io, gy__conn *conn, gy_request *req, int status) {
     gy_server *srv = loop->srv;
-    gy__server_count_status(srv, status);
-    gy__metrics_request(srv, req->route, status, gy__now_ns() - req->start_ns);
+    gy__server_count_answer(srv, req->route, status, gy__now_ns() - req->start_ns);
     atomic_fetch_add_explicit(&srv->st_requests, 1, memory_order_relaxed);
     if (gy__access_log_enabled()) {
         gy__access_log(io, req, status, req->body_sent);

@@ -462,7 +462,8 @@ int gy_server_run(gy_server *srv, gy_errmsg *err) {
     return rc;
 }
 
-void gy__server_count_status(gy_server *srv, int status) {
+void gy__server_count_answer(gy_server *srv, const gy__route *route, int status, uint64_t dur_ns) {
+    gy__metrics_request(srv, route, status, dur_ns);
     if (status >= 500) {
         atomic_fetch_add_explicit(&srv->st_5xx, 1, memory_order_relaxed);
     } else if (status >= 400) {

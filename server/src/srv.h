@@ -370,7 +370,9 @@ static inline void gy__ctl_enter(gy_server *srv) {
 }
 /* Ask for a collection because the heap is over its limit (never waits). */
 void gy__server_heap_collect(gy_server *srv);
-void gy__server_count_status(gy_server *srv, int status);
+/* An answer went out: the 4xx/5xx counters and the metrics (route NULL:
+ * none matched; dur_ns 0: not timed). */
+void gy__server_count_answer(gy_server *srv, const gy__route *route, int status, uint64_t dur_ns);
 /* Split "HOST:PORT" or "[IPv6]:PORT" into host and port. Returns 0 or
  * GY_EINVAL (no colon, or a part too long). */
 int gy__split_address(const char *address, char *host, size_t hsize, char *port, size_t psize);
