@@ -194,6 +194,8 @@ struct gy__heap {
     gy__type_counters counters[GY__MAX_TYPES];
     _Atomic uint64_t segments, segment_bytes;
     _Atomic uint64_t cascade_objects, cascade_ns, merges;
+    /* Counted by this heap's thread (relaxed RMW; statistics). */
+    _Atomic uint64_t last_ref_races, tryincref_refused;
     _Atomic uint64_t internal_failures; /* bag/outbox allocations that failed */
     /* Tracked allocations minus frees not yet added to rt.gc_young (owner:
      * relaxed load + store; the collector resets it with the world stopped). */
@@ -286,6 +288,18 @@ int gy__heap_foreach_object(gy__heap *h, int (*fn)(gy_object *, void *), void *a
  * The caller must be inside its epoch section (attached, not quiescent). */
 bool gy__try_incref(gy__heap *h, gy_object *ob);
 void gy__object_dealloc(gy_object *ob);
+/* Mark ob reachable by try-incref (PUBLISHED) before making a pointer to it
+ * reachable to other threads without a reference (a gy_ref field, a weak
+ * reference's stripe, a weak collection's handle). From then on its last
+ * owner decrement goes through the CAS and its cell waits for a grace
+ * period. The caller holds a reference. */
+void gy__object_mark_reachable(gy_object *ob);
+/* A unit test's hook into the protocol's race windows (NULL: none), called
+ * with the window's name ("race.last_decref": between the owner's last
+ * decrement reading the shared word and its CAS). Set it before starting
+ * threads. */
+typedef void (*gy__race_hook_fn)(const char *window);
+extern _Atomic(gy__race_hook_fn) gy__race_window_hook;
 /* Process h's inbox (merges and loop-affine frees). */
 void gy__refcount_drain_inbox(gy__heap *h);
 /* Process popped inbox nodes on the calling thread (heap h). */

@@ -39,6 +39,41 @@ static inline bool is_owner(gy__heap *h, const gy_object *ob) {
     return h != NULL && gy__segment_of(ob)->heap == h;
 }
 
+/* Race windows a test may stretch (core.race_load_vs_last_clear): at each
+ * RACE_WINDOW the hook a unit test installed is called with the window's
+ * name; in builds with failpoints, a firing failpoint of that name spins a
+ * few microseconds instead. Only on slow paths (never the private frees). */
+_Atomic(gy__race_hook_fn) gy__race_window_hook;
+
+#if defined(GY_FAILPOINTS) && GY_FAILPOINTS
+static void race_widen(void) {
+    for (volatile int i = 0; i < 4000; i++) {
+    }
+}
+#define RACE_FAILPOINT(name) (gy_failpoint(name) ? race_widen() : (void)0)
+#else
+#define RACE_FAILPOINT(name) ((void)0)
+#endif
+
+static inline void race_window(const char *name) {
+    /* relaxed: the hook is set before the test's threads start. */
+    gy__race_hook_fn hook = atomic_load_explicit(&gy__race_window_hook, memory_order_relaxed);
+    if (hook != NULL) {
+        hook(name);
+    } else {
+        RACE_FAILPOINT(name);
+    }
+}
+
+void gy__object_mark_reachable(gy_object *ob) {
+    /* relaxed: set while the caller holds a reference, before the pointer
+     * is made reachable; the publication that follows (a release exchange,
+     * a lock) orders it for the thread that will try-incref. */
+    if (!(atomic_load_explicit(&ob->gy__shared, memory_order_relaxed) & GY__RC_PUBLISHED)) {
+        atomic_fetch_or_explicit(&ob->gy__shared, GY__RC_PUBLISHED, memory_order_relaxed);
+    }
+}
+
 /* --- the outbox: objects handed to their owner ---------------------------- */
 
 void gy__refcount_flush_outbox(gy__heap *h) {
@@ -137,11 +172,19 @@ static void object_free_now(gy__heap *h, gy_object *ob) {
         /* Run the finalizer with one (shared) reference so that increfs and
          * decrefs inside it balance; more than one afterwards = resurrected.
          * The flags that outlive a resurrection are kept. */
-        int32_t keep =
-            (s & (GY__RC_PUBLISHED | GY__RC_ID_TAKEN | GY__RC_WEAKREFS)) | GY__RC_FINALIZED;
+        /* Here the shared word is exactly 0 (nobody else can find the
+         * object) or MERGED with count 0 (every try-incref refuses it), so
+         * no other thread writes it; still a CAS, never a plain store, so
+         * that no increment can ever be overwritten (DESIGN.md section 3a). */
         atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
-        atomic_store_explicit(&ob->gy__shared, rc_make(1, GY__RC_MERGED | keep),
-                              memory_order_relaxed);
+        int32_t one;
+        do {
+            one = (s | GY__RC_MERGED | GY__RC_FINALIZED) + GY__RC_ONE;
+            /* relaxed: this thread already saw every decrement (acquire
+             * above); the finalizer's own accesses are ordered by the CAS
+             * that drops this reference below. */
+        } while (!atomic_compare_exchange_weak_explicit(
+            &ob->gy__shared, &s, one, memory_order_relaxed, memory_order_relaxed));
         type->finalize(ob);
         s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
         for (;;) {
@@ -259,27 +302,44 @@ void gy_incref(void *obj) {
     atomic_fetch_add_explicit(&ob->gy__shared, GY__RC_ONE, memory_order_relaxed);
 }
 
-/* The owner's local count reached zero. */
+/* The owner's local count reached zero (ref_local is 0). This is where an
+ * object leaves owner-private counting (core/DESIGN.md section 3a, row T4):
+ * - a shared word of exactly 0 means no other thread holds a reference, no
+ *   hand-off is queued, and no other thread can find the object (never
+ *   published, no id, no weak references: nothing to try-incref it from),
+ *   so it is freed at once;
+ * - otherwise one CAS marks it MERGED (ref_local becomes UNOWNED first; only
+ *   this thread reads it). A try-incref that succeeded before the CAS is in
+ *   the count the CAS installs, so the object lives on and that thread's
+ *   decrement frees it; one after the CAS sees MERGED with count 0 and
+ *   refuses. Freeing without this CAS let a try-incref succeed on an object
+ *   already being freed (the use-after-free of issue 13). */
 static void merge_zero_local(gy_object *ob) {
     /* acquire: see every other thread's accesses before their decrements. */
     int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
-    if ((s & ~(GY__RC_PUBLISHED | GY__RC_ID_TAKEN | GY__RC_FINALIZED)) == 0) {
-        gy__object_dealloc(ob); /* the common case: no other thread's count */
+    if (s == 0) {
+        gy__object_dealloc(ob); /* the common case: private to this thread */
         return;
     }
-    /* Others hold references, or a queued decrement is in flight: give up
-     * ownership; the object lives on shared counting. */
+    race_window("race.last_decref");
     atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
-    for (;;) {
-        int32_t n = s | GY__RC_MERGED;
-        if (atomic_compare_exchange_weak_explicit(&ob->gy__shared, &s, n, memory_order_acq_rel,
-                                                  memory_order_acquire)) {
-            if (rc_count(n) == 0 && !(n & GY__RC_QUEUED)) {
-                gy__object_dealloc(ob);
-            }
-            /* count 0 with QUEUED: the queue's consumer frees it. */
-            return;
-        }
+    int32_t s0 = s, n;
+    do {
+        n = s | GY__RC_MERGED;
+        /* acq_rel: on success we may free; see every other thread's writes
+         * (acquire) and order ours before any thread that frees later. */
+    } while (!atomic_compare_exchange_weak_explicit(&ob->gy__shared, &s, n, memory_order_acq_rel,
+                                                    memory_order_acquire));
+    if (rc_count(n) == 0 && !(n & GY__RC_QUEUED)) {
+        gy__object_dealloc(ob);
+        return;
+    }
+    /* count 0 with QUEUED: the queue's consumer frees it. Otherwise other
+     * threads hold references. If none did when we looked, only a
+     * try-incref can have made one since: it won the race (relaxed: a
+     * statistic). */
+    if (rc_count(s0) == 0 && !(s0 & GY__RC_QUEUED) && rc_count(n) > 0 && gy__tls_heap != NULL) {
+        atomic_fetch_add_explicit(&gy__tls_heap->last_ref_races, 1, memory_order_relaxed);
     }
 }
 
@@ -327,9 +387,13 @@ static inline bool free_simple(gy__heap *h, gy_object *ob) {
         h->depth++;
         type->clear(ob);
         h->depth--;
+        if (atomic_load_explicit(&ob->gy__local, memory_order_relaxed) != 0) {
+            return true; /* clear took a new reference to it: it lives on */
+        }
         if (atomic_load_explicit(&ob->gy__shared, memory_order_acquire) != 0) {
-            /* clear published or re-referenced it (clear may run twice). */
-            gy__object_dealloc(ob);
+            /* clear published it or handed it to another thread: the general
+             * path decides, through its CAS (clear may run twice). */
+            merge_zero_local(ob);
             return true;
         }
     }
@@ -392,7 +456,12 @@ bool gy__try_incref(gy__heap *h, gy_object *ob) {
     int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_relaxed);
     do {
         if ((s & GY__RC_DOOMED) || ((s & GY__RC_MERGED) && rc_count(s) == 0)) {
-            return false; /* dead, being freed, or doomed by the collector */
+            /* dead, being freed, or doomed by the collector. relaxed: a
+             * statistic. */
+            if (h != NULL) {
+                atomic_fetch_add_explicit(&h->tryincref_refused, 1, memory_order_relaxed);
+            }
+            return false;
         }
         /* acquire on success: pairs with the release of the storing thread. */
     } while (!atomic_compare_exchange_weak_explicit(&ob->gy__shared, &s, s + GY__RC_ONE,
@@ -423,18 +492,10 @@ gy_object *gy_load(gy_ref *field) {
     }
 }
 
-/* Mark an object as reachable from a gy_ref field: from now on another
- * thread may try-incref it, so its cell waits for a grace period when freed. */
-static void mark_published(gy_object *ob) {
-    /* relaxed: the field's release exchange that follows publishes it. */
-    if (!(atomic_load_explicit(&ob->gy__shared, memory_order_relaxed) & GY__RC_PUBLISHED)) {
-        atomic_fetch_or_explicit(&ob->gy__shared, GY__RC_PUBLISHED, memory_order_relaxed);
-    }
-}
-
 void gy_store_steal(gy_ref *field, void *value) {
     if (value != NULL) {
-        mark_published(value);
+        /* From now on another thread may try-incref it from the field. */
+        gy__object_mark_reachable(value);
     } else if (atomic_load_explicit(&field->gy__ptr, memory_order_relaxed) == NULL) {
         /* Clearing an empty field (a clear run twice): no exchange. A store
          * racing with us is ordered after this clear. */

@@ -490,6 +490,8 @@ void gy_runtime_get_stats(gy_runtime_stats *out) {
         out->cascade_objects += atomic_load_explicit(&h->cascade_objects, memory_order_relaxed);
         out->cascade_ns += atomic_load_explicit(&h->cascade_ns, memory_order_relaxed);
         out->merges += atomic_load_explicit(&h->merges, memory_order_relaxed);
+        out->last_ref_races += atomic_load_explicit(&h->last_ref_races, memory_order_relaxed);
+        out->tryincref_refused += atomic_load_explicit(&h->tryincref_refused, memory_order_relaxed);
         out->internal_failures += atomic_load_explicit(&h->internal_failures, memory_order_relaxed);
     }
     pthread_mutex_unlock(&gy__rt.threads_lock);

@@ -124,6 +124,10 @@ static int weakcoll_new(gy_type *type, void *out, const char *file, int line) {
     }
     atomic_init(&c->h->refs, 1);
     atomic_flag_clear(&c->h->lock.held);
+    /* Entry callbacks on any thread try-incref the collection through the
+     * handle, so its last owner decrement must go through the CAS (the
+     * private fast path would free it under a callback that just won). */
+    gy__object_mark_reachable(&c->ob);
     c->h->owner = &c->ob;
     memcpy(out, &c, sizeof c);
     return GY_OK;

@@ -149,8 +149,8 @@ int gy__weakref_new_full(gy_weakref **out, void *target, gy_weakref_callback cb,
      * stripe (gy__weakref_clear_all try-increfs it to call back), so its
      * owner must never free it by the private fast path, which would clear
      * it (and release its callback's argument) under a caller's feet.
-     * relaxed: set before any other thread can find it (under st->lock). */
-    atomic_fetch_or_explicit(&wr->ob.gy__shared, GY__RC_PUBLISHED, memory_order_relaxed);
+     * Set before any other thread can find it (under st->lock). */
+    gy__object_mark_reachable(&wr->ob);
     pthread_mutex_unlock(&st->lock);
     wr->arg_release = arg_release; /* only once registered: errors release nothing */
     *out = wr;

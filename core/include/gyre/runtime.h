@@ -101,6 +101,14 @@ typedef struct gy_runtime_stats {
     uint64_t cascade_objects; /* objects freed from deferred stacks */
     uint64_t cascade_ns;      /* time spent draining them ("refcount cascade") */
     uint64_t merges;          /* biased counts merged by owners */
+    /* Races between a thread dropping an object's last owner reference and
+     * another thread taking one through a gy_ref field, a gy_id or a weak
+     * reference (core/DESIGN.md section 3): won by the taker (the object
+     * lives on, on shared counting), and try-increfs refused because the
+     * object was already dying. Both are normal; they are counted for tests
+     * and for the curious. */
+    uint64_t last_ref_races;
+    uint64_t tryincref_refused;
     uint64_t world_stops;
     /* Internal allocations (a reclamation batch, a hand-off node) that
      * failed: each left one cell unreused or one object alive rather than
