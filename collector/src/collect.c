@@ -174,6 +174,21 @@ static void update_segment(run *r, gy__segment *s) {
             }
             continue;
         }
+        if (w & GC_CANDIDATE) {
+            /* A member of an earlier trash set that outlived its clear,
+             * hidden (phase_clear). While a clear of that set may still be
+             * running on an owner thread it stays hidden and out; once every
+             * handed-off clear is done it is an ordinary object again. */
+            if (GC_VALIDATE) {
+                GC_CHECK((w & ~GC_GEN_MASK) == GC_CANDIDATE, "a hidden word carries other flags");
+            }
+            if (atomic_load_explicit(&gy__gc.posted_clears, memory_order_acquire) > 0) {
+                keep |= bit;
+                continue;
+            }
+            w &= GC_GEN_MASK;
+            s->gcw[i] = w;
+        }
         if (GC_VALIDATE) {
             GC_CHECK((w & ~GC_GEN_MASK) == 0, "a live word carries collection flags");
         }
@@ -482,6 +497,12 @@ static void phase_handle(run *r) {
         word_store(cand_word(r->objs[i]), r->newgen);
         gens_add(r->objs[i], r->newgen);
     }
+    /* Weak references that are trash themselves: unregistered first, so
+     * that their callbacks never run, not even when clearing the trash frees
+     * their (non-trash) referent through an untracked holder (bpo-38006). */
+    for (size_t i = r->ntrash; i < r->n; i++) {
+        r->weakrefs += gy__weakref_detach_trash(r->objs[i]) ? 1 : 0;
+    }
     /* Weak references to the trash: cleared now, so no thread can reach the
      * trash through them once the world runs again. */
     for (size_t i = r->ntrash; i < r->n; i++) {
@@ -650,39 +671,63 @@ static void release_kept(run *r, size_t lo, size_t hi) {
     }
 }
 
-/* Append objs[lo..hi) to the garbage list (created on first use). Without
- * memory an object is not saved; it stays held by nothing but its cycle and
- * is found again by a later collection. */
-static void garbage_append(run *r, size_t lo, size_t hi) {
+/* Append objs[lo..hi) to the garbage list (created on first use): all of
+ * them when `all`, else only the objects of legacy-finalizer types (as
+ * CPython's gc.garbage lists only those unless DEBUG_SAVEALL; what they
+ * reach is uncollectable too, counted but not listed). Without memory an
+ * object is not saved; it stays held by nothing but its cycle and is found
+ * again by a later collection. */
+static void garbage_append(run *r, size_t lo, size_t hi, bool all) {
     if (lo == hi || (gy__gc.garbage == NULL && gy_list_new(&gy__gc.garbage) != GY_OK)) {
         return;
     }
     for (size_t i = lo; i < hi; i++) {
-        (void)gy_list_append(gy__gc.garbage, r->objs[i]);
+        if (all || (type_of(r->objs[i])->flags & GY_TYPE_LEGACY_FINALIZER)) {
+            (void)gy_list_append(gy__gc.garbage, r->objs[i]);
+        }
     }
 }
 
-/* Clear every trash object; loop-affine ones on their owner thread. */
+/* Clear every trash object; loop-affine ones on their owner thread.
+ *
+ * No member of the set may be handed out half cleared: every word keeps
+ * CANDIDATE (hidden from introspection and gy_gc_get_objects, see
+ * gc_hidden) until the whole set is cleared. When every clear ran here,
+ * that is at the end of the loop below; a member that outlives its clear
+ * (it holds a reference its clear does not drop) is then visible again in
+ * its new generation. When some clears were handed to owner threads, the
+ * members stay hidden: they are freed when those clears drop the last
+ * references, and any that outlives them is unhidden by the first
+ * collection that starts once every handed-off clear is done (update).
+ * Post: the collector's holds are dropped (the objects owned here, or by no
+ * thread, are freed). */
 static void phase_clear(run *r) {
     gy__heap *me = gy__tls_heap;
+    bool posted = false;
     for (size_t i = r->ntrash; i < r->n; i++) {
         gy_object *ob = r->objs[i];
         const gy_type *type = type_of(ob);
-        /* An object that outlives its clear (it holds a reference clear
-         * does not drop) stays findable in its new generation. */
-        word_store(cand_word(ob), r->newgen);
-        gens_add(ob, r->newgen);
         if ((type->flags & GY_TYPE_LOOP_AFFINE) && gy__segment_of(ob)->heap != me) {
-            /* The owner clears it and drops our hold (stolen here). */
+            /* The owner clears it and drops our hold (stolen here).
+             * acq_rel: counted before the owner can see the request. */
+            atomic_fetch_add_explicit(&gy__gc.posted_clears, 1, memory_order_acq_rel);
             if (gy__object_post_to_owner(ob, GY__POST_CLEAR)) {
                 r->objs[i] = NULL;
+                posted = true;
             } else {
                 /* No hand-off node: left for a later collection, alive. */
+                atomic_fetch_sub_explicit(&gy__gc.posted_clears, 1, memory_order_acq_rel);
                 atomic_fetch_and_explicit(&ob->gy__shared, ~GY__RC_DOOMED, memory_order_acq_rel);
             }
             continue;
         }
         type->clear(ob);
+    }
+    for (size_t i = r->ntrash; i < r->n; i++) {
+        if (r->objs[i] != NULL) {
+            word_store(cand_word(r->objs[i]), r->newgen | (posted ? GC_CANDIDATE : 0));
+            gens_add(r->objs[i], r->newgen);
+        }
     }
     for (size_t i = r->ntrash; i < r->n; i++) {
         if (r->objs[i] != NULL) {
@@ -695,6 +740,20 @@ static void phase_clear(run *r) {
     if (atomic_load_explicit(&me->pending, memory_order_relaxed) & GY__PEND_ORPHAN) {
         gy__runtime_drain_orphans();
     }
+}
+
+bool gy__gc_hidden(const gy_object *ob) {
+    const uint32_t *w = gc_word(ob);
+    /* relaxed: the world is stopped (the handshake orders the collector's
+     * writes), or the caller is the collecting thread. */
+    return w != NULL && (__atomic_load_n(w, __ATOMIC_RELAXED) & GC_CANDIDATE) != 0;
+}
+
+void gy__gc_posted_clear_done(gy_object *ob) {
+    (void)ob;
+    /* release: the clear's effects happen before a collection that sees
+     * the count at zero unhides what outlived it (acquire in update). */
+    atomic_fetch_sub_explicit(&gy__gc.posted_clears, 1, memory_order_release);
 }
 
 /* --- the collection -------------------------------------------------------- */
@@ -748,7 +807,7 @@ void gy__gc_run(int generation, gy_gc_result *res) {
     if (r.debug & GY_GC_DEBUG_UNCOLLECTABLE) {
         log_objects(&r, r.nreach, r.ntrash, "uncollectable");
     }
-    garbage_append(&r, r.nreach, r.ntrash);
+    garbage_append(&r, r.nreach, r.ntrash, (r.debug & GY_GC_DEBUG_SAVEALL) != 0);
     release_kept(&r, r.nreach, r.ntrash);
     if (r.debug & GY_GC_DEBUG_COLLECTABLE) {
         log_objects(&r, r.ntrash, r.n, "collectable");
@@ -763,7 +822,7 @@ void gy__gc_run(int generation, gy_gc_result *res) {
         release_kept(&r, r.ntrash, r.n);
     } else if (r.debug & GY_GC_DEBUG_SAVEALL) {
         collected = r.n - r.ntrash;
-        garbage_append(&r, r.ntrash, r.n);
+        garbage_append(&r, r.ntrash, r.n, true);
         release_kept(&r, r.ntrash, r.n);
     } else {
         collected = r.n - r.ntrash;
@@ -844,7 +903,8 @@ void gy__gc_walk(unsigned gens, gc_cell_fn fn, void *arg) {
                         continue;
                     }
                     gy_object *ob = (gy_object *)(s->cells + (size_t)i * s->cell_size);
-                    if (gy__refcount_total(ob) > 0) {
+                    /* Hidden trash (phase_clear) is never handed out. */
+                    if (gy__refcount_total(ob) > 0 && !(s->gcw[i] & GC_CANDIDATE)) {
                         fn(ob, &s->gcw[i], s, arg);
                     }
                 }

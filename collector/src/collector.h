@@ -71,6 +71,10 @@ typedef struct gc_state {
     /* The garbage list; collect_lock for the collector, `lock` for its
      * pointer. Owned by the collector; dropped at runtime shutdown. */
     gy_list *garbage;
+    /* Clears of trash handed to owner threads and not yet run there
+     * (phase_clear, gy__gc_posted_clear_done); while above zero, members of
+     * those sets that outlived their clear stay hidden. Atomic RMW. */
+    _Atomic int64_t posted_clears;
 } gc_state;
 
 extern gc_state gy__gc;
@@ -91,6 +95,10 @@ typedef void (*gc_cell_fn)(gy_object *ob, uint32_t *word, gy__segment *seg, void
 void gy__gc_walk(unsigned gens, gc_cell_fn fn, void *arg);
 /* World stopped: generation 0's count starts again (a collection, freeze). */
 void gy__gc_young_reset(void);
+/* The hooks core calls (gc_hooks.h): whether ob is trash being destroyed
+ * (its word carries CANDIDATE), and a handed-off clear finished. */
+bool gy__gc_hidden(const gy_object *ob);
+void gy__gc_posted_clear_done(gy_object *ob);
 /* Free the candidate array (runtime shutdown). */
 void gy__gc_release_buffers(void);
 

@@ -537,6 +537,7 @@ static void on_shutdown(void) {
     memset(&gy__gc.info, 0, sizeof gy__gc.info);
     gy__gc.long_lived_total = gy__gc.long_lived_pending = 0;
     gy__gc.ncallbacks = 0;
+    atomic_store_explicit(&gy__gc.posted_clears, 0, memory_order_relaxed);
     atomic_store_explicit(&gy__gc.debug, 0, memory_order_relaxed);
     limit_update();
     pthread_mutex_unlock(&gy__gc.lock);
@@ -545,6 +546,8 @@ static void on_shutdown(void) {
 static const gy__gc_hooks hooks = {
     .collect_due = collect_due,
     .shutdown = on_shutdown,
+    .hidden = gy__gc_hidden,
+    .posted_clear_done = gy__gc_posted_clear_done,
 };
 
 /* Linked in, the collector is on: from program start, before any runtime. */

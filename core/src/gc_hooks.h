@@ -9,6 +9,7 @@
 #define GYRE_CORE_GC_HOOKS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "gyre/object.h"
 
@@ -29,6 +30,14 @@ typedef struct gy__gc_hooks {
     /* gy_runtime_shutdown, every thread detached, before the named roots
      * are released: drop what the collector holds and reset its state. */
     void (*shutdown)(void);
+    /* Whether `ob` (a live tracked object) is cyclic trash the collector is
+     * destroying: no API may hand it out (introspection skips it). Called
+     * with the world stopped, or by the collecting thread itself. */
+    bool (*hidden)(const gy_object *ob);
+    /* A clear the collector handed to ob's owner thread (gy__object_post_to
+     * _owner, GY__POST_CLEAR) has run there; called on that thread after
+     * the clear, before the request's reference is dropped. */
+    void (*posted_clear_done)(gy_object *ob);
 } gy__gc_hooks;
 
 /* Synchronization: acquire on load, release on install. */
@@ -39,6 +48,13 @@ void gy__gc_hooks_install(const gy__gc_hooks *hooks);
 
 static inline const gy__gc_hooks *gy__gc_hooks_get(void) {
     return atomic_load_explicit(&gy__gc_hooks_current, memory_order_acquire);
+}
+
+/* Whether `ob` is trash the collector is destroying (the `hidden` hook;
+ * false without a collector). `tracked`: ob's type is tracked. */
+static inline bool gy__gc_is_hidden(const gy_object *ob, bool tracked) {
+    const gy__gc_hooks *hooks = gy__gc_hooks_get();
+    return tracked && hooks != NULL && hooks->hidden != NULL && hooks->hidden(ob);
 }
 
 #endif /* GYRE_CORE_GC_HOOKS_H */

@@ -376,6 +376,11 @@ typedef struct gy_weakref gy_weakref;
  * the rest just read NULL from now on. Returns how many were cleared. */
 size_t gy__weakref_detach_for_gc(gy_object *ob, bool (*is_trash)(const gy_object *),
                                  gy_weakref **pending);
+/* The collector, world stopped: if `ob` is a weak reference (cyclic trash
+ * itself), unregister it from its referent so that its callback is never
+ * called, whatever the clearing of the trash frees later (CPython's
+ * handle_weakrefs, bpo-38006). Returns true when it was registered. */
+bool gy__weakref_detach_trash(gy_object *ob);
 /* Run the callbacks of a chain built by gy__weakref_detach_for_gc and drop
  * its references (world running, no lock held). */
 void gy__weakref_run_pending(gy_weakref *pending);

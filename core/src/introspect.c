@@ -10,6 +10,7 @@
 
 #include "gyre/introspect.h"
 #include "gyre/runtime.h"
+#include "gc_hooks.h"
 #include "heap.h"
 #include "textbuf.h"
 
@@ -66,7 +67,20 @@ static int walk_heaps(int (*fn)(gy_object *, void *), void *arg) {
     return rc;
 }
 
-static int alive(const gy_object *ob) { return gy_refcount(ob) > 0; }
+/* Whether introspection may hand ob out: counted (not dying in a deferred
+ * stack), not doomed, and not trash the collector is destroying (while its
+ * finalizers run, or half cleared). */
+static int alive(const gy_object *ob) {
+    if (gy_refcount(ob) == 0) {
+        return 0;
+    }
+    /* relaxed: the world is stopped, or we are the collector's own thread. */
+    if (atomic_load_explicit(&((gy_object *)(uintptr_t)ob)->gy__shared, memory_order_relaxed) &
+        GY__RC_DOOMED) {
+        return 0;
+    }
+    return !gy__gc_is_hidden(ob, gy__type_tracked(gy_type_of(ob)));
+}
 
 /* --- by type ---------------------------------------------------------------- */
 

@@ -179,10 +179,13 @@ int gy_object_from_id(gy_id id, void *outp) {
                  * reused (we are in our epoch section); a dying object fails
                  * the gy_load-style try below. */
                 /* relaxed: re-checked after the reference is taken. */
+                /* Trash the collector is destroying is never handed out:
+                 * hidden from handle to the end of its clear (no world stop
+                 * is under way while we hold threads_lock). */
                 if (gy__object_is_live(ob) &&
                     atomic_load_explicit(&s->serials[i], memory_order_relaxed) ==
                         (uint32_t)id.serial &&
-                    gy__try_incref(me, ob)) {
+                    !gy__gc_is_hidden(ob, s->gcw != NULL) && gy__try_incref(me, ob)) {
                     /* The cell may have been freed and reused in between: the
                      * serial moves on at the free of an object whose id was
                      * taken, so an unchanged serial means the same object. */

@@ -563,6 +563,10 @@ static void finalize_here(gy_object *ob) {
 /* A clear the collector handed to this (owning) thread. */
 static void clear_here(gy_object *ob) {
     gy__segment_of(ob)->type->clear(ob);
+    const gy__gc_hooks *hooks = gy__gc_hooks_get();
+    if (hooks != NULL && hooks->posted_clear_done != NULL) {
+        hooks->posted_clear_done(ob);
+    }
     gy_decref(ob); /* the request's reference: usually the last */
 }
 

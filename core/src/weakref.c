@@ -232,6 +232,21 @@ void gy__weakref_clear_all(gy_object *ob) {
     }
 }
 
+bool gy__weakref_detach_trash(gy_object *ob) {
+    if (gy__segment_of(ob)->type != &gy_weakref_type) {
+        return false;
+    }
+    gy_weakref *wr = (gy_weakref *)ob;
+    stripe *st = &stripes[wr->stripe];
+    pthread_mutex_lock(&st->lock);
+    bool was = wr->target != NULL;
+    if (was) {
+        unlink_locked(st, wr); /* its referent's death no longer sees it */
+    }
+    pthread_mutex_unlock(&st->lock);
+    return was;
+}
+
 size_t gy__weakref_detach_for_gc(gy_object *ob, bool (*is_trash)(const gy_object *),
                                  gy_weakref **pending) {
     stripe *st = &stripes[stripe_of(ob)];

@@ -45,8 +45,16 @@
  *
  * Uncollectable: an object of a GY_TYPE_LEGACY_FINALIZER type found in
  * cyclic trash, and all the trash it reaches, is not freed (its finalizer
- * must not meet a half-cleared cycle): it goes to the garbage list
- * (gy_gc_garbage) and counts as uncollectable.
+ * must not meet a half-cleared cycle) and counts as uncollectable; the
+ * objects with the legacy finalizer go to the garbage list (gy_gc_garbage),
+ * which keeps the rest alive, as in CPython.
+ *
+ * No API hands out an object the collector is destroying: from the moment
+ * a collection decides a set is trash until the whole set is cleared
+ * (including clears handed to owner loops), introspection, gy_gc_get_objects
+ * and gy_object_from_id skip its members, and a weak reference that is
+ * itself trash is unregistered before anything of the set is cleared, so
+ * its callback never runs.
  *
  * Where trash is freed: objects owned by the collecting thread, or by no
  * thread (their thread detached), are freed before gy_gc_collect returns;
@@ -226,7 +234,8 @@ GY_API int gy_gc_set_debug(unsigned flags);
 GY_API unsigned gy_gc_get_debug(void);
 
 /* gy_gc_garbage: a NEW reference to the garbage list (Python's gc.garbage):
- * uncollectable objects, and all trash under DEBUG_SAVEALL. Read it with
+ * the uncollectable objects that have legacy finalizers (not what they
+ * reach), and all trash under DEBUG_SAVEALL. Read it with
  * gyre/list.h; the collector only appends. Returns 0, GY_ESTATE, GY_ENOMEM.
  * gy_gc_garbage_clear: empty it (dropping its references; what was only
  * kept by it is then freed or left to the next collection); returns how

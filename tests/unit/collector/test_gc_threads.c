@@ -8,6 +8,8 @@
  *       that ran while both mutators were running, so the race is proven.
  *   test_loop_affine_trash  cyclic trash of a loop-affine type owned by a
  *       loop thread is finalized, cleared and freed on that loop.
+ *   test_affine_set_hidden_until_cleared  a trash set half cleared while
+ *       its loop-affine member waits for its loop is never handed out.
  */
 #include <pthread.h>
 
@@ -277,8 +279,111 @@ static void test_loop_affine_trash(void **state) {
     GY_TEST_DOWN();
 }
 
+/* --- issue 13: a half-cleared set stays hidden behind a loop-affine member -- */
+
+/* Loop-affine, no finalizer: its clear goes to its owner loop. */
+static gy_type affine_plain_type = {
+    .name = "affine_plain",
+    .size = sizeof(gc_node),
+    .traverse = gc_node_traverse,
+    .clear = gc_node_clear,
+    .flags = GY_TYPE_LOOP_AFFINE,
+};
+
+static gy_ref handover;        /* the loop's new object, for the main thread */
+static atomic_int hidden_step; /* 0 make, 1 made, 2 drain, 3 quit */
+
+static void *hidden_loop(void *arg) {
+    (void)arg;
+    gy_thread_options opts = {.kind = GY_THREAD_LOOP, .wake = wake, .name = "hidden-loop"};
+    CHECK(gy_thread_attach(&opts, NULL) == GY_OK);
+    gc_node *a = node_new(&affine_plain_type, 1);
+    gy_store_steal(&handover, a);
+    atomic_store(&hidden_step, 1);
+    /* Blocked in "epoll" until told: the clear posted to us waits. */
+    gy_quiescent_begin();
+    while (atomic_load(&hidden_step) < 2) {
+        sched_yield();
+    }
+    gy_quiescent_end();
+    while (atomic_load(&hidden_step) < 3) {
+        gy_safepoint();
+        sched_yield();
+    }
+    gy_thread_detach();
+    return NULL;
+}
+
+static bool list_has(gy_list *l, const void *ob) {
+    bool found = false;
+    for (size_t i = 0; i < gy_list_len(l); i++) {
+        gy_object *o = gy_list_get(l, i);
+        found |= o == ob;
+        gy_decref(o);
+    }
+    return found;
+}
+
+/* A cycle of a loop-affine A (owned by a loop) and a plain X: the
+ * collection clears X here and hands A's clear to the loop, which is
+ * blocked. Until A is cleared too, nothing may hand X out (cleared, still
+ * alive because A holds it): not gy_gc_get_objects, not introspection, not
+ * its id. Then the loop runs and both are freed there and here. */
+static void test_affine_set_hidden_until_cleared(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    atomic_store(&hidden_step, 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, hidden_loop, NULL), 0);
+    while (atomic_load(&hidden_step) != 1) {
+        gy_safepoint();
+        sched_yield();
+    }
+    gc_node *a = (gc_node *)gy_load(&handover);
+    gy_ref_clear(&handover);
+    gc_node *x = node_new(&gc_node_type, 2);
+    gy_id xid = gy_object_id(x);
+    gy_store(&a->next, x);
+    gy_store(&x->next, a);
+    const void *xp = x;
+    gy_decref(x);
+    gy_decref(a);
+    gy_gc_result res;
+    gc_collect_found(2, &res);
+    assert_int_equal(res.collected, 2);
+    /* X is cleared and alive (A holds it), A waits for its loop. */
+    assert_int_equal(gc_live(&gc_node_type), 1);
+    assert_int_equal(gc_live(&affine_plain_type), 1);
+    gy_list *all = NULL;
+    assert_int_equal(gy_gc_get_objects(-1, &all, NULL), GY_OK);
+    assert_false(list_has(all, xp));
+    gy_decref(all);
+    gy_objects objs;
+    assert_int_equal(gy_objects_by_type(&gc_node_type, 0, &objs), GY_OK);
+    assert_int_equal(objs.len, 0);
+    gy_objects_release(&objs);
+    gc_node *again = NULL;
+    assert_int_equal(gy_object_from_id(xid, &again), GY_ESTALE);
+    /* A later collection while the clear is still pending leaves them be. */
+    gc_collect_found(2, &res);
+    assert_int_equal(res.collected, 0);
+    assert_int_equal(gc_live(&gc_node_type), 1);
+    /* The loop wakes up, clears A: everything goes. */
+    atomic_store(&hidden_step, 2);
+    while (gc_live(&gc_node_type) + gc_live(&affine_plain_type) != 0) {
+        gy_safepoint();
+        sched_yield();
+    }
+    atomic_store(&hidden_step, 3);
+    gy_quiescent_begin();
+    pthread_join(t, NULL);
+    gy_quiescent_end();
+    GY_TEST_DOWN();
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_collect_while_mutating),
     cmocka_unit_test(test_loop_affine_trash),
+    cmocka_unit_test(test_affine_set_hidden_until_cleared),
 };
 GY_TEST_MAIN(tests)
