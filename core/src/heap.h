@@ -295,8 +295,10 @@ void gy__object_dealloc(gy_object *ob);
  * period. The caller holds a reference. */
 void gy__object_mark_reachable(gy_object *ob);
 /* A unit test's hook into the protocol's race windows (NULL: none), called
- * with the window's name ("race.last_decref": between the owner's last
- * decrement reading the shared word and its CAS). Set it before starting
+ * by the thread in the window with the window's name: "race.last_decref"
+ * (between the owner's last decrement reading the shared word and its CAS)
+ * and "race.merge_queued" (right after the owner's merge CAS, where the
+ * object may already be freed by another thread). Set it before starting
  * threads. */
 typedef void (*gy__race_hook_fn)(const char *window);
 extern _Atomic(gy__race_hook_fn) gy__race_window_hook;

@@ -454,6 +454,18 @@ bool gy__try_incref(gy__heap *h, gy_object *ob) {
         }
     }
     int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_relaxed);
+#ifndef NDEBUG
+    /* The invariant behind the last-decrement CAS (DESIGN.md section 3a):
+     * whatever another thread can try-incref without holding a reference
+     * carries PUBLISHED, ID_TAKEN or WEAKREFS, or is dead (MERGED, count 0).
+     * A new call site that forgets gy__object_mark_reachable stops here. */
+    if (!(s & (GY__RC_PUBLISHED | GY__RC_ID_TAKEN | GY__RC_WEAKREFS)) &&
+        !((s & GY__RC_MERGED) && rc_count(s) == 0)) {
+        gy__log(GY_LOG_ERROR, "core", "try-incref of an object not marked reachable (%p)",
+                (void *)ob);
+        abort();
+    }
+#endif
     do {
         if ((s & GY__RC_DOOMED) || ((s & GY__RC_MERGED) && rc_count(s) == 0)) {
             /* dead, being freed, or doomed by the collector. relaxed: a
@@ -527,6 +539,13 @@ void gy_ref_clear(gy_ref *field) { gy_store_steal(field, NULL); }
 static void merge_queued(gy__heap *h, gy_object *ob) {
     int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
     uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
+    /* Give up the local half before the CAS that moves it into the shared
+     * word: once that CAS installs MERGED, another thread's decrement may
+     * free the object at once, so this thread must not touch it after the
+     * CAS (it used to store UNOWNED there: a write to a freed cell). In
+     * between, the object is undercounted but not MERGED, and no thread
+     * frees an unmerged object (DESIGN.md section 3a, row T8). */
+    atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
     int32_t n;
     bool dealloc;
     do {
@@ -539,9 +558,11 @@ static void merge_queued(gy__heap *h, gy_object *ob) {
             n = rc_make(total, (s & GY__RC_FLAGS & ~GY__RC_QUEUED) | GY__RC_MERGED);
             dealloc = total == 0;
         }
+        /* acq_rel: we may free (acquire every decrement before ours); our
+         * accesses happen before a later decrement that frees (release). */
     } while (!atomic_compare_exchange_weak_explicit(&ob->gy__shared, &s, n, memory_order_acq_rel,
                                                     memory_order_acquire));
-    atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
+    race_window("race.merge_queued"); /* from here `ob` may be freed by another thread */
     /* relaxed: statistics. */
     atomic_fetch_add_explicit(&h->merges, 1, memory_order_relaxed);
     if (dealloc) {
