@@ -106,6 +106,38 @@ def format_per_run(bench: "Benchmark", results: Dict[str, Dict[str, List[float]]
     return "\n".join(lines)
 
 
+def with_baseline(bench: "Benchmark", label: str, base_build: str,
+                  tolerance: float = 0.05) -> "Benchmark":
+    """The same benchmark plus, for every side named gyre* that runs a
+    program of the Release build, the same program of another build (a
+    baseline commit's, `base_build`), interleaved with the rest, and one row
+    per measured Gyre metric: this build against that one ("gyre@LABEL"),
+    goal within `tolerance` (<=1+t where lower is better, >=1-t where the
+    original goal says higher is better)."""
+    sides = list(bench.sides)
+    base_names = {}
+    for side in bench.sides:
+        if side.name.startswith("gyre") and any("{build}" in a for a in side.argv):
+            base = Side(side.name + "@base",
+                        tuple(a.replace("{build}", base_build) for a in side.argv), side.env)
+            sides.append(base)
+            base_names[side.name] = base.name
+    rows = list(bench.comparisons)
+    seen = set()
+    for c in bench.comparisons:
+        key = (c.gyre, c.gyre_metric())
+        if c.gyre not in base_names or key in seen:
+            continue
+        seen.add(key)
+        higher = c.goal is not None and c.goal.lstrip().startswith(">")
+        goal = f">={1 - tolerance:g}" if higher else f"<={1 + tolerance:g}"
+        rows.append(Comparison(c.metric, c.unit, c.gyre, f"gyre@{label}", base_names[c.gyre], goal,
+                               gyre_key=c.gyre_key, anchor_key=c.gyre_metric()))
+    out = dataclasses.replace(bench, sides=tuple(sides), comparisons=tuple(rows))
+    out.validate()
+    return out
+
+
 def parse_goal(goal: str) -> Tuple[str, float]:
     """'<=1.3' -> ('<=', 1.3). Raises BenchError on anything else."""
     m = GOAL_RE.match(goal.strip())

@@ -123,6 +123,42 @@ class RoundsTest(unittest.TestCase):
             b.validate()
 
 
+class BaselineTest(unittest.TestCase):
+    def test_baseline_sides_and_rows(self):
+        bench = Benchmark(
+            name="fake", description="fake",
+            sides=(Side("gyre", ("{build}/bench_gyre", "x")), Side("jemalloc", ("{build}/je",)),
+                   Side("gyre_rps", ("{build}/srv",))),
+            comparisons=(Comparison("t", "ns", "gyre", "jemalloc", "jemalloc", "<=1.3"),
+                         Comparison("t", "ns", "gyre", "glibc", "jemalloc"),
+                         Comparison("rps", "req/s", "gyre_rps", "nginx", "jemalloc", ">=0.8")),
+            rounds=5)
+        b = harness.with_baseline(bench, "abc123", "/base")
+        names = [s.name for s in b.sides]
+        # Only Gyre's sides get a baseline twin (anchors are the same programs).
+        self.assertEqual(names, ["gyre", "jemalloc", "gyre_rps", "gyre@base", "gyre_rps@base"])
+        self.assertEqual(b.sides[3].argv, ("/base/bench_gyre", "x"))
+        extra = b.comparisons[3:]
+        # One row per Gyre metric (not per anchor), direction from the goal.
+        self.assertEqual([(c.metric, c.anchor, c.anchor_side, c.goal) for c in extra],
+                         [("t", "gyre@abc123", "gyre@base", "<=1.05"),
+                          ("rps", "gyre@abc123", "gyre_rps@base", ">=0.95")])
+        runner = FakeRunner({"gyre": [10] * 5, "jemalloc": [9] * 5, "gyre_rps": [10] * 5,
+                             "gyre@base": [9] * 5, "gyre_rps@base": [10] * 5})
+        # The fake runner prints key t for every side: rps reads key t too.
+        b2 = dataclasses_replace_rps(b)
+        rows = harness.summarize(b2, harness.run_rounds(b2, runner))
+        self.assertEqual(rows[3].met, "no")   # 10 vs 9: 11% slower
+        self.assertEqual(rows[4].met, "yes")  # same throughput
+
+
+def dataclasses_replace_rps(b):
+    import dataclasses
+    comps = tuple(dataclasses.replace(c, gyre_key="t", anchor_key="t") if c.metric == "rps"
+                  else c for c in b.comparisons)
+    return dataclasses.replace(b, comparisons=comps)
+
+
 class CsvTest(unittest.TestCase):
     def test_header_and_rows(self):
         runner = FakeRunner({"gyre": [10] * 5, "jemalloc": [10] * 5, "glibc": [40] * 5})
