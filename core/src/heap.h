@@ -296,10 +296,12 @@ void gy__object_dealloc(gy_object *ob);
 void gy__object_mark_reachable(gy_object *ob);
 /* A unit test's hook into the protocol's race windows (NULL: none), called
  * by the thread in the window with the window's name: "race.last_decref"
- * (between the owner's last decrement reading the shared word and its CAS)
- * and "race.merge_queued" (right after the owner's merge CAS, where the
- * object may already be freed by another thread). Set it before starting
- * threads. */
+ * (between the owner's last decrement reading the shared word and its CAS),
+ * "race.merge_queued" (right after the owner's merge CAS, where the
+ * object may already be freed by another thread), "race.load" (in gy_load,
+ * between reading the field and the try-incref) and "race.load_reread"
+ * (after a successful try-incref, before the field is read again). Set it before starting threads.
+ */
 typedef void (*gy__race_hook_fn)(const char *window);
 extern _Atomic(gy__race_hook_fn) gy__race_window_hook;
 /* Process h's inbox (merges and loop-affine frees). */

@@ -42,7 +42,8 @@ static inline bool is_owner(gy__heap *h, const gy_object *ob) {
 /* Race windows a test may stretch (core.race_load_vs_last_clear): at each
  * RACE_WINDOW the hook a unit test installed is called with the window's
  * name; in builds with failpoints, a firing failpoint of that name spins a
- * few microseconds instead. Only on slow paths (never the private frees). */
+ * few microseconds instead. Never on the private free path; gy_load pays one
+ * relaxed load of the hook. */
 _Atomic(gy__race_hook_fn) gy__race_window_hook;
 
 #if defined(GY_FAILPOINTS) && GY_FAILPOINTS
@@ -491,7 +492,9 @@ gy_object *gy_load(gy_ref *field) {
         }
         /* The cell cannot be reused while we are here: this thread is inside
          * its epoch section and passes no quiescent state in this loop. */
+        race_window("race.load"); /* one relaxed load when no test hooks it */
         if (gy__try_incref(h, ob)) {
+            race_window("race.load_reread");
             if (atomic_load_explicit(&field->gy__ptr, memory_order_acquire) == ob) {
                 return ob; /* the field held it while we took our reference */
             }

@@ -10,14 +10,14 @@
  * finalizer's set-up then overwrote B's +1 with a plain store and B's
  * decrement freed the object under A's finalizer (clear ran during it).
  *
- * A hook stretches the window between A's read of the shared word and its
- * CAS (gy__race_window_hook, "race.last_decref") in half of A's last
- * decrements, so that B lands inside it often. Both outcomes are counted and
- * required: the load wins (B's try-incref gets in first: the object lives
- * on and B's decrement frees it, runtime stat last_ref_races) and the load
- * fails (B finds it dying: tryincref_refused). The ledger checks that no
- * object is finalized twice, cleared during its finalizer, or touched after
- * clear, and that every object was finalized and cleared exactly once.
+ * A hook (gy__race_window_hook) stretches the window between A's read of
+ * the shared word and its CAS ("race.last_decref") in half of A's last
+ * decrements, and steers one round in 8 through B's window between reading
+ * the field and its try-incref ("race.load"), so both outcomes come often. Both outcomes are
+ * counted and required: the load wins (B's try-incref gets in first: the object lives on and B's
+ * decrement frees it, runtime stat last_ref_races) and the load fails (B finds it dying:
+ * tryincref_refused). The ledger checks that no object is finalized twice, cleared during its
+ * finalizer, or touched after clear, and that every object was finalized and cleared exactly once.
  * Under ASan the freed cell is also poisoned. Labelled concurrency (TSan). */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -111,16 +111,66 @@ static gy_type holder_type = {
     .clear = holder_clear,
 };
 
-/* Stretch every other owner window by a few microseconds (A only: the hook
- * is called by the thread in the window, which is always A here). */
-static atomic_long windows;
-static void stretch(const char *window) {
-    if (strcmp(window, "race.last_decref") != 0) {
-        return;
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void spin(int n) {
+    for (volatile int i = 0; i < n; i++) {
     }
-    if (atomic_fetch_add_explicit(&windows, 1, memory_order_relaxed) % 2 == 0) {
-        for (volatile int i = 0; i < 3000; i++) {
+}
+
+/* Wait (a bounded spin, 5 ms: a round that misses it just races freely)
+ * until *v reaches r. */
+static void await_round(atomic_long *v, long r) {
+    double t0 = now_s();
+    while (atomic_load(v) < r && now_s() - t0 < 0.005) {
+    }
+}
+
+/* How the windows are stretched (each hook is called by the thread in the
+ * window: "race.last_decref" by A, between its last decrement's read of the
+ * shared word and its CAS; "race.load" and "race.load_reread" by B, in
+ * gy_load before and after its try-incref).
+ * - Free rounds: every other owner window spins a few microseconds, so that
+ *   B's try-incref sometimes lands inside it.
+ * - Steered rounds (one in 8): A waits until B holds the round's pointer
+ *   inside its load window (no reference yet). Then, alternately: B is
+ *   released into A's window, its try-incref succeeds there and B keeps the
+ *   reference until A's CAS is done (the load wins: A's CAS sees B's count);
+ *   or B waits until A's clear is done (the load is refused: MERGED, 0).
+ * Every wait is bounded (a round that misses one just races freely). */
+static atomic_long cur_round, b_in_window, a_in_window, b_released, b_got, a_cleared;
+static atomic_long owner_windows;
+static bool steered(long r) { return r % 8 == 0; }
+static bool steer_win(long r) { return (r / 8) % 2 == 0; }
+
+static void stretch(const char *window) {
+    long r = atomic_load(&cur_round);
+    bool steering = steered(r) && atomic_load(&b_in_window) == r;
+    if (strcmp(window, "race.last_decref") == 0) {
+        if (steering && steer_win(r)) {
+            atomic_store(&a_in_window, r);
+            await_round(&b_released, r);
+            await_round(&b_got, r); /* B's try-incref has succeeded */
+        } else if (!steered(r) &&
+                   atomic_fetch_add_explicit(&owner_windows, 1, memory_order_relaxed) % 2 == 0) {
+            spin(3000);
         }
+    } else if (strcmp(window, "race.load") == 0 && steered(r) && atomic_load(&b_in_window) < r) {
+        atomic_store(&b_in_window, r);
+        if (steer_win(r)) {
+            await_round(&a_in_window, r);
+            atomic_store(&b_released, r);
+        } else {
+            await_round(&a_cleared, r);
+        }
+    } else if (strcmp(window, "race.load_reread") == 0 && steering && steer_win(r) &&
+               atomic_load(&b_got) < r) {
+        atomic_store(&b_got, r);
+        await_round(&a_cleared, r); /* hold the reference across A's CAS */
     }
 }
 
@@ -146,12 +196,6 @@ static void *loader(void *arg) {
     }
     assert_int_equal(gy_thread_detach(), GY_OK);
     return NULL;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Enough rounds to see both outcomes many times; a generous liveness bound
@@ -182,14 +226,19 @@ static void test_race_load_vs_last_clear(void **state) {
                 break;
             }
         }
+        rounds++;
+        atomic_store(&cur_round, rounds);
         victim *x;
         assert_int_equal(gy_new(&victim_type, &x), GY_OK);
         atomic_init(&x->canary, LIVE);
         gy_store(&shared->field, x);
         gy_decref(x);
+        if (steered(rounds)) {
+            await_round(&b_in_window, rounds); /* B holds the pointer, no reference */
+        }
         gy_ref_clear(&shared->field); /* A's last reference, unless B has one */
+        atomic_store(&a_cleared, rounds);
         gy_safepoint();
-        rounds++;
     }
     atomic_store(&stop_b, true);
     pthread_join(b, NULL);
