@@ -15,7 +15,7 @@ gy_profile_packages() {
     build) echo "${build[@]}" ;;
     # clang's sanitizer and fuzzer runtimes are only "recommended" by clang:
     # libclang-rt-14-dev must be named.
-    test) echo "${build[@]}" clang libclang-rt-14-dev libcmocka-dev python3 clang-format binutils prometheus ;;
+    test) echo "${build[@]}" clang libclang-rt-14-dev libcmocka-dev python3 clang-format binutils prometheus spin ;;
     run) echo "${build[@]}" ;;
     bench) echo "${build[@]}" python3 wrk nginx-light ;;
     *) echo "deps.sh: unknown profile '$1' (build, test, run, bench)" >&2; return 64 ;;
