@@ -1,9 +1,14 @@
 /* core/src/refcount.c: biased reference counts, merges, and freeing.
  *
  * ref_local is the owner's half (relaxed load + relaxed store, owner only);
- * ref_shared is everyone else's, count << 2 | QUEUED | MERGED, changed with
+ * ref_shared is everyone else's, count << 7 | flags (heap.h), changed with
  * atomic RMW. Invariant: count(shared) + (local != UNOWNED ? local : 0) is the
- * number of references. The rules and races are in core/DESIGN.md section 3.
+ * number of references. The rules and races are in core/DESIGN.md section 3;
+ * section 3a has a row (T1..T21) for every transition made here, and the
+ * three rules they keep: whatever another thread can try-incref is marked
+ * reachable; such an object dies only through a CAS installing MERGED; no
+ * plain store races a CAS, and nothing is touched after the CAS that lets
+ * another thread free it.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -46,7 +46,10 @@ typedef struct gy_ref {
 typedef int (*gy_visit_fn)(gy_object *child, void *arg);
 typedef int (*gy_traverse_fn)(gy_object *self, gy_visit_fn visit, void *arg);
 /* clear drops every reference the object holds and releases its backing
- * storage, leaving a valid, empty object (it may be called more than once). */
+ * storage, leaving a valid, empty object (it may be called more than once).
+ * It must not take a new reference to the object it clears (resurrection
+ * belongs in finalize): when clear runs on a dying object, the object is
+ * freed when clear returns. */
 typedef void (*gy_clear_fn)(gy_object *self);
 /* finalize runs at most once per object, before clear, with the object still
  * intact; it may store a new reference to the object somewhere (resurrect). */
