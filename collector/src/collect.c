@@ -159,7 +159,8 @@ static void update_segment(run *r, gy__segment *s) {
     unsigned keep = gens & ~r->mask;
     /* Loop invariant: every live object of cells [0, i) in the collected
      * generations is a candidate or has its bit in keep. */
-    for (uint32_t i = 0; i < s->bump; i++) {
+    uint32_t bump = atomic_load_explicit(&s->bump, memory_order_relaxed);
+    for (uint32_t i = 0; i < bump; i++) {
         uint32_t w = s->gcw[i];
         unsigned bit = 1u << (w & GC_GEN_MASK);
         if (!(bit & r->mask)) {
@@ -898,7 +899,8 @@ void gy__gc_walk(unsigned gens, gc_cell_fn fn, void *arg) {
                 if (!(atomic_load_explicit(&s->gc_gens, memory_order_relaxed) & gens)) {
                     continue;
                 }
-                for (uint32_t i = 0; i < s->bump; i++) {
+                uint32_t bump = atomic_load_explicit(&s->bump, memory_order_relaxed);
+                for (uint32_t i = 0; i < bump; i++) {
                     if (!((1u << (s->gcw[i] & GC_GEN_MASK)) & gens)) {
                         continue;
                     }

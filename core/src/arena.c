@@ -300,10 +300,14 @@ static void *segment_pop(gy__segment *seg) {
     void *cell = seg->free_list;
     if (cell != NULL) {
         seg->free_list = link_get(cell);
-    } else if (seg->bump < seg->ncells) {
-        cell = seg->cells + (size_t)seg->bump++ * seg->cell_size;
     } else {
-        return NULL;
+        /* relaxed: owner-only writes; id lookups read it (heap.h). */
+        uint32_t b = atomic_load_explicit(&seg->bump, memory_order_relaxed);
+        if (b == seg->ncells) {
+            return NULL;
+        }
+        cell = seg->cells + (size_t)b * seg->cell_size;
+        atomic_store_explicit(&seg->bump, b + 1, memory_order_relaxed);
     }
     seg->nused++;
     return cell;
@@ -331,7 +335,8 @@ static void segment_collect_remote(gy__segment *seg) {
 
 static bool segment_has_room(gy__segment *seg) {
     segment_collect_remote(seg);
-    return seg->free_list != NULL || seg->bump < seg->ncells;
+    return seg->free_list != NULL ||
+           atomic_load_explicit(&seg->bump, memory_order_relaxed) < seg->ncells;
 }
 
 /* Owner: a cell of `cell_size` for the list at *cur / *head, refilling from
@@ -564,7 +569,8 @@ int gy__heap_foreach_object(gy__heap *h, int (*fn)(gy_object *, void *), void *a
     pthread_mutex_lock(&h->seg_lock);
     for (uint32_t t = 1; t < GY__MAX_TYPES && rc == 0; t++) {
         for (gy__segment *s = h->segs[t]; s != NULL && rc == 0; s = s->next) {
-            for (uint32_t i = 0; i < s->bump && rc == 0; i++) {
+            uint32_t bump = atomic_load_explicit(&s->bump, memory_order_relaxed);
+            for (uint32_t i = 0; i < bump && rc == 0; i++) {
                 gy_object *ob = (gy_object *)(s->cells + (size_t)i * s->cell_size);
                 if (gy__object_is_live(ob)) {
                     rc = fn(ob, arg);

@@ -94,8 +94,11 @@ typedef struct gy__segment {
      * written by the freeing thread, read by id lookups (relaxed). */
     _Atomic uint32_t *serials;
     /* Owner-only (the heap's current thread): */
-    void *free_list;                 /* cells linked through their link word */
-    uint32_t bump;                   /* cells [bump, ncells) never handed out */
+    void *free_list; /* cells linked through their link word */
+    /* Cells [bump, ncells) were never handed out. Written by the owner only,
+     * read by id lookups without the world stopped: relaxed atomic (it only
+     * grows while the segment lives, so a stale read is a smaller bound). */
+    _Atomic uint32_t bump;
     uint32_t nused;                  /* cells not on free_list/bump: live, in a bag, or remote */
     struct gy__segment *next, *prev; /* the heap's list for this type or class; seg_lock */
     /* Any thread: cells returned by other heaps' reclamation. */
@@ -433,9 +436,12 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #define GY__UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-/* Zero a new object's cell (size: a multiple of 8). Cells up to 128 bytes,
- * the common case, get straight-line stores instead of a call to memset:
- * the switch enters at the cell's last word and falls through to the first. */
+/* Zero a new object's cell but its first word, the header, which the
+ * caller writes with atomic stores: an id lookup may read the header of a
+ * reused cell at the same time (size: a multiple of 8, at least 16). Cells
+ * up to 128 bytes, the common case, get straight-line stores instead of a
+ * call to memset: the switch enters at the cell's last word and falls
+ * through to the second. */
 static inline void gy__zero_cell(void *cell, uint32_t size) {
     uint64_t *w = cell;
     switch (size / 8) {
@@ -460,10 +466,9 @@ static inline void gy__zero_cell(void *cell, uint32_t size) {
         GY__ZERO_WORD(1);
 #undef GY__ZERO_WORD
     case 1:
-        w[0] = 0;
         break;
     default:
-        __builtin_memset(cell, 0, size);
+        __builtin_memset(w + 1, 0, size - 8);
     }
 }
 

@@ -171,20 +171,32 @@ int gy_object_from_id(gy_id id, void *outp) {
                     break;
                 }
                 uint32_t i = gy__cell_index(s, cell);
-                if (i >= s->bump || (id.serial >> 32) != s->serial_hi) {
+                /* relaxed: a cell below bump was handed out at least once
+                 * (a genuine id's was, before the id existed). */
+                if (i >= atomic_load_explicit(&s->bump, memory_order_relaxed) ||
+                    (id.serial >> 32) != s->serial_hi) {
                     break;
                 }
                 gy_object *ob = (gy_object *)cell;
-                /* The segment cannot go away (seg_lock) and the cell cannot be
-                 * reused (we are in our epoch section); a dying object fails
-                 * the gy_load-style try below. */
-                /* relaxed: re-checked after the reference is taken. */
-                /* Trash the collector is destroying is never handed out:
-                 * hidden from handle to the end of its clear (no world stop
-                 * is under way while we hold threads_lock). */
-                if (gy__object_is_live(ob) &&
-                    atomic_load_explicit(&s->serials[i], memory_order_relaxed) ==
+                /* The segment cannot go away (seg_lock). In this order:
+                 * - the serial: a stale id stops here, before reading a cell
+                 *   its owner may be re-initialising (an object whose id was
+                 *   taken bumps the serial when freed, before its cell waits
+                 *   for the grace period this thread's epoch section holds
+                 *   up; acquire: pairs with that grace period's ordering);
+                 * - the header: a free cell is dead;
+                 * - ID_TAKEN: an id was really taken for this object (a
+                 *   forged id of another object stops here, and only such
+                 *   objects are try-incref'd from an id: DESIGN.md 3a, R1);
+                 * - trash the collector is destroying is never handed out
+                 *   (hidden from handle to the end of its clear; no world
+                 *   stop is under way while we hold threads_lock);
+                 * - the try-incref: a dying object fails it. */
+                if (atomic_load_explicit(&s->serials[i], memory_order_acquire) ==
                         (uint32_t)id.serial &&
+                    gy__object_is_live(ob) &&
+                    (atomic_load_explicit(&ob->gy__shared, memory_order_relaxed) &
+                     GY__RC_ID_TAKEN) &&
                     !gy__gc_is_hidden(ob, s->gcw != NULL) && gy__try_incref(me, ob)) {
                     /* The cell may have been freed and reused in between: the
                      * serial moves on at the free of an object whose id was
