@@ -175,13 +175,15 @@ static void update_segment(run *r, gy__segment *s) {
             }
             continue;
         }
-        if (w & GC_CANDIDATE) {
-            /* A member of an earlier trash set that outlived its clear,
-             * hidden (phase_clear). While a clear of that set may still be
-             * running on an owner thread it stays hidden and out; once every
-             * handed-off clear is done it is an ordinary object again. */
+        if (w & GC_HIDDEN) {
+            /* A member of an earlier trash set whose clears were handed to
+             * owner threads (phase_clear), alive: its set may still be
+             * half cleared, so it stays hidden and out (a reference to it
+             * counts as one from outside the candidates, like any other
+             * non-candidate's). Once every handed-off clear has run, it
+             * outlived its set's clear: an ordinary object again. */
             if (GC_VALIDATE) {
-                GC_CHECK((w & ~GC_GEN_MASK) == GC_CANDIDATE, "a hidden word carries other flags");
+                GC_CHECK((w & ~GC_GEN_MASK) == GC_HIDDEN, "a hidden word carries other flags");
             }
             if (atomic_load_explicit(&gy__gc.posted_clears, memory_order_acquire) > 0) {
                 keep |= bit;
@@ -189,6 +191,8 @@ static void update_segment(run *r, gy__segment *s) {
             }
             w &= GC_GEN_MASK;
             s->gcw[i] = w;
+            /* acq_rel: as doom(); the world is stopped. */
+            atomic_fetch_and_explicit(&ob->gy__shared, ~GY__RC_DOOMED, memory_order_acq_rel);
         }
         if (GC_VALIDATE) {
             GC_CHECK((w & ~GC_GEN_MASK) == 0, "a live word carries collection flags");
@@ -689,22 +693,39 @@ static void garbage_append(run *r, size_t lo, size_t hi, bool all) {
     }
 }
 
-/* Clear every trash object; loop-affine ones on their owner thread.
+/* Clear every trash object; loop-affine ones of other threads on their
+ * owner thread.
  *
- * No member of the set may be handed out half cleared: every word keeps
- * CANDIDATE (hidden from introspection and gy_gc_get_objects, see
- * gc_hidden) until the whole set is cleared. When every clear ran here,
- * that is at the end of the loop below; a member that outlives its clear
- * (it holds a reference its clear does not drop) is then visible again in
- * its new generation. When some clears were handed to owner threads, the
- * members stay hidden: they are freed when those clears drop the last
- * references, and any that outlives them is unhidden by the first
- * collection that starts once every handed-off clear is done (update).
+ * No member of the set may be handed out half cleared. When every clear
+ * runs here, the words keep CANDIDATE (hidden, see gy__gc_hidden) through
+ * the clear loop and become plain generations after it: a member that
+ * outlives its clear (it holds a reference its clear does not drop) is then
+ * an ordinary object. When some clears go to owner loops, which run them
+ * later, the whole set is marked HIDDEN and DOOMED first (every gy_load or
+ * upgrade of a member fails, even through a loop's raw pointer to its own
+ * object), before any hand-off: after its post an object is no longer ours
+ * to touch. Members are freed when the last clears drop the last
+ * references; one that outlives them is made visible again by the first
+ * collection of its generation that starts once every handed-off clear has
+ * run (phase_update). A hand-off that cannot be allocated (out of memory)
+ * is cleared here instead, rather than leave the set half cleared.
  * Post: the collector's holds are dropped (the objects owned here, or by no
  * thread, are freed). */
 static void phase_clear(run *r) {
     gy__heap *me = gy__tls_heap;
-    bool posted = false;
+    bool handoff = false;
+    for (size_t i = r->ntrash; i < r->n && !handoff; i++) {
+        handoff = (type_of(r->objs[i])->flags & GY_TYPE_LOOP_AFFINE) &&
+                  gy__segment_of(r->objs[i])->heap != me;
+    }
+    if (handoff) {
+        for (size_t i = r->ntrash; i < r->n; i++) {
+            word_store(cand_word(r->objs[i]), r->newgen | GC_HIDDEN);
+            gens_add(r->objs[i], r->newgen);
+            /* acq_rel: as doom(). */
+            atomic_fetch_or_explicit(&r->objs[i]->gy__shared, GY__RC_DOOMED, memory_order_acq_rel);
+        }
+    }
     for (size_t i = r->ntrash; i < r->n; i++) {
         gy_object *ob = r->objs[i];
         const gy_type *type = type_of(ob);
@@ -714,21 +735,15 @@ static void phase_clear(run *r) {
             atomic_fetch_add_explicit(&gy__gc.posted_clears, 1, memory_order_acq_rel);
             if (gy__object_post_to_owner(ob, GY__POST_CLEAR)) {
                 r->objs[i] = NULL;
-                posted = true;
-            } else {
-                /* No hand-off node: left for a later collection, alive. */
-                atomic_fetch_sub_explicit(&gy__gc.posted_clears, 1, memory_order_acq_rel);
-                atomic_fetch_and_explicit(&ob->gy__shared, ~GY__RC_DOOMED, memory_order_acq_rel);
+                continue;
             }
-            continue;
+            atomic_fetch_sub_explicit(&gy__gc.posted_clears, 1, memory_order_acq_rel);
         }
         type->clear(ob);
     }
-    for (size_t i = r->ntrash; i < r->n; i++) {
-        if (r->objs[i] != NULL) {
-            word_store(cand_word(r->objs[i]), r->newgen | (posted ? GC_CANDIDATE : 0));
-            gens_add(r->objs[i], r->newgen);
-        }
+    for (size_t i = r->ntrash; i < r->n && !handoff; i++) {
+        word_store(cand_word(r->objs[i]), r->newgen);
+        gens_add(r->objs[i], r->newgen);
     }
     for (size_t i = r->ntrash; i < r->n; i++) {
         if (r->objs[i] != NULL) {
@@ -745,16 +760,28 @@ static void phase_clear(run *r) {
 
 bool gy__gc_hidden(const gy_object *ob) {
     const uint32_t *w = gc_word(ob);
-    /* relaxed: the world is stopped (the handshake orders the collector's
-     * writes), or the caller is the collecting thread. */
-    return w != NULL && (__atomic_load_n(w, __ATOMIC_RELAXED) & GC_CANDIDATE) != 0;
+    /* relaxed: exact with the world stopped (the handshake orders the
+     * collector's writes) or on the collecting thread. gy_object_from_id
+     * calls it with the world running (threads_lock held): a collection may
+     * be rewriting the word meanwhile, but trash whose id was taken is
+     * DOOMED before its set is cleared (phase_finalize), so the lookup's
+     * try-incref refuses it anyway. Outside the stopped phases CANDIDATE
+     * marks trash being destroyed; HIDDEN a member of a set whose clears
+     * were handed off. */
+    return w != NULL && (__atomic_load_n(w, __ATOMIC_RELAXED) & (GC_CANDIDATE | GC_HIDDEN)) != 0;
 }
 
 void gy__gc_posted_clear_done(gy_object *ob) {
     (void)ob;
-    /* release: the clear's effects happen before a collection that sees
-     * the count at zero unhides what outlived it (acquire in update). */
-    atomic_fetch_sub_explicit(&gy__gc.posted_clears, 1, memory_order_release);
+    /* Never below zero: runtime shutdown resets the count before it runs
+     * the clears still waiting in inboxes. release: the clear's effects
+     * happen before a collection that sees the count at zero unhides what
+     * outlived it (acquire in update). */
+    int64_t v = atomic_load_explicit(&gy__gc.posted_clears, memory_order_relaxed);
+    while (v > 0 &&
+           !atomic_compare_exchange_weak_explicit(&gy__gc.posted_clears, &v, v - 1,
+                                                  memory_order_release, memory_order_relaxed)) {
+    }
 }
 
 /* --- the collection -------------------------------------------------------- */
@@ -906,7 +933,7 @@ void gy__gc_walk(unsigned gens, gc_cell_fn fn, void *arg) {
                     }
                     gy_object *ob = (gy_object *)(s->cells + (size_t)i * s->cell_size);
                     /* Hidden trash (phase_clear) is never handed out. */
-                    if (gy__refcount_total(ob) > 0 && !(s->gcw[i] & GC_CANDIDATE)) {
+                    if (gy__refcount_total(ob) > 0 && !(s->gcw[i] & (GC_CANDIDATE | GC_HIDDEN))) {
                         fn(ob, &s->gcw[i], s, arg);
                     }
                 }

@@ -23,9 +23,12 @@
  *                     the trash: ROOT, a seed of the closure being computed
  * bit  4   REACHABLE  reachable from outside the candidates
  * bit  5   UNCOLL     reachable from a legacy finalizer (uncollectable)
- * bit  6   PASSED     marking: the linear pass has gone by it
+ * bit  6   PASSED     marking: the linear pass has gone by it; outside a
+ *                     collection: HIDDEN, a member of a trash set whose
+ *                     clears were handed to owner threads (phase_clear)
  * bits 7-31 VALUE     gc_refs while counting; in the trash, its index
- * Outside a collection a live object's word holds only its generation. */
+ * Outside a collection a live object's word holds only its generation, or
+ * its generation | HIDDEN. */
 #define GC_GEN_MASK 3u
 #define GC_PERMANENT 3u
 #define GC_CANDIDATE (1u << 2)
@@ -34,6 +37,7 @@
 #define GC_REACHABLE (1u << 4)
 #define GC_UNCOLL (1u << 5)
 #define GC_PASSED (1u << 6)
+#define GC_HIDDEN (1u << 6) /* the same bit, outside a collection */
 #define GC_SHIFT 7
 #define GC_VALUE_MAX ((1u << (32 - GC_SHIFT)) - 1)
 #define GC_FLAGS_MASK ((1u << GC_SHIFT) - 1)

@@ -31,8 +31,10 @@ typedef struct gy__gc_hooks {
      * are released: drop what the collector holds and reset its state. */
     void (*shutdown)(void);
     /* Whether `ob` (a live tracked object) is cyclic trash the collector is
-     * destroying: no API may hand it out (introspection skips it). Called
-     * with the world stopped, or by the collecting thread itself. */
+     * destroying: no API may hand it out (introspection and id lookups skip
+     * it). Exact with the world stopped or on the collecting thread; from
+     * gy_object_from_id (world running, threads_lock held) a hint, which
+     * the lookup's try-incref completes (such trash is DOOMED). */
     bool (*hidden)(const gy_object *ob);
     /* A clear the collector handed to ob's owner thread (gy__object_post_to
      * _owner, GY__POST_CLEAR) has run there; called on that thread after

@@ -450,6 +450,19 @@ size_t gy_refcount(const void *obj) {
 
 /* Try to take a reference to an object that may be dying; false if dead. */
 bool gy__try_incref(gy__heap *h, gy_object *ob) {
+#ifndef NDEBUG
+    /* The invariant behind the last-decrement CAS (DESIGN.md section 3a):
+     * whatever another thread can try-incref without holding a reference
+     * carries PUBLISHED, ID_TAKEN or WEAKREFS, or is dead (MERGED, count 0).
+     * A new call site that forgets gy__object_mark_reachable stops here. */
+    int32_t s0 = atomic_load_explicit(&ob->gy__shared, memory_order_relaxed);
+    if (!(s0 & (GY__RC_PUBLISHED | GY__RC_ID_TAKEN | GY__RC_WEAKREFS)) &&
+        !((s0 & GY__RC_MERGED) && rc_count(s0) == 0)) {
+        gy__log(GY_LOG_ERROR, "core", "try-incref of an object not marked reachable (%p)",
+                (void *)ob);
+        abort();
+    }
+#endif
     if (is_owner(h, ob)) {
         uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
         if (l != GY__UNOWNED &&
@@ -460,18 +473,6 @@ bool gy__try_incref(gy__heap *h, gy_object *ob) {
         }
     }
     int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_relaxed);
-#ifndef NDEBUG
-    /* The invariant behind the last-decrement CAS (DESIGN.md section 3a):
-     * whatever another thread can try-incref without holding a reference
-     * carries PUBLISHED, ID_TAKEN or WEAKREFS, or is dead (MERGED, count 0).
-     * A new call site that forgets gy__object_mark_reachable stops here. */
-    if (!(s & (GY__RC_PUBLISHED | GY__RC_ID_TAKEN | GY__RC_WEAKREFS)) &&
-        !((s & GY__RC_MERGED) && rc_count(s) == 0)) {
-        gy__log(GY_LOG_ERROR, "core", "try-incref of an object not marked reachable (%p)",
-                (void *)ob);
-        abort();
-    }
-#endif
     do {
         if ((s & GY__RC_DOOMED) || ((s & GY__RC_MERGED) && rc_count(s) == 0)) {
             /* dead, being freed, or doomed by the collector. relaxed: a
@@ -590,10 +591,10 @@ static void finalize_here(gy_object *ob) {
 }
 
 /* A clear the collector handed to this (owning) thread. */
-static void clear_here(gy_object *ob) {
+static void clear_here(gy_object *ob, bool handed_off) {
     gy__segment_of(ob)->type->clear(ob);
     const gy__gc_hooks *hooks = gy__gc_hooks_get();
-    if (hooks != NULL && hooks->posted_clear_done != NULL) {
+    if (handed_off && hooks != NULL && hooks->posted_clear_done != NULL) {
         hooks->posted_clear_done(ob);
     }
     gy_decref(ob); /* the request's reference: usually the last */
@@ -606,7 +607,7 @@ bool gy__object_post_to_owner(gy_object *ob, gy__post_kind what) {
         if (what == GY__POST_FINALIZE) {
             finalize_here(ob);
         } else {
-            clear_here(ob);
+            clear_here(ob, false); /* not handed off: no hook */
         }
         return true;
     }
@@ -627,7 +628,7 @@ void gy__refcount_process_nodes(gy__heap *h, ck_stack_entry_t *e) {
                 finalize_here(ob);
                 break;
             case SLOT_CLEAR:
-                clear_here(ob);
+                clear_here(ob, true);
                 break;
             default:
                 merge_queued(h, ob);

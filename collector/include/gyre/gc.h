@@ -52,9 +52,10 @@
  * No API hands out an object the collector is destroying: from the moment
  * a collection decides a set is trash until the whole set is cleared
  * (including clears handed to owner loops), introspection, gy_gc_get_objects
- * and gy_object_from_id skip its members, and a weak reference that is
- * itself trash is unregistered before anything of the set is cleared, so
- * its callback never runs.
+ * and gy_object_from_id skip its members (and, while clears wait for their
+ * loops, gy_load and weak upgrades of members fail), and a weak reference
+ * that is itself trash is unregistered before anything of the set is
+ * cleared, so its callback never runs.
  *
  * Where trash is freed: objects owned by the collecting thread, or by no
  * thread (their thread detached), are freed before gy_gc_collect returns;
