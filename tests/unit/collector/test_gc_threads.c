@@ -328,6 +328,29 @@ static bool list_has(gy_list *l, const void *ob) {
     return found;
 }
 
+/* Start the loop and link its A with a new plain X in a cycle: NEW
+ * references to both in *a and *x. */
+static void start_affine_cycle(pthread_t *t, gc_node **a, gc_node **x) {
+    atomic_store(&hidden_step, 0);
+    assert_int_equal(pthread_create(t, NULL, hidden_loop, NULL), 0);
+    while (atomic_load(&hidden_step) != 1) {
+        gy_safepoint();
+        sched_yield();
+    }
+    *a = (gc_node *)gy_load(&handover);
+    gy_ref_clear(&handover);
+    *x = node_new(&gc_node_type, 2);
+    gy_store(&(*a)->next, *x);
+    gy_store(&(*x)->next, *a);
+}
+
+static void stop_affine_loop(pthread_t t) {
+    atomic_store(&hidden_step, 3);
+    gy_quiescent_begin();
+    pthread_join(t, NULL);
+    gy_quiescent_end();
+}
+
 /* Internal: a handed-off clear finished (what runtime shutdown may call
  * once more after it reset the count). */
 void gy__gc_posted_clear_done(gy_object *ob);
@@ -346,19 +369,10 @@ static void test_affine_set_hidden_until_cleared(void **state) {
     /* A stray "clear done" with nothing handed off (runtime shutdown may
      * run one after resetting the count) must not open the next set. */
     gy__gc_posted_clear_done(NULL);
-    atomic_store(&hidden_step, 0);
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, hidden_loop, NULL), 0);
-    while (atomic_load(&hidden_step) != 1) {
-        gy_safepoint();
-        sched_yield();
-    }
-    gc_node *a = (gc_node *)gy_load(&handover);
-    gy_ref_clear(&handover);
-    gc_node *x = node_new(&gc_node_type, 2);
+    gc_node *a, *x;
+    start_affine_cycle(&t, &a, &x);
     gy_id xid = gy_object_id(x);
-    gy_store(&a->next, x);
-    gy_store(&x->next, a);
     const void *xp = x;
     gy_object *xo = &x->ob; /* a raw pointer, as a loop may keep */
     gy_decref(x);
@@ -402,10 +416,7 @@ static void test_affine_set_hidden_until_cleared(void **state) {
         gy_safepoint();
         sched_yield();
     }
-    atomic_store(&hidden_step, 3);
-    gy_quiescent_begin();
-    pthread_join(t, NULL);
-    gy_quiescent_end();
+    stop_affine_loop(t);
     GY_TEST_DOWN();
 }
 
@@ -428,18 +439,9 @@ static void fail_handoff(gy_gc_phase phase, const gy_gc_callback_info *info, voi
 static void test_affine_handoff_fails(void **state) {
     (void)state;
     GY_TEST_UP();
-    atomic_store(&hidden_step, 0);
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, hidden_loop, NULL), 0);
-    while (atomic_load(&hidden_step) != 1) {
-        gy_safepoint();
-        sched_yield();
-    }
-    gc_node *a = (gc_node *)gy_load(&handover);
-    gy_ref_clear(&handover);
-    gc_node *x = node_new(&gc_node_type, 2);
-    gy_store(&a->next, x);
-    gy_store(&x->next, a);
+    gc_node *a, *x;
+    start_affine_cycle(&t, &a, &x);
     gy_decref(x);
     gy_decref(a);
     assert_int_equal(gy_gc_callback_add(fail_handoff, NULL), GY_OK);
@@ -453,10 +455,7 @@ static void test_affine_handoff_fails(void **state) {
         gy_safepoint();
         sched_yield();
     }
-    atomic_store(&hidden_step, 3);
-    gy_quiescent_begin();
-    pthread_join(t, NULL);
-    gy_quiescent_end();
+    stop_affine_loop(t);
     GY_TEST_DOWN();
 }
 #endif
