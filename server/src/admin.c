@@ -2,7 +2,8 @@
  * of JSON per answer, in order, many per connection. A connection's level
  * comes from SO_PEERCRED: root and the server's own uid are admin; anyone
  * else is refused (the socket is 0600 anyway). A client that writes without
- * reading is not read from while more than 1 MiB of answers wait for it. */
+ * reading is not read from while answers taking more than 1 MiB of memory
+ * wait for it. */
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -26,15 +27,24 @@ typedef struct gy__admin_conn {
     bool discarding; /* inside a line that was too long */
     bool reading;
     bool closing;
-    size_t out_pending;
+    size_t out_pending; /* memory of answers not yet written (gy__admin_write_cost) */
 } gy__admin_conn;
 
 typedef struct gy__admin_write {
     uv_write_t req;
     gy__admin_conn *c;
     size_t len;
+    size_t cost; /* the memory it takes, counted against GY__ADMIN_OUT_HIGH */
     char data[];
 } gy__admin_write;
+
+/* What an answer waiting to be written costs: the allocation (request,
+ * header, the line) and the allocator's own overhead per block (malloc's
+ * header and rounding to 16), not only the payload: a client that never
+ * reads small answers costs about ten times their bytes. */
+static size_t gy__admin_write_cost(size_t len) {
+    return ((sizeof(gy__admin_write) + len + 1 + 15) & ~(size_t)15) + 16;
+}
 
 static int gy__afail(gy_errmsg *err, int code, const char *what, const char *path) {
     return gy__server_errmsg(err, code, "admin_socket '%s': %s", path, what);
@@ -217,7 +227,7 @@ static void gy__admin_write_cb(uv_write_t *req, int status) {
     gy__admin_write *w = (gy__admin_write *)req;
     gy__admin_conn *c = w->c;
     gy__ctl_enter(c->s.srv);
-    c->out_pending -= w->len;
+    c->out_pending -= w->cost;
     free(w);
     if (status != 0) {
         gy__admin_close(c);
@@ -238,11 +248,12 @@ static void gy__admin_send(gy__admin_conn *c, const char *line) {
     memcpy(w->data, line, len);
     w->data[len] = '\n';
     w->len = len + 1;
+    w->cost = gy__admin_write_cost(len);
     w->c = c;
     uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
-    c->out_pending += w->len;
+    c->out_pending += w->cost;
     if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, gy__admin_write_cb) != 0) {
-        c->out_pending -= w->len;
+        c->out_pending -= w->cost;
         free(w);
         gy__admin_close(c);
     }

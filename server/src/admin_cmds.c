@@ -5,11 +5,13 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "admin.h"
 #include "metrics.h"
+#include "text.h"
 #include "gyre/gc.h"
 #include "gyre/list.h"
 
@@ -502,8 +504,13 @@ static size_t gy__distance(const char *a, const char *b) {
     return d[la][lb];
 }
 
+/* An error answer. The message may echo what the client sent: quoted as
+ * valid UTF-8 (gy__text_printable), or jansson would refuse it and the
+ * session would end without an answer. */
 static char *gy__answer_error(int code, const char *message, const char *usage) {
-    json_t *e = json_pack("{s:s, s:s}", "code", gy_err_name(code), "message", message);
+    char text[1024];
+    (void)gy__text_printable(text, sizeof text, message, strlen(message), SIZE_MAX);
+    json_t *e = json_pack("{s:s, s:s}", "code", gy_err_name(code), "message", text);
     if (usage != NULL) {
         json_object_set_new(e, "usage", json_string(usage));
     }
@@ -527,7 +534,8 @@ char *gy__admin_exec(gy__admin_session *s, char *line) {
         argv[argc++] = t;
     }
     if (argc == 0) {
-        return NULL;
+        /* (An empty line gets no answer; one of blanks is a mistake.) */
+        return gy__answer_error(GY_EINVAL, "a line of blanks is not a command", NULL);
     }
     const gy__admin_cmd *cmd = NULL, *near = NULL;
     size_t best = 99;
@@ -544,11 +552,13 @@ char *gy__admin_exec(gy__admin_session *s, char *line) {
     }
     char msg[GY_ERRMSG_SIZE + 64];
     if (cmd == NULL) {
+        /* At most 64 bytes of the name, never cut inside a character. */
+        char name[4 * 64 + 1];
+        (void)gy__text_printable(name, sizeof name, argv[0], strlen(argv[0]), 64);
         if (near != NULL && best <= 3) {
-            snprintf(msg, sizeof msg, "unknown command '%.64s'; did you mean '%s'?", argv[0],
-                     near->name);
+            snprintf(msg, sizeof msg, "unknown command '%s'; did you mean '%s'?", name, near->name);
         } else {
-            snprintf(msg, sizeof msg, "unknown command '%.64s' (try help)", argv[0]);
+            snprintf(msg, sizeof msg, "unknown command '%s' (try help)", name);
         }
         return gy__answer_error(GY_ENOENT, msg, NULL);
     }
@@ -574,7 +584,12 @@ char *gy__admin_exec(gy__admin_session *s, char *line) {
         return gy__answer_error(rc, err.text[0] ? err.text : gy_strerror(rc), usage);
     }
     json_t *a = json_pack("{s:b, s:o}", "ok", 1, "result", result ? result : json_null());
-    char *out = json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *out = a != NULL ? json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(a);
+    if (out == NULL) {
+        /* A result jansson could not encode (text that is not UTF-8 in it,
+         * or no memory): an error answer, never a session cut short. */
+        return gy__answer_error(GY_EINVAL, "the result could not be encoded as JSON", usage);
+    }
     return out;
 }

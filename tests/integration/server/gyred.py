@@ -299,3 +299,7 @@ class AdminConn(Conn):
     def command(self, line):
         self.send(line.encode() + b"\n")
         return self.answer()
+
+    def command_bytes(self, line):
+        self.send(line + b"\n")
+        return self.answer()
