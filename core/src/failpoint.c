@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "gyre/failpoint.h"
+#include "gyre/failpoint_names.h"
 #include "internal.h"
 
 #define FP_MAX 64
@@ -77,11 +78,41 @@ static int fp_parse_u64(const char *s, uint64_t *out) {
     return 0;
 }
 
+static const char *const fp_known[] = {
+#define FP_NAME(name, what) name,
+    GY_FAILPOINT_NAMES(FP_NAME)
+#undef FP_NAME
+};
+#define FP_KNOWN (sizeof fp_known / sizeof *fp_known)
+
+bool gy_failpoint_known(const char *name) {
+    if (name == NULL) {
+        return false;
+    }
+    if (strncmp(name, "test.", 5) == 0 && name[5] != '\0') {
+        return true; /* free for tests of the machinery */
+    }
+    for (size_t i = 0; i < FP_KNOWN; i++) {
+        if (strcmp(fp_known[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *gy_failpoint_name(size_t i) { return i < FP_KNOWN ? fp_known[i] : NULL; }
+
 static int fp_set_locked(const char *name, const char *spec, gy_errmsg *err) {
     size_t len = strlen(name);
     if (len == 0 || len >= FP_NAME_MAX) {
         return gy__errmsg_set(err, GY_EINVAL, "failpoint name '%s' must be 1..%d bytes", name,
                               FP_NAME_MAX - 1);
+    }
+    if (!gy_failpoint_known(name)) {
+        return gy__errmsg_set(err, GY_EINVAL,
+                              "unknown failpoint '%s' (known: alloc, internal, gc.alloc, "
+                              "gc.worklist, race.*; gyre/failpoint_names.h)",
+                              name);
     }
     fp_mode mode;
     uint64_t n = 0, prob = 0, seed = 1;
@@ -188,14 +219,27 @@ int gy_failpoint_set_env(const char *list, gy_errmsg *err) {
     return GY_OK;
 }
 
+/* The environment's failpoints, parsed once (at the first check or at
+ * gy__failpoint_env_check, whichever comes first); its error is kept. */
+static int env_rc;
+static gy_errmsg env_err;
+
 static void fp_load_env(void) {
     const char *env = getenv("GY_FAILPOINTS");
-    if (env != NULL) {
-        gy_errmsg err;
-        if (gy_failpoint_set_env(env, &err) != GY_OK) {
-            gy__log(GY_LOG_ERROR, "core", "GY_FAILPOINTS: %s", err.text);
+    if (env != NULL && GY_FAILPOINTS) {
+        env_rc = gy_failpoint_set_env(env, &env_err);
+        if (env_rc != GY_OK) {
+            gy__log(GY_LOG_ERROR, "core", "GY_FAILPOINTS: %s", env_err.text);
         }
     }
+}
+
+int gy__failpoint_env_check(gy_errmsg *err) {
+    pthread_once(&env_once, fp_load_env);
+    if (env_rc != GY_OK) {
+        return gy__errmsg_set(err, env_rc, "GY_FAILPOINTS: %s", env_err.text);
+    }
+    return GY_OK;
 }
 
 void gy_failpoint_reset_all(void) {

@@ -34,6 +34,13 @@ int gy_runtime_init(const gy_runtime_options *opts, gy_errmsg *err) {
         pthread_mutex_unlock(&init_lock);
         return gy__errmsg_set(err, GY_ESTATE, "the Gyre runtime is already running");
     }
+    /* An unknown failpoint or a bad spec in GY_FAILPOINTS stops the start
+     * (it would test nothing, silently). */
+    int fprc = gy__failpoint_env_check(err);
+    if (fprc != GY_OK) {
+        pthread_mutex_unlock(&init_lock);
+        return fprc;
+    }
     /* Keep the type table: types stay registered across restarts. */
     uint32_t ntypes = atomic_load_explicit(&gy__rt.ntypes, memory_order_relaxed);
     uint32_t serial = atomic_load_explicit(&gy__rt.segment_serial, memory_order_relaxed);

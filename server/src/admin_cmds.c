@@ -12,6 +12,7 @@
 #include "admin.h"
 #include "metrics.h"
 #include "text.h"
+#include "gyre/failpoint.h"
 #include "gyre/gc.h"
 #include "gyre/list.h"
 
@@ -423,6 +424,37 @@ static int gy__metrics_cmd(gy__admin_session *s, int argc, char **argv, json_t *
 #define U GY__LEVEL_USER
 #define O GY__LEVEL_OPERATOR
 #define A GY__LEVEL_ADMIN
+/* --- debug.failpoint ------------------------------------------------------------ */
+
+/* debug.failpoint: every declared failpoint with its hits and firings, or
+ * arm/disarm one (builds with failpoints only; others answer ENOTSUP). */
+static int gy__debug_failpoint(gy__admin_session *s, int argc, char **argv, json_t **out,
+                               gy_errmsg *err) {
+    (void)s;
+    if (!gy_failpoints_available()) {
+        return gy__server_errmsg(err, GY_ENOTSUP,
+                                 "this gyred was built without failpoints (GY_FAILPOINTS=OFF)");
+    }
+    if (argc == 2) {
+        int rc = gy_failpoint_set(argv[0], argv[1], err);
+        if (rc != GY_OK) {
+            return rc;
+        }
+        gy__server_log(GY_LOG_WARN, "admin: failpoint %s = %s", argv[0], argv[1]);
+    } else if (argc == 1) {
+        return gy__server_errmsg(err, GY_EINVAL, "debug.failpoint takes NAME SPEC, or nothing");
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; gy_failpoint_name(i) != NULL; i++) {
+        const char *name = gy_failpoint_name(i);
+        json_array_append_new(list, json_pack("{s:s, s:I, s:I}", "name", name, "hits",
+                                              (json_int_t)gy_failpoint_hits(name), "fired",
+                                              (json_int_t)gy_failpoint_fired(name)));
+    }
+    *out = list;
+    return GY_OK;
+}
+
 const gy__admin_cmd gy__admin_cmds[] = {
     {"help", "[CMD]", 0, 1, U, "the commands, or one", gy__help},
     {"level", "user|operator|admin", 1, 1, U, "lower this session's level", gy__cmd_level},
@@ -474,6 +506,9 @@ const gy__admin_cmd gy__admin_cmds[] = {
     {"config.get", "[KEY]", 0, 1, U, "settings and their values", gy__config_get},
     {"config.set", "KEY VALUE", 2, 2, A, "change a run-time setting", gy__config_set},
     {"server.stats", "", 0, 0, U, "connections, requests, heap", gy__server_stats},
+    {"debug.failpoint", "[NAME SPEC]", 0, 2, A,
+     "failpoints and their counts, or arm one (SPEC: off, count, nth:N, from:N, prob:P[:SEED])",
+     gy__debug_failpoint},
     {NULL, NULL, 0, 0, U, NULL, NULL},
 };
 #undef U

@@ -1,9 +1,10 @@
 /* gyre/failpoint.h: named failpoints, to make any allocation fail on purpose.
  *
- * Code that can fail marks the spot: `if (gy_failpoint("arena.alloc")) return
- * GY_ENOMEM;`. In builds configured with GY_FAILPOINTS=ON the check consults
- * the failpoints configured by a test or by the environment; in other builds
- * the macro is the constant 0 and costs nothing.
+ * Code that can fail marks the spot: `if (gy_failpoint("alloc")) return
+ * GY_ENOMEM;`. Every name is declared once, with what it makes fail, in
+ * gyre/failpoint_names.h; no other name is accepted. In builds configured with GY_FAILPOINTS=ON the
+ * check consults the failpoints configured by a test or by the environment; in other builds the
+ * macro is the constant 0 and costs nothing.
  *
  * A failpoint is configured with a spec:
  *   "off"            never fire, stop counting (an off check costs one load)
@@ -14,8 +15,9 @@
  *                    hash of SEED (default 1) and the hit number, so a run
  *                    that hits in the same order fires at the same hits.
  * The environment variable GY_FAILPOINTS ("name=spec;name=spec", or with
- * commas between entries) is read at the
- * first check of the process.
+ * commas between entries) is read at gy_runtime_init, which fails naming
+ * the entry when a name is unknown or a spec bad (in builds without
+ * failpoints the variable is ignored).
  *
  * Every firing calls gy_failpoint_breakpoint(), a function that does nothing
  * and exists for `break gy_failpoint_breakpoint` in a debugger.
@@ -24,6 +26,7 @@
 #define GYRE_FAILPOINT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gyre/common.h"
@@ -43,8 +46,14 @@ GY_API bool gy__failpoint_check(const char *name);
  * when false, the functions below return GY_ENOTSUP or 0. */
 GY_API bool gy_failpoints_available(void);
 
+/* gy_failpoint_known: whether NAME is a declared failpoint (or a "test."
+ * name). gy_failpoint_name: the i-th declared name (0-based), NULL past the
+ * last. Both work in every build. */
+GY_API bool gy_failpoint_known(const char *name);
+GY_API const char *gy_failpoint_name(size_t i);
+
 /* gy_failpoint_set: configure NAME with SPEC (grammar above) and reset its hit
- * and fire counters. Returns 0, GY_EINVAL for a bad name or spec (message in
+ * and fire counters. Returns 0, GY_EINVAL for an unknown name or a bad spec (message in
  * `err`, NULL allowed; nothing changed), GY_ENOMEM when the table of 64 names
  * is full, GY_ENOTSUP without failpoints. Thread-safe; checks running at the
  * same time see the old or the new spec. */

@@ -196,6 +196,32 @@ class Admin(unittest.TestCase):
             self.assertIn("\\x1b[2J\\xc3", e["message"])
             self.assertIs(ok(self, a.command("gc.isenabled")), True)  # the session goes on
 
+    def test_debug_failpoint(self):
+        # Failpoints armed and disarmed at run time, declared names only
+        # (issue 14, defect 6); builds without failpoints say so.
+        listing = self.srv.admin("debug.failpoint")
+        if not listing["ok"]:
+            self.assertEqual(listing["error"]["code"], "ENOTSUP")
+            return
+        names = [f["name"] for f in listing["result"]]
+        for n in ("alloc", "internal", "gc.alloc", "gc.worklist"):
+            self.assertIn(n, names)
+        e = err(self, self.srv.admin("debug.failpoint arena.alloc nth:3"), "EINVAL")
+        self.assertIn("unknown failpoint 'arena.alloc'", e["message"])
+        err(self, self.srv.admin("debug.failpoint alloc sometimes"), "EINVAL")
+        with self.srv.admin_connect() as a:
+            ok(self, a.command("level operator"))
+            err(self, a.command("debug.failpoint alloc count"), "EPERM")
+        try:
+            ok(self, self.srv.admin("debug.failpoint alloc count"))  # counts, never fires
+            self.assertEqual(self.srv.get("/").status, 200)
+            after = {f["name"]: f for f in ok(self, self.srv.admin("debug.failpoint"))}
+            self.assertGreater(after["alloc"]["hits"], 0)
+            self.assertEqual(after["alloc"]["fired"], 0)
+        finally:
+            ok(self, self.srv.admin("debug.failpoint alloc off"))
+        self.srv.wait_log(r"admin: failpoint alloc = count")
+
     def test_a_flooding_client_costs_bounded_memory(self):
         # The 1 MiB limit on answers waiting for a client counts the memory
         # they take, not their payload: small answers cost about ten times

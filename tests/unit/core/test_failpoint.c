@@ -133,6 +133,29 @@ static void test_env_list(void **state) {
     assert_non_null(strstr(err.text, "name=spec"));
 }
 
+/* Only declared names (gyre/failpoint_names.h) and test.* are accepted: a
+ * misspelt or made-up name used to be taken and then test nothing (issue
+ * 14, defect 6: the docs named "arena.alloc", which no code checks). */
+static void test_unknown_names_refused(void **state) {
+    (void)state;
+    gy_errmsg err = {0};
+    assert_int_equal(gy_failpoint_set("arena.alloc", "nth:3", &err), GY_EINVAL);
+    assert_non_null(strstr(err.text, "unknown failpoint 'arena.alloc'"));
+    assert_int_equal(gy_failpoint_set_env("alloc=count;list.grow=prob:0.01", &err), GY_EINVAL);
+    assert_non_null(strstr(err.text, "list.grow"));
+    assert_int_equal(gy_failpoint_set("alloc", "off", NULL), GY_OK);
+    assert_int_equal(gy_failpoint_set("gc.worklist", "off", NULL), GY_OK);
+    assert_int_equal(gy_failpoint_set("test.", "off", NULL), GY_EINVAL);
+    assert_true(gy_failpoint_known("internal"));
+    assert_false(gy_failpoint_known("alloc "));
+    size_t n = 0;
+    while (gy_failpoint_name(n) != NULL) {
+        assert_true(gy_failpoint_known(gy_failpoint_name(n)));
+        n++;
+    }
+    assert_true(n >= 4);
+}
+
 #define THREADS 2
 #define HITS 50000
 static void *hammer(void *arg) {
@@ -180,6 +203,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_bad_specs_change_nothing, reset),
     cmocka_unit_test_setup(test_env_list, reset),
     cmocka_unit_test_setup(test_threads_share_counters, reset),
+    cmocka_unit_test_setup(test_unknown_names_refused, reset),
 };
 #else
 static const struct CMUnitTest tests[] = {
