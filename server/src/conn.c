@@ -38,6 +38,8 @@ typedef struct gy__write {
 static void gy__io_flush(gy__io *io);
 static void gy__io_close(gy__io *io);
 static void gy__io_feed(gy__io *io, const char *data, size_t len, bool from_pending);
+static void gy__io_arm_answer(gy__io *io);
+static void gy__io_answer_static(gy__io *io, int status, const char *body);
 static void gy__io_read_start(gy__io *io);
 
 /* --- timers ------------------------------------------------------------------ */
@@ -58,6 +60,17 @@ static void gy__timer_cb(uv_timer_t *t) {
         return;
     }
     switch (io->tmode) {
+    case GY__T_ANSWER:
+        /* The handler has not answered in answer_timeout: the client gets a
+         * 503 and a close, the handler's late answer GY_ESTATE. */
+        if (io->cur != NULL && gy__request_claim(io->cur)) {
+            atomic_fetch_add_explicit(&srv->st_timeouts, 1, memory_order_relaxed);
+            gy__server_log(GY_LOG_WARN, "%s %s: no answer within answer_timeout (%lld ms): 503",
+                           io->cur->method, io->cur->path,
+                           (long long)gy__lim(&srv->lim.answer_timeout_ms));
+            gy__io_answer_static(io, 503, "the handler did not answer in time\n");
+        }
+        break;
     case GY__T_HEADERS:
         atomic_fetch_add_explicit(&srv->st_timeouts, 1, memory_order_relaxed);
         if (io->in_message) {
@@ -126,8 +139,19 @@ static void gy__io_wait_next(gy__io *io) {
     } else if (!io->close_after && !io->waiting && io->cur == NULL) {
         gy__io_set_timer(io, GY__T_IDLE, ms);
     } else if (io->tmode == GY__T_WRITE) {
-        gy__io_set_timer(io, GY__T_NONE, 0); /* written; a handler is answering */
+        gy__io_arm_answer(io); /* written; a handler may still be answering */
     }
+}
+
+/* While a handler answers (io->cur set, not answered): the answer deadline,
+ * unless output is still draining (its write deadline rules until then). */
+static void gy__io_arm_answer(gy__io *io) {
+    if (io->cur == NULL) {
+        gy__io_set_timer(io, GY__T_NONE, 0);
+        return;
+    }
+    uint64_t now = uv_now(&io->loop->uv);
+    gy__io_set_timer(io, GY__T_ANSWER, io->answer_by_ms > now ? io->answer_by_ms - now : 1);
 }
 
 /* The final answer is decided: stop parsing what the client sends after it
@@ -337,6 +361,17 @@ void gy__io_write_simple(gy__io *io, int status, const char *extra, const char *
     }
 }
 
+/* Answer io->cur (already claimed: gy__request_claim) with a static
+ * response that needs no Gyre allocation, and close after it: the last
+ * resort when an answer cannot be built, or comes too late. */
+static void gy__io_answer_static(gy__io *io, int status, const char *body) {
+    gy_request *req = io->cur;
+    io->cur = NULL;
+    io->waiting = false;
+    gy__io_write_simple(io, status, NULL, body, true);
+    gy_decref(req); /* the io's reference */
+}
+
 /* --- dispatch and answers ------------------------------------------------------ */
 
 static gy_bytes *gy__bytes_of(const void *p, size_t len) {
@@ -428,12 +463,20 @@ int gy__io_dispatch(gy__io *io) {
     if (!atomic_load_explicit(&req->answered, memory_order_acquire) && rc != GY_HANDLER_LATER) {
         gy__server_log(GY_LOG_ERROR, "handler for %s %s returned %d without answering", req->method,
                        io->route ? io->route->path : "?", rc);
-        gy_request_respond(req, 500, "text/plain", "internal error\n", 15);
+        if (gy_request_respond(req, 500, "text/plain", "internal error\n", 15) != GY_OK &&
+            io->cur == req && gy__request_claim(req)) {
+            /* Not even that could be built (no memory): a static answer. */
+            gy__io_answer_static(io, 500, "internal error (out of memory)\n");
+        }
     }
     gy_decref(req);
     if (io->cur != NULL) {
-        /* Not answered yet: pause until it is. */
+        /* Not answered yet: pause until it is, at most answer_timeout. */
         io->waiting = true;
+        io->answer_by_ms = uv_now(&io->loop->uv) + (uint64_t)gy__lim(&srv->lim.answer_timeout_ms);
+        if (io->writing == 0) {
+            gy__io_arm_answer(io);
+        }
         return HPE_PAUSED;
     }
     return io->close_after ? HPE_PAUSED : 0;

@@ -6,7 +6,8 @@
 #include "srv.h"
 
 typedef enum {
-    GY__T_NONE,    /* a handler is answering: no deadline (drain has one) */
+    GY__T_NONE,    /* nothing to wait for (drain has its own deadline) */
+    GY__T_ANSWER,  /* a handler is answering: answer_timeout from its call */
     GY__T_HEADERS, /* the request's headers must arrive by the deadline */
     GY__T_BODY,    /* the body must keep body_min_rate, checked each second */
     GY__T_IDLE,    /* keep-alive, between requests */
@@ -70,8 +71,9 @@ struct gy__io {
     bool closing;       /* uv_close called */
 
     gy__tmode tmode;
-    uint64_t deadline_ms; /* when tmode's deadline passes (UINT64_MAX: none) */
-    uint64_t armed_ms;    /* when the uv timer fires (0: not armed) */
+    uint64_t deadline_ms;  /* when tmode's deadline passes (UINT64_MAX: none) */
+    uint64_t armed_ms;     /* when the uv timer fires (0: not armed) */
+    uint64_t answer_by_ms; /* while a handler answers: when answer_timeout passes */
     uint64_t body_start_ms, body_bytes;
 };
 

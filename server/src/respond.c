@@ -357,6 +357,17 @@ static int gy__respond(gy_request *req, int status, const char *content_type, co
     return GY_OK;
 }
 
+bool gy__request_claim(gy_request *req) {
+    gy__build_lock(req);
+    bool mine = !atomic_load_explicit(&req->answered, memory_order_relaxed);
+    if (mine) {
+        /* release: as an answer (nothing was built). */
+        atomic_store_explicit(&req->answered, 1, memory_order_release);
+    }
+    gy__build_unlock(req);
+    return mine;
+}
+
 int gy_request_respond(gy_request *req, int status, const char *content_type, const void *body,
                        size_t len) {
     return gy__respond(req, status, content_type, body, len, false, 0);

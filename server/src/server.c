@@ -49,6 +49,8 @@ static void gy__limits_load(gy__limits *l, const gy_config *c) {
                           memory_order_relaxed);
     atomic_store_explicit(&l->drain_timeout_ms, gy_config_int(c, "drain_timeout"),
                           memory_order_relaxed);
+    atomic_store_explicit(&l->answer_timeout_ms, gy_config_int(c, "answer_timeout"),
+                          memory_order_relaxed);
     atomic_store_explicit(&l->break_cycles, gy_config_int(c, "demo_break_cycles") != 0,
                           memory_order_relaxed);
 }

@@ -89,7 +89,7 @@ gy__route_result gy__router_find(const gy__router *r, const char *method, const 
 typedef struct gy__limits {
     _Atomic int64_t max_connections, max_header_bytes, max_header_count, max_uri_bytes;
     _Atomic int64_t max_body_bytes, max_requests, header_timeout_ms, body_min_rate;
-    _Atomic int64_t idle_timeout_ms, max_heap_bytes, drain_timeout_ms;
+    _Atomic int64_t idle_timeout_ms, max_heap_bytes, drain_timeout_ms, answer_timeout_ms;
     _Atomic bool break_cycles;
 } gy__limits;
 
@@ -186,6 +186,11 @@ bool gy__response_serialize(gy__buf *out, const gy__loop *loop, const gy_request
                             const gy__response *resp, bool close);
 /* A response the server makes without a request object (bad input, limits,
  * overload): always closes the connection unless `keep`. */
+/* Mark req answered when nobody has answered it yet, without building a
+ * response (the loop then writes a static answer: no memory, or a handler
+ * past answer_timeout); a later gy_request_respond gets GY_ESTATE. Returns
+ * false when it was already answered. Any thread. */
+bool gy__request_claim(gy_request *req);
 bool gy__response_simple(gy__buf *out, const gy__loop *loop, int status, const char *extra,
                          const char *body, bool close);
 

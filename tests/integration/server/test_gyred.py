@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import sys
 import tempfile
 import time
 import unittest
@@ -462,6 +463,27 @@ class Limits(unittest.TestCase):
             srv.wait_log(r"open files: .*(limit|raised)")
 
 
+    def test_answer_timeout(self):
+        # A handler that takes longer than answer_timeout: the client gets a
+        # 503 and a close (issue 14, defect 2: nothing covered "a handler is
+        # answering"); the handler's late answer is dropped; serving goes on.
+        with Gyred("--set", "answer_timeout=200ms") as srv:
+            with srv.connect() as c:
+                t0 = time.monotonic()
+                c.send(request("GET", "/work?ms=1000"))
+                r = c.response()
+                self.assertEqual(r.status, 503)
+                self.assertIn(b"did not answer in time", r.body)
+                self.assertEqual(r.header("connection"), "close")
+                self.assertTrue(c.closed())
+                self.assertLess(time.monotonic() - t0, 1.0)  # before the worker was done
+            srv.wait_log(r"GET /work: no answer within answer_timeout \(200 ms\): 503")
+            with srv.connect() as c:
+                c.send(request("GET", "/work?ms=10"))
+                self.assertEqual(c.response().status, 200)  # in time
+            good_request_works(self, srv)
+
+
 # Malformed and smuggling-shaped requests: (name, raw bytes, status). Each
 # is sent on its own connection, must be answered with the status and a
 # closed connection, must never answer what was smuggled after it, and is
@@ -518,6 +540,35 @@ BAD = [
     ("control byte in target", b"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     ("CONNECT", b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 501),
 ]
+
+
+class FaultAnswers(unittest.TestCase):
+    """Registered in builds with failpoints (server.fault_answers)."""
+
+    def test_every_request_gets_an_answer_or_a_close_under_alloc_failures(self):
+        # Issue 14, defect 2: when the handler's answer and the framework's
+        # fallback 500 both failed for lack of memory, nothing answered and
+        # the connection hung until the drain timeout (9 of 200 GET / at
+        # p = 0.1). Now a static 500 needs no allocation.
+        with Gyred("--threads", "1") as srv:
+            self.assertTrue(srv.admin("debug.failpoint alloc prob:0.1:7")["ok"])
+            fates = {}
+            for _ in range(300):
+                try:
+                    with srv.connect(timeout=5) as c:
+                        c.send(request("GET", "/"))
+                        fate = str(c.response().status)
+                except (ConnectionError, EOFError):
+                    fate = "closed"
+                except socket.timeout:
+                    fate = "HANG"
+                fates[fate] = fates.get(fate, 0) + 1
+            self.assertTrue(srv.admin("debug.failpoint alloc off")["ok"])
+            print(f"fates under alloc=prob:0.1: {fates}", file=sys.stderr)
+            self.assertNotIn("HANG", fates, fates)
+            self.assertGreater(fates.get("500", 0), 0, fates)  # the fallback was needed
+            self.assertGreater(fates.get("200", 0), 0, fates)
+            good_request_works(self, srv)
 
 
 class Malformed(unittest.TestCase):
