@@ -284,11 +284,15 @@ static int cache_route(gy_request *req, void *arg) {
         if (gy_new(&cache_entry_type, &e) != GY_OK) {
             return answer(req, 503, "out of memory\n");
         }
-        if (gy_bytes_new(&b, body, len) != GY_OK || gy_weakdict_set(demo.map, key, e) != GY_OK) {
+        if (gy_bytes_new(&b, body, len) != GY_OK) {
             gy_decref(e);
             return answer(req, 503, "out of memory\n");
         }
-        gy_store_steal(&e->data, b);
+        gy_store_steal(&e->data, b); /* the entry owns the body from here */
+        if (gy_weakdict_set(demo.map, key, e) != GY_OK) {
+            gy_decref(e); /* and the body with it (it leaked here before) */
+            return answer(req, 503, "out of memory\n");
+        }
         lru_touch(e);
         gy_decref(e);
         return answer(req, 201, "stored %zu bytes\n", len);
@@ -349,11 +353,11 @@ static int leak_route(gy_request *req, void *arg) {
 /* --- setup / teardown ---------------------------------------------------------------- */
 
 int gyred_demo_setup(gy_server *srv, void *arg) {
-    (void)arg;
     int rc;
     if ((rc = gy_weakdict_new(&demo.map)) != GY_OK || (rc = gy_list_new(&demo.leaks)) != GY_OK ||
         /* A named root: backrefs chains of leaked objects start at it. */
         (rc = gy_root_add(demo.leaks, "demo.leaks")) != GY_OK) {
+        gyred_demo_teardown(srv, arg); /* what was made (it leaked: exit 1, not 70) */
         return rc;
     }
     static const struct {
@@ -373,6 +377,7 @@ int gyred_demo_setup(gy_server *srv, void *arg) {
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
         if ((rc = gy_server_route(srv, routes[i].method, routes[i].path, routes[i].fn, NULL)) !=
             GY_OK) {
+            gyred_demo_teardown(srv, arg);
             return rc;
         }
     }
