@@ -1,10 +1,10 @@
 /* config/src/config.c: the settings table (from settings.def), value
- * parsing and checking, config files through inih, and gyred's flags. */
+ * parsing and checking, config files (read here: see load_line), and
+ * gyred's flags. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
-#include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -398,72 +398,130 @@ int gy_config_set_many(gy_config *cfg, size_t n, const char *const *names,
 
 /* --- files ------------------------------------------------------------------------- */
 
-typedef struct file_ctx {
-    gy_config *cfg;
-    const char *name;
-    int line; /* the line inih is on (counted by our reader) */
-    int rc;   /* the first error */
-    gy_errmsg *err;
-    const char *text; /* load_string: the rest to read */
-    FILE *file;
-} file_ctx;
+/* The file format, read here rather than by an INI library (Debian's inih
+ * has a 200-byte line buffer, turns NUL bytes into silent truncation and
+ * indented lines into silent continuations): one `name = value` a line,
+ * lines up to GY__CONFIG_LINE_MAX bytes; blank lines and lines whose first
+ * non-blank byte is # or ; are comments; ` ;` (after a blank) starts an
+ * inline comment; blanks around names and values are dropped. Everything
+ * else is an error naming file:line: longer lines, NUL and other control
+ * bytes (tab and CR aside), indented settings (continuation lines are not a
+ * feature: they would change the setting above without saying so),
+ * [sections], lines without '='. */
+#define GY__CONFIG_LINE_MAX 4096
 
-static char *read_line(char *str, int num, void *stream) {
-    file_ctx *f = stream;
-    char *r = NULL;
-    if (f->file != NULL) {
-        r = fgets(str, num, f->file);
-    } else if (f->text != NULL && *f->text != '\0') {
-        int k = 0;
-        while (k < num - 1 && f->text[k] != '\0' && f->text[k] != '\n') {
-            k++;
+/* Quote up to 80 bytes of s for a message: control bytes and bytes past
+ * ASCII as \xNN, so nothing from the file reaches a terminal raw. */
+static const char *quoted(char *buf, size_t cap, const char *s, size_t len) {
+    size_t o = 0;
+    for (size_t i = 0; i < len && i < 80 && o + 5 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x7F) {
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
+        } else {
+            buf[o++] = (char)c;
         }
-        if (f->text[k] == '\n' && k < num - 1) {
-            k++;
-        }
-        memcpy(str, f->text, (size_t)k);
-        str[k] = '\0';
-        f->text += k;
-        r = str;
     }
-    if (r != NULL) {
-        f->line++;
-    }
-    return r;
+    buf[o] = '\0';
+    return buf;
 }
 
-static int on_entry(void *user, const char *section, const char *name, const char *val) {
-    file_ctx *f = user;
-    if (f->rc != GY_OK) {
-        return 1;
+static bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+/* One line (without its newline; a CR before it dropped). */
+static int load_line(gy_config *c, const char *name, int lineno, char *line, size_t len,
+                     const char **above, gy_errmsg *err) {
+    char q[400], where[512];
+    snprintf(where, sizeof where, "%s:%d", name, lineno);
+    if (len > 0 && line[len - 1] == '\r') {
+        line[--len] = '\0';
     }
-    char where[512];
-    snprintf(where, sizeof where, "%s:%d", f->name, f->line);
-    if (section != NULL && section[0] != '\0') {
-        f->rc = fail(f->err, GY_EINVAL, "%s: [%s]: sections are not used; write settings alone",
-                     where, section);
-        return 0;
+    if (len > GY__CONFIG_LINE_MAX) {
+        return fail(err, GY_EINVAL, "%s: line longer than %d bytes (%zu)", where,
+                    GY__CONFIG_LINE_MAX, len);
     }
-    f->rc = set_one(f->cfg, name, val, where, false, f->err);
-    return f->rc == GY_OK;
+    size_t i = 0;
+    while (i < len && is_blank(line[i])) {
+        i++;
+    }
+    if (i == len || line[i] == '#' || line[i] == ';') {
+        return GY_OK; /* blank or comment */
+    }
+    for (size_t k = 0; k < len; k++) {
+        unsigned char b = (unsigned char)line[k];
+        if ((b < 0x20 && b != '\t') || b == 0x7F) {
+            /* Name the setting the line is for, if it has one. */
+            const char *eq = memchr(line, '=', len);
+            size_t nl = eq != NULL ? (size_t)(eq - line) : 0;
+            while (nl > i && is_blank(line[nl - 1])) {
+                nl--;
+            }
+            return fail(err, GY_EINVAL, "%s: %s byte (\\x%02x) at column %zu%s%s%s", where,
+                        b == 0 ? "a NUL" : "a control", b, k + 1,
+                        nl > i ? " in the value of '" : "",
+                        nl > i ? quoted(q, sizeof q, line + i, nl - i) : "", nl > i ? "'" : "");
+        }
+    }
+    if (i > 0) {
+        return fail(
+            err, GY_EINVAL, "%s: indented line '%s' (continuation lines are not supported%s%s%s)",
+            where, quoted(q, sizeof q, line + i, len - i), *above ? "; the setting above is '" : "",
+            *above ? *above : "", *above ? "'" : "");
+    }
+    if (line[0] == '[') {
+        return fail(err, GY_EINVAL, "%s: %s: sections are not used; write settings alone", where,
+                    quoted(q, sizeof q, line, len));
+    }
+    char *eq = memchr(line, '=', len);
+    if (eq == NULL) {
+        return fail(err, GY_EINVAL, "%s: syntax error (expected 'name = value'): '%s'", where,
+                    quoted(q, sizeof q, line, len));
+    }
+    char *nend = eq;
+    while (nend > line && is_blank(nend[-1])) {
+        nend--;
+    }
+    *nend = '\0';
+    char *val = eq + 1, *vend = line + len;
+    while (val < vend && is_blank(*val)) {
+        val++;
+    }
+    for (char *p = val; p < vend; p++) {
+        if (*p == ';' && (p == val || is_blank(p[-1]))) {
+            vend = p; /* an inline comment */
+            break;
+        }
+    }
+    while (vend > val && is_blank(vend[-1])) {
+        vend--;
+    }
+    *vend = '\0';
+    if (line[0] == '\0') {
+        return fail(err, GY_EINVAL, "%s: no name before '='", where);
+    }
+    *above = line;
+    return set_one(c, line, val, where, false, err);
 }
 
-static int load(gy_config *cfg, file_ctx *f) {
+/* Apply `text` (len bytes) to a copy of cfg; commit only if all of it holds. */
+static int load(gy_config *cfg, const char *name, char *text, size_t len, gy_errmsg *err) {
     gy_config *c;
     if (gy_config_copy(cfg, &c) != GY_OK) {
-        return fail(f->err, GY_ENOMEM, "out of memory");
+        return fail(err, GY_ENOMEM, "out of memory");
     }
-    f->cfg = c;
-    f->rc = GY_OK;
-    f->line = 0;
-    int where = ini_parse_stream(read_line, f, on_entry, f);
-    if (f->rc == GY_OK && where != 0) {
-        f->rc = fail(f->err, GY_EINVAL, "%s:%d: syntax error (expected 'name = value')", f->name,
-                     where);
+    int rc = GY_OK, lineno = 0;
+    const char *above = NULL;
+    char *p = text, *end = text + len;
+    while (rc == GY_OK && p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        p[ll] = '\0'; /* the newline's place (or the buffer's spare byte) */
+        rc = load_line(c, name, ++lineno, p, ll, &above, err);
+        p += ll + 1;
     }
-    if (f->rc != GY_OK) {
+    if (rc != GY_OK) {
         gy_config_free(c);
-        return f->rc;
+        return rc;
     }
     commit(cfg, c);
     return GY_OK;
@@ -474,15 +532,50 @@ int gy_config_load_file(gy_config *cfg, const char *path, gy_errmsg *err) {
     if (fp == NULL) {
         return fail(err, GY_EIO, "%s: cannot read: %s", path, strerror(errno));
     }
-    file_ctx f = {.name = path, .err = err, .file = fp};
-    int rc = load(cfg, &f);
+    size_t cap = 8192, len = 0;
+    char *text = malloc(cap);
+    int rc = GY_OK;
+    while (text != NULL) {
+        len += fread(text + len, 1, cap - len - 1, fp);
+        if (len < cap - 1) {
+            break; /* the end, or an error (below) */
+        }
+        if (cap >= (size_t)64 << 20) {
+            rc = fail(err, GY_EINVAL, "%s: larger than 64 MiB", path);
+            break;
+        }
+        char *grown = realloc(text, cap * 2);
+        if (grown == NULL) {
+            free(text);
+            text = NULL;
+            break;
+        }
+        text = grown;
+        cap *= 2;
+    }
+    if (rc == GY_OK && text == NULL) {
+        rc = fail(err, GY_ENOMEM, "%s: out of memory", path);
+    } else if (rc == GY_OK && ferror(fp)) {
+        rc = fail(err, GY_EIO, "%s: cannot read: %s", path, strerror(errno));
+    }
     fclose(fp);
+    if (rc == GY_OK) {
+        rc = load(cfg, path, text, len, err);
+    }
+    free(text);
     return rc;
 }
 
 int gy_config_load_string(gy_config *cfg, const char *text, const char *name, gy_errmsg *err) {
-    file_ctx f = {.name = name ? name : "config", .err = err, .text = text};
-    return load(cfg, &f);
+    size_t len = strlen(text);
+    char *copy = malloc(len + 1);
+    if (copy == NULL) {
+        return fail(err, GY_ENOMEM, "out of memory");
+    }
+    memcpy(copy, text, len + 1);
+    int rc = load(cfg, name ? name : "config", copy, len, err);
+    free(copy);
+    return rc;
 }
 
 /* --- the command line ---------------------------------------------------------------- */

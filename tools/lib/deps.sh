@@ -9,7 +9,7 @@
 set -euo pipefail
 
 gy_profile_packages() {
-  local build=(gcc make cmake ninja-build pkg-config git libjemalloc-dev libck-dev libinih-dev
+  local build=(gcc make cmake ninja-build pkg-config git libjemalloc-dev libck-dev
                libuv1-dev node-llhttp libjansson-dev libedit-dev)
   case "$1" in
     build) echo "${build[@]}" ;;

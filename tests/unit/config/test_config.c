@@ -179,9 +179,34 @@ static void test_files(void **state) {
     assert_non_null(strstr(err.text, "c.conf:2: syntax error"));
     assert_int_equal(gy_config_load_string(cfg, "[server]\nthreads = 2\n", "d.conf", &err),
                      GY_EINVAL);
-    assert_non_null(strstr(err.text, "d.conf:2: [server]"));
+    assert_non_null(strstr(err.text, "d.conf:1: [server]"));
     assert_int_equal(gy_config_load_string(cfg, "thread = 2\n", "e.conf", &err), GY_ENOENT);
     assert_non_null(strstr(err.text, "e.conf:1: no setting 'thread' (did you mean 'threads'?)"));
+    assert_int_equal(gy_config_int(cfg, "max_connections"), 60);
+    /* Issue 14, defect 5: inih's 200-byte lines, NUL bytes cutting values
+     * short, indented lines continuing the setting above. Lines up to 4096
+     * bytes parse; the rest are errors naming file:line and the setting. */
+    char big[5000];
+    snprintf(big, sizeof big, "# %0300d\naccess_log = /tmp/%0240d.log\n", 0, 0);
+    assert_int_equal(gy_config_load_string(cfg, big, "f.conf", &err), GY_OK);
+    assert_int_equal(strlen(gy_config_str(cfg, "access_log")), strlen("/tmp/.log") + 240);
+    memset(big, 'x', 4096);
+    memcpy(big, "# ", 2);
+    big[4096] = '\0';
+    assert_int_equal(gy_config_load_string(cfg, big, "g.conf", &err), GY_OK); /* 4096 bytes */
+    strcpy(big + 4096, "x\nthreads = 2\n");
+    assert_int_equal(gy_config_load_string(cfg, big, "h.conf", &err), GY_EINVAL);
+    assert_non_null(strstr(err.text, "h.conf:1: line longer than 4096 bytes"));
+    assert_int_equal(gy_config_load_string(cfg, "max_connections = 90\n  max_connections = 91\n",
+                                           "i.conf", &err),
+                     GY_EINVAL);
+    assert_non_null(strstr(err.text, "i.conf:2: indented line"));
+    assert_non_null(strstr(err.text, "the setting above is 'max_connections'"));
+    assert_int_equal(gy_config_load_string(cfg, "max_connections = 9\x1b[2J9\n", "j.conf", &err),
+                     GY_EINVAL);
+    assert_non_null(strstr(err.text, "j.conf:1: a control byte (\\x1b)"));
+    assert_non_null(strstr(err.text, "'max_connections'"));
+    assert_null(strchr(err.text, 0x1b)); /* quoted, never raw */
     assert_int_equal(gy_config_int(cfg, "max_connections"), 60);
     /* Files. */
     assert_int_equal(gy_config_load_file(cfg, "/nonexistent/gyre.conf", &err), GY_EIO);
@@ -195,6 +220,16 @@ static void test_files(void **state) {
     assert_int_equal(gy_config_load_file(cfg, path, &err), GY_OK);
     assert_int_equal(gy_config_int(cfg, "threads"), 3);
     assert_int_equal(gy_config_int(cfg, "demo_leaks"), 1);
+    /* A NUL byte no longer cuts a value short (it loaded 10). */
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    const char nul[] = "# x\nmax_connections = 10\0 99\n";
+    assert_int_equal(fwrite(nul, 1, sizeof nul - 1, fp), sizeof nul - 1);
+    fclose(fp);
+    assert_int_equal(gy_config_load_file(cfg, path, &err), GY_EINVAL);
+    assert_non_null(strstr(err.text, ":2: a NUL byte (\\x00) at column 21 in the value of "
+                                     "'max_connections'"));
+    assert_int_equal(gy_config_int(cfg, "max_connections"), 60);
     unlink(path);
     gy_config_free(cfg);
 }
