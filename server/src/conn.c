@@ -10,6 +10,7 @@
  * reads (discarding) for a moment before closing, so the client sees the
  * answer rather than a reset (lingering close, as nginx does). */
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,9 @@ static void gy__io_flush(gy__io *io);
 static void gy__io_close(gy__io *io);
 static void gy__io_feed(gy__io *io, const char *data, size_t len, bool from_pending);
 static void gy__io_arm_answer(gy__io *io);
+static void gy__io_last_answer(gy__io *io);
+static void gy__io_finish(gy__io *io);
+static void gy__io_drain(gy__io *io);
 static void gy__io_answer_static(gy__io *io, int status, const char *body);
 static void gy__io_read_start(gy__io *io);
 
@@ -94,6 +98,16 @@ static void gy__timer_cb(uv_timer_t *t) {
         break;
     }
     case GY__T_IDLE:
+        if (atomic_load_explicit(&srv->draining, memory_order_relaxed)) {
+            /* drain_grace is over: FIN, then read and discard briefly (a
+             * close with unread bytes would send RST). */
+            gy__io_last_answer(io);
+            gy__io_finish(io);
+            break;
+        }
+        atomic_fetch_add_explicit(&srv->st_timeouts, 1, memory_order_relaxed);
+        gy__io_close(io);
+        break;
     case GY__T_WRITE: /* a client that stopped reading */
         atomic_fetch_add_explicit(&srv->st_timeouts, 1, memory_order_relaxed);
         gy__io_close(io);
@@ -777,7 +791,7 @@ static void gy__accept_and_drop(gy__loop *loop) {
     uv_close((uv_handle_t *)t, gy__free_handle);
 }
 
-void gy__conn_accept(gy__loop *loop) {
+void gy__conn_accept(gy__loop *loop, int fd) {
     gy_server *srv = loop->srv;
     gy__set_tag("(connection)");
     gy__conn *conn = NULL;
@@ -785,11 +799,20 @@ void gy__conn_accept(gy__loop *loop) {
     if (gy_new(&gy__conn_type, &conn) != GY_OK || (io = calloc(1, sizeof *io)) == NULL) {
         gy__server_log(GY_LOG_WARN, "out of memory accepting a connection");
         gy_xdecref(conn);
-        gy__accept_and_drop(loop);
+        if (fd >= 0) {
+            close(fd);
+        } else {
+            gy__accept_and_drop(loop);
+        }
         return;
     }
     uv_tcp_init(&loop->uv, &io->tcp);
-    if (uv_accept((uv_stream_t *)&loop->listener, (uv_stream_t *)&io->tcp) != 0) {
+    int arc = fd >= 0 ? uv_tcp_open(&io->tcp, fd)
+                      : uv_accept((uv_stream_t *)&loop->listener, (uv_stream_t *)&io->tcp);
+    if (arc != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
         gy_decref(conn);
         uv_close((uv_handle_t *)&io->tcp, gy__free_handle); /* tcp is io's first member */
         return;
@@ -814,17 +837,37 @@ void gy__conn_accept(gy__loop *loop) {
     uv_tcp_nodelay(&io->tcp, 1);
     llhttp_init(&io->parser, HTTP_REQUEST, &gy__http_settings);
     io->parser.data = io;
-    if ((int64_t)open > gy__lim(&srv->lim.max_connections) ||
-        atomic_load_explicit(&srv->draining, memory_order_relaxed)) {
+    if ((int64_t)open > gy__lim(&srv->lim.max_connections)) {
         atomic_fetch_add_explicit(&srv->st_refused, 1, memory_order_relaxed);
         gy__io_write_simple(io, 503, "Retry-After: 1\r\n", "too many connections\n", true);
         return;
     }
     gy__io_set_timer(io, GY__T_HEADERS, (uint64_t)gy__lim(&srv->lim.header_timeout_ms));
     gy__io_read_start(io);
+    if (atomic_load_explicit(&srv->draining, memory_order_relaxed)) {
+        /* Accepted while draining (from the backlog): served like the idle
+         * keep-alive connections, within drain_grace, and closed after. */
+        gy__io_drain(io);
+    }
 }
 
 /* --- drain and tick ---------------------------------------------------------------- */
+
+/* One connection when the drain starts (not forced). In a request: its
+ * answer is its last. Idle (keep-alive between requests, or nothing
+ * received yet): it keeps reading for drain_grace, so a request already on
+ * its way is answered (with Connection: close, as every answer while
+ * draining); after that FIN, never a reset (the GY__T_IDLE case). */
+static void gy__io_drain(gy__io *io) {
+    if (io->closing) {
+        return;
+    }
+    if (io->in_message || io->cur != NULL || io->out.len != 0 || io->writing != 0) {
+        io->close_after = true;
+        return;
+    }
+    gy__io_set_timer(io, GY__T_IDLE, (uint64_t)gy__lim(&io->loop->srv->lim.drain_grace_ms));
+}
 
 void gy__conn_drain_all(gy__loop *loop, bool force) {
     gy__io *next;
@@ -833,10 +876,10 @@ void gy__conn_drain_all(gy__loop *loop, bool force) {
         if (io->closing) {
             continue;
         }
-        if (force || (!io->in_message && io->cur == NULL && io->out.len == 0 && io->writing == 0)) {
+        if (force) {
             gy__io_close(io);
         } else {
-            io->close_after = true;
+            gy__io_drain(io);
         }
     }
 }

@@ -7,7 +7,9 @@
  * the poll phase can run starts with gy__loop_enter, which ends the
  * quiescence before touching any object, and the check callback ends it if
  * no callback ran. The Gyre wake function is uv_async_send. */
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <time.h>
 
@@ -157,6 +159,8 @@ static void gy__loop_maybe_done(gy__loop *loop) {
     uv_stop(&loop->uv);
 }
 
+static void gy__loop_accept_backlog(gy__loop *loop);
+
 static void gy__async_cb(uv_async_t *h) {
     gy__loop *loop = h->data;
     gy__loop_enter(loop);
@@ -164,11 +168,12 @@ static void gy__async_cb(uv_async_t *h) {
     gy__loop_run_posts(loop, gy__loop_take_posts(loop, false));
     if (!loop->draining_seen && atomic_load_explicit(&srv->draining, memory_order_relaxed)) {
         loop->draining_seen = true;
+        gy__conn_drain_all(loop, false);
         if (loop->listening) {
+            gy__loop_accept_backlog(loop);
             loop->listening = false;
             uv_close((uv_handle_t *)&loop->listener, gy__close_cb_noop);
         }
-        gy__conn_drain_all(loop, false);
     }
     if (!loop->forced_seen && atomic_load_explicit(&srv->forced, memory_order_relaxed)) {
         loop->forced_seen = true;
@@ -200,7 +205,27 @@ static void gy__connection_cb(uv_stream_t *server, int status) {
         gy__server_log(GY_LOG_WARN, "accept: %s", uv_strerror(status));
         return;
     }
-    gy__conn_accept(loop);
+    gy__conn_accept(loop, -1);
+}
+
+/* The drain: accept every connection waiting in this loop's listen backlog
+ * before the listener closes (closing it would reset them); they are
+ * served within drain_grace like idle keep-alive connections. */
+static void gy__loop_accept_backlog(gy__loop *loop) {
+    uv_os_fd_t lfd;
+    if (uv_fileno((uv_handle_t *)&loop->listener, &lfd) != 0) {
+        return;
+    }
+    for (int n = 0; n < 100000; n++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            return; /* EAGAIN: the backlog is empty (or an error: stop) */
+        }
+        gy__conn_accept(loop, fd);
+    }
 }
 
 static void gy__count_handles(uv_handle_t *h, void *arg) {

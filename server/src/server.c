@@ -51,6 +51,8 @@ static void gy__limits_load(gy__limits *l, const gy_config *c) {
                           memory_order_relaxed);
     atomic_store_explicit(&l->answer_timeout_ms, gy_config_int(c, "answer_timeout"),
                           memory_order_relaxed);
+    atomic_store_explicit(&l->drain_grace_ms, gy_config_int(c, "drain_grace"),
+                          memory_order_relaxed);
     atomic_store_explicit(&l->break_cycles, gy_config_int(c, "demo_break_cycles") != 0,
                           memory_order_relaxed);
 }
@@ -448,6 +450,15 @@ int gy_server_run(gy_server *srv, gy_errmsg *err) {
                        srv->nloops == 1 ? "" : "s", srv->nworkers, srv->nworkers == 1 ? "" : "s");
     }
     uv_run(&srv->ctl, UV_RUN_DEFAULT);
+    if (srv->handle_signals) {
+        /* Closing the signal handles restored the default actions: a second
+         * SIGTERM during the final collection would kill the process (exit
+         * -15, no summary). The stop is under way; further signals change
+         * nothing. */
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGINT, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+    }
     gy__ctl_enter(srv);
     if (attached) {
         gy_thread_detach(); /* before joining: a join is a blocking wait */

@@ -90,6 +90,7 @@ typedef struct gy__limits {
     _Atomic int64_t max_connections, max_header_bytes, max_header_count, max_uri_bytes;
     _Atomic int64_t max_body_bytes, max_requests, header_timeout_ms, body_min_rate;
     _Atomic int64_t idle_timeout_ms, max_heap_bytes, drain_timeout_ms, answer_timeout_ms;
+    _Atomic int64_t drain_grace_ms;
     _Atomic bool break_cycles;
 } gy__limits;
 
@@ -256,7 +257,8 @@ static inline void gy__loop_enter(gy__loop *loop) {
 void gy__loop_update_date(gy__loop *loop);
 
 /* --- conn.c ---------------------------------------------------------------- */
-void gy__conn_accept(gy__loop *loop);
+/* Accept a connection from the loop's listener (fd -1) or an accepted fd. */
+void gy__conn_accept(gy__loop *loop, int fd);
 /* An answer (from the handler, a timer, a post) for req: write it. */
 void gy__conn_answered(gy__loop *loop, gy_request *req);
 /* A piece of a streamed answer (reference stolen): write it. */

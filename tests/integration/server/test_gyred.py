@@ -705,10 +705,12 @@ class Signals(unittest.TestCase):
         n = srv.nlines()
         srv.raise_signal(signal.SIGTERM)
         srv.wait_log(r"draining", start=n)
-        self.assertTrue(idle.closed(), "an idle keep-alive connection survived the drain")
         for i, c in enumerate(conns):
             if i % 2 == 1:
                 c.send(b"def")  # finish the bodies after SIGTERM
+        # An idle keep-alive connection is closed once drain_grace (1 s) has
+        # passed without a request.
+        self.assertTrue(idle.closed(), "an idle keep-alive connection survived the drain")
         for i, c in enumerate(conns):
             r = c.response()
             want = b"slept 700 ms\n" if i % 2 == 0 else b"abcdef"
@@ -744,6 +746,115 @@ class Signals(unittest.TestCase):
             srv.wait_log(r"drain timeout")
             self.assertTrue(c.closed())
             srv.stop(sig=None)  # it exits by itself, 0
+
+
+class DrainNoLoss(unittest.TestCase):
+    """Issue 14, defect 1: a drain reset requests the server had already
+    received (idle keep-alive connections with a request unread in the
+    socket, connections in the listen backlog, ones accepted during the
+    drain got 503). Every request whose bytes were fully sent must be
+    answered by its route; a connection may only be refused before a
+    request was sent on it (the client saw the server close it first)."""
+
+    BUSY = "/tree?depth=20"  # keeps the only loop busy for a while
+    DEEP = ("--set", "demo_tree_max_depth=20")
+
+    def fate(self, c, raw):
+        """'answered STATUS', or 'refused' (closed before we sent)."""
+        c.sock.setblocking(False)
+        try:
+            if c.sock.recv(1, socket.MSG_PEEK) == b"":
+                return "refused"
+        except BlockingIOError:
+            pass
+        except ConnectionError:
+            return "refused"
+        finally:
+            c.sock.setblocking(True)
+            c.sock.settimeout(LIVENESS)
+        c.send(raw)  # fully sent from here on: it must be answered
+        r = c.response()
+        return f"answered {r.status} {r.header('connection') or ''}".strip()
+
+    def test_busy_loop_then_a_keepalive_request_after_sigterm(self):
+        with Gyred("--threads", "1", *self.DEEP) as srv:
+            for _ in range(3):
+                with srv.connect() as k, srv.connect() as busy:
+                    k.send(request("GET", "/"))
+                    self.assertEqual(k.response().status, 200)  # k is idle, kept alive
+                    busy.send(request("GET", self.BUSY))
+                    time.sleep(0.05)  # the loop is inside the handler
+                    n = srv.nlines()
+                    srv.raise_signal(signal.SIGTERM)
+                    # The drain has reached the loop's queue (it is still busy);
+                    # then k's request arrives.
+                    srv.wait_log(r"draining", start=n)
+                    k.send(request("GET", "/"))
+                    r = k.response()
+                    self.assertEqual((r.status, r.body), (200, b"hello"))
+                    self.assertEqual(r.header("connection"), "close")
+                    self.assertEqual(busy.response().status, 200)
+                srv.stop(sig=None)  # already stopping: wait for the exit
+                srv = Gyred("--threads", "1", *self.DEEP)
+            srv.stop()
+
+    def test_backlog_is_served(self):
+        with Gyred("--threads", "1", *self.DEEP) as srv:
+            with srv.connect() as busy:
+                busy.send(request("GET", self.BUSY))
+                time.sleep(0.05)
+                # The loop is busy: these wait in the listen backlog.
+                waiting = [srv.connect() for _ in range(8)]
+                for c in waiting:
+                    c.send(request("GET", "/"))
+                srv.raise_signal(signal.SIGTERM)
+                for c in waiting:
+                    r = c.response()
+                    self.assertEqual(r.status, 200)
+                    c.close()
+                self.assertEqual(busy.response().status, 200)
+            srv.stop(sig=None)
+
+    def test_random_mix_over_32_keepalive_connections(self):
+        import random
+        import threading
+        rng = random.Random(14)
+        mix = [request("GET", "/"), request("GET", "/tree?depth=8"),
+               request("POST", "/echo", body=b"x" * 100), request("GET", "/cycle?n=50")]
+        srv = Gyred()
+        fates, lock, go = {}, threading.Lock(), threading.Event()
+
+        def client(seed):
+            r = random.Random(seed)
+            with srv.connect() as c:
+                while True:
+                    raw = mix[r.randrange(len(mix))]
+                    try:
+                        f = self.fate(c, raw)
+                    except (ConnectionError, EOFError, OSError) as e:
+                        f = f"LOST ({e.__class__.__name__})"  # sent, never answered
+                    with lock:
+                        fates[f] = fates.get(f, 0) + 1
+                    if f == "refused" or f.endswith("close") or f.startswith("LOST"):
+                        return
+                    if r.random() < 0.3:
+                        time.sleep(r.random() * 0.05)  # idle now and then
+                    if go.is_set() and r.random() < 0.01:
+                        time.sleep(0.2)
+
+        threads = [threading.Thread(target=client, args=(rng.random(),)) for _ in range(32)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        go.set()
+        srv.raise_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(LIVENESS)
+        srv.stop(sig=None)
+        print(f"fates: {fates}", file=sys.stderr)
+        lost = {f: n for f, n in fates.items() if not (f == "refused" or f.startswith("answered 200"))}
+        self.assertEqual(lost, {}, fates)
+        self.assertGreater(sum(n for f, n in fates.items() if f.endswith("close")), 0, fates)
 
 
 class Reload(unittest.TestCase):
