@@ -207,6 +207,10 @@ static void test_files(void **state) {
     assert_non_null(strstr(err.text, "j.conf:1: a control byte (\\x1b)"));
     assert_non_null(strstr(err.text, "'max_connections'"));
     assert_null(strchr(err.text, 0x1b)); /* quoted, never raw */
+    /* fuzz_config's first find: a tab in an unknown name was echoed raw. */
+    assert_int_equal(gy_config_load_string(cfg, "\xff\t\xff\xff==\n", "k.conf", &err), GY_ENOENT);
+    assert_null(strchr(err.text, '\t'));
+    assert_non_null(strstr(err.text, "\\x09"));
     assert_int_equal(gy_config_int(cfg, "max_connections"), 60);
     /* Files. */
     assert_int_equal(gy_config_load_file(cfg, "/nonexistent/gyre.conf", &err), GY_EIO);
