@@ -65,16 +65,87 @@
  * Build with -DGY_TORTURE_BEFORE_FIX=1 against the tree before issue 13's
  * fix (d39758f): its gy_runtime_stats has no last_ref_races /
  * tryincref_refused (the two race outcomes are then not required) and core
- * has no race window to stretch. */
+ * has no race window to stretch.
+ *
+ * Built a second time with -DGY_TORTURE_GC=1 and the collector linked in:
+ * stress.refcount_torture_gc. The same, plus objects that die by
+ * collection. Operations make cycles (two fresh nodes linking each other,
+ * on a loop often a loop-affine one with a plain one; a kid linked back up
+ * to its parent; a fresh node and a published one of any thread linked both
+ * ways; a node linking itself), so trash sets mix heaps and hold loop-affine
+ * members of other loops; collections run automatically (thresholds 50, 5,
+ * 5) and explicitly from every thread (any generation); loop threads sleep
+ * quiescent now and then (a loop blocked in epoll), so that a clear the
+ * collector hands to a loop waits; and the main thread, instead of waiting
+ * idle for the workers, collects and at once calls gy_gc_get_objects, while
+ * the loops have not yet run the clears just handed to them. "Looks"
+ * (gy_gc_get_objects(-1), gy_objects_by_type, gy_objects_referrers) check
+ * EVERY object they return: a torture node must pass check_node (canary
+ * intact, ledger: not cleared), and no object may be one the collector is
+ * destroying (gy__gc_hidden, the collector's own predicate: a trash
+ * object's word carries CANDIDATE or HIDDEN; this is what catches intact
+ * trash handed out by a finalizer's look, which no canary shows). The
+ * finalizer sometimes looks too (gy_objects_by_type of its own type), more
+ * often inside a collection on its thread: both as trash being finalized
+ * (look_fin_trash) and as a live object freed by the clearing of the trash,
+ * while half-cleared trash is around (look_fin_clearing).
+ *
+ * The ledger with a collector. A collection calls clear on each trash
+ * object while holding it (count > 0: the collector's reference, or for a
+ * loop-affine member cleared on its owner loop the hand-off's); when the
+ * holds go the object is freed by reference counting, and the free calls
+ * clear again (gy_clear_fn "may be called more than once"). The rules:
+ * - the first clear poisons the canary and counts as "cleared"; "never
+ *   accessed after clear" means after that first clear: every path that
+ *   hands an object to the test (load, pop, get, upgrade, lookup, foreach,
+ *   looks) fails on a poisoned canary or a cleared ledger entry;
+ * - the clear that runs at count 0 is the free: exactly one per object
+ *   (chunks of the ledger retire on frees; created = freed at the end, and
+ *   the per-type counters agree);
+ * - a clear at count > 0 (the collector's) is allowed only in this variant,
+ *   only as an object's first clear, and only inside a collection on the
+ *   clearing thread or, for a loop-affine object, on its owner outside one
+ *   (a hand-off); exactly one more clear, the free, must follow;
+ * - finalized at most once (exactly once for types with a finalizer),
+ *   before the first clear and never during it, as in the core variant;
+ * - a weak reference's callback: the collector calls the callbacks of weak
+ *   references to trash before the trash's finalizers (CPython's order),
+ *   so here the referent may not be finalized yet; it is never cleared.
+ * traverse is not an access: Gyre calls it with the world stopped on
+ * whatever its walks meet (the collector's candidates and its resurrection
+ * check, referrers walks), and a cleared object that is still alive is, by
+ * the collector's contract (collector/DESIGN.md: a member that outlives its
+ * clear is then an ordinary object), one it may walk: it sees two empty
+ * fields, and nothing reaches the test. So traverse only checks that the
+ * canary is intact or poisoned, never garbage, and counts the poisoned ones
+ * (printed as traversed_cleared; in this test no object outlives its clear,
+ * so the fixed collector shows 0).
+ * Also required: collections that found trash, collector clears (on the
+ * collecting thread, and handed to an owner loop: a trash set with a member
+ * of another loop), hand-offs that waited for a sleeping loop, trash sets
+ * kept for their loop-affine members' finalizers (gy_gc_info.deferred),
+ * looks that found torture nodes, gy_gc_get_objects while a loop slept with
+ * work in its inbox, and looks from finalizers inside a collection. A few
+ * seconds per stage by default, like the core variant. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "gy_rt.h"
 
-#ifndef GY_TORTURE_BEFORE_FIX
-#include "heap.h" /* gy__race_window_hook, for builds without failpoints */
+#include "heap.h" /* the count halves (held_at_clear); gy__race_window_hook */
+
+#ifndef GY_TORTURE_GC
+#define GY_TORTURE_GC 0
+#endif
+#if GY_TORTURE_GC
+#ifdef GY_TORTURE_BEFORE_FIX
+#error "GY_TORTURE_GC needs the collector of issue 13's fix"
+#endif
+#include "collector.h" /* gy__gc_hidden, gy__gc.posted_clears */
+#include "gyre/gc.h"
 #endif
 
 /* --- parameters ------------------------------------------------------------ */
@@ -83,7 +154,11 @@
 #define MAX_THREADS 16
 /* Total operations over all threads by default: a few seconds in each CI
  * stage on two cores (TSan runs about 4x slower than ASan). */
-#if GY_TSAN
+#if GY_TORTURE_GC && GY_TSAN
+#define DEFAULT_OPS 300000L /* collections and looks: each op costs more */
+#elif GY_TORTURE_GC
+#define DEFAULT_OPS 1000000L
+#elif GY_TSAN
 #define DEFAULT_OPS 1000000L
 #else
 #define DEFAULT_OPS 3000000L
@@ -99,6 +174,7 @@
 #define CHAIN_MIN 40 /* chains deeper than core's trashcan depth (32) */
 #define LIST_MAX 48
 #define STALL_S 60.0   /* no progress for this long: fail (deadlock) */
+#define GC_FIN_LOOKS 3 /* finalizer looks of each kind per collection, at most */
 #define EXTEND_S 120.0 /* how long a run may go on to see every event */
 
 /* --- failure -------------------------------------------------------------- */
@@ -126,8 +202,13 @@ _Noreturn static void torture_fail(const char *fmt, ...) {
     }
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "refcount_torture: FAIL (seed %llu, thread %d, op %llu): ",
-            (unsigned long long)opt_seed, worker_tid(), (unsigned long long)worker_ops());
+    if (worker_tid() == opt_threads) {
+        fprintf(stderr,
+                "refcount_torture: FAIL (seed %llu, main thread): ", (unsigned long long)opt_seed);
+    } else {
+        fprintf(stderr, "refcount_torture: FAIL (seed %llu, thread %d, op %llu): ",
+                (unsigned long long)opt_seed, worker_tid(), (unsigned long long)worker_ops());
+    }
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -158,18 +239,36 @@ _Noreturn static void torture_fail(const char *fmt, ...) {
     X(finalized) X(finalized_elsewhere) X(resurrected) X(resurrected_freed) X(cleared)    \
     X(cross_thread_free) X(affine_freed) X(container_replace) X(wcoll_replace)            \
     X(world_stop) X(quiescent) X(chain)
+/* The collector variant's: cycles made (with a loop-affine member; with a
+ * member of another thread), explicit collections, collections that found
+ * trash, collector clears (gc_clear; handed to an owner loop; of those, run
+ * right after the loop's quiescent sleep), frees after a collector clear,
+ * loop sleeps, looks (that found torture nodes; gy_gc_get_objects; that
+ * while a loop slept with work in its inbox; referrers) and finalizer looks
+ * (inside a collection: of trash being finalized; of a live object freed
+ * while the trash is cleared). */
+#define GC_EVENTS(X) \
+    X(cycle) X(cycle_affine) X(cycle_foreign) X(gc_explicit) X(gc_found) X(gc_clear)      \
+    X(gc_clear_handed_off) X(handoff_waited) X(gc_freed) X(sleep) X(look) X(look_found)   \
+    X(look_all) X(look_all_sleeping) X(look_referrers) X(look_fin) X(look_fin_trash)      \
+    X(look_fin_clearing)
 /* clang-format on */
+#if GY_TORTURE_GC
+#define ALL_EVENTS(X) EVENTS(X) GC_EVENTS(X)
+#else
+#define ALL_EVENTS(X) EVENTS(X)
+#endif
 
 enum {
 #define EV_ENUM(name) EV_##name,
-    EVENTS(EV_ENUM)
+    ALL_EVENTS(EV_ENUM)
 #undef EV_ENUM
         EV_COUNT
 };
 
 static const char *const event_names[EV_COUNT] = {
 #define EV_NAME(name) #name,
-    EVENTS(EV_NAME)
+    ALL_EVENTS(EV_NAME)
 #undef EV_NAME
 };
 
@@ -179,6 +278,7 @@ struct worker {
     uint64_t ev[EV_COUNT]; /* written by this thread only; read after join */
     gy_object *hand[HAND];
     pthread_t thread;
+    _Atomic(gy__heap *) heap; /* set once attached (the heap outlives the detach) */
 };
 
 static worker workers[MAX_THREADS + 1];           /* [opt_threads] is the main thread */
@@ -186,14 +286,19 @@ static _Atomic bool thread_gone[MAX_THREADS + 1]; /* detaching or detached */
 static _Atomic bool thread_done[MAX_THREADS + 1]; /* detached */
 static atomic_long progress;                      /* operations done, flushed every 1024 */
 static atomic_int wakes;
+#if GY_TORTURE_GC
+static _Atomic bool sleeping[MAX_THREADS + 1]; /* a loop in its quiescent sleep */
+static _Thread_local bool slept;               /* this loop slept since its last safe point */
+static _Thread_local bool in_gc;               /* a collection runs on this thread (callbacks) */
+#endif
 
 static int worker_tid(void) { return me != NULL ? me->tid : -1; }
 static uint64_t worker_ops(void) { return me != NULL ? me->ev[EV_ops] : 0; }
-_Static_assert(EV_COUNT <= 64, "one bit per event in seen_mask");
-static _Atomic uint64_t seen_mask; /* events that happened on any thread */
+#define MASK_WORDS ((EV_COUNT + 63) / 64)
+static _Atomic uint64_t seen_mask[MASK_WORDS]; /* events that happened on any thread */
 static inline void ev_hit(int e) {
     if (me->ev[e]++ == 0) {
-        atomic_fetch_or_explicit(&seen_mask, 1ull << e, memory_order_relaxed);
+        atomic_fetch_or_explicit(&seen_mask[e / 64], 1ull << (e % 64), memory_order_relaxed);
     }
 }
 #define EV(name) ev_hit(EV_##name)
@@ -219,7 +324,7 @@ static unsigned below(unsigned n) { return (unsigned)((rnd() >> 32) % n); }
 
 /* One word per serial: CREATED, the kind, RESURRECTED, and two counters.
  * Chunks of CHUNK serials are allocated on first use; once every serial of
- * a chunk was cleared, the chunk is verified and retired (its pointer set
+ * a chunk was freed, the chunk is verified and retired (its pointer set
  * to RETIRED; the memory freed a few retirements later), so a long run
  * holds only the chunks with live objects. An event on a retired serial is
  * an event after free. */
@@ -232,6 +337,7 @@ enum {
     L_KIND_MASK = 3u << 1,
     L_RESURRECTED = 1u << 3,
     L_IN_FIN = 1u << 4, /* its finalizer is running */
+    L_GC_CLR = 1u << 5, /* its first clear ran while it was held (the collector's) */
     L_FIN_ONE = 1u << 8,
     L_CLR_ONE = 1u << 16,
 };
@@ -239,13 +345,13 @@ enum { K_FIN = 0, K_AFFINE = 1, K_PLAIN = 2 };
 
 typedef struct chunk {
     _Atomic uint32_t word[CHUNK];
-    atomic_uint cleared; /* serials of this chunk cleared */
+    atomic_uint cleared; /* serials of this chunk freed (their clear at count 0) */
 } chunk;
 
 #define RETIRED ((chunk *)(uintptr_t)1)
 static _Atomic(chunk *) chunks[MAX_CHUNKS];
 static _Atomic uint64_t next_serial = 1; /* 0 is never used */
-static atomic_long n_created, n_finalized, n_cleared, n_expected_fin;
+static atomic_long n_created, n_finalized, n_cleared, n_freed, n_gc_cleared, n_expected_fin;
 static pthread_mutex_t grave_lock = PTHREAD_MUTEX_INITIALIZER;
 static chunk *grave[8]; /* retired chunks, freed a few retirements later */
 static unsigned grave_next;
@@ -293,8 +399,8 @@ static uint64_t ledger_create(unsigned kind) {
     return serial;
 }
 
-/* Every serial of a fully cleared chunk: finalized as its kind says and
- * cleared exactly once. */
+/* Every serial of a fully freed chunk: finalized as its kind says, and
+ * cleared once (the free), or twice when the collector cleared it first. */
 static void ledger_verify(chunk *c, uint64_t base, uint64_t end) {
     for (uint64_t s = base; s < end; s++) {
         if (s == 0) {
@@ -302,8 +408,9 @@ static void ledger_verify(chunk *c, uint64_t base, uint64_t end) {
         }
         uint32_t w = atomic_load(&c->word[s - base]);
         CHECK(w & L_CREATED, "serial %llu: no creation recorded", (unsigned long long)s);
-        CHECK(clr_count(w) == 1, "serial %llu cleared %u times (want 1)", (unsigned long long)s,
-              clr_count(w));
+        unsigned want = (w & L_GC_CLR) ? 2 : 1;
+        CHECK(clr_count(w) == want, "serial %llu cleared %u times (want %u)", (unsigned long long)s,
+              clr_count(w), want);
         CHECK(fin_count(w) == expected_fin(kind_of(w)), "serial %llu finalized %u times (want %u)",
               (unsigned long long)s, fin_count(w), expected_fin(kind_of(w)));
     }
@@ -337,20 +444,42 @@ static uint32_t ledger_finalize(uint64_t serial) {
     return old;
 }
 
-static uint32_t ledger_clear(uint64_t serial) {
+/* A clear of serial: `held` when the object was held meanwhile (a
+ * collector's clear), else the free's. Returns the word before. */
+static uint32_t ledger_clear(uint64_t serial, bool held) {
     _Atomic uint32_t *w = ledger_word(serial, "clear");
     uint32_t old = atomic_fetch_add(w, L_CLR_ONE);
-    CHECK(clr_count(old) == 0, "serial %llu cleared a second time (freed twice)",
-          (unsigned long long)serial);
-    CHECK(!(old & L_IN_FIN), "serial %llu cleared while its finalizer runs (freed under it)",
-          (unsigned long long)serial);
-    CHECK(fin_count(old) == expected_fin(kind_of(old)),
-          "serial %llu cleared with %u finalizer runs (want %u)", (unsigned long long)serial,
-          fin_count(old), expected_fin(kind_of(old)));
-    atomic_fetch_add(&n_cleared, 1);
+    if (clr_count(old) == 0) {
+        CHECK(!held || GY_TORTURE_GC,
+              "serial %llu cleared while held (count > 0) without a collector: a clear of a live "
+              "object",
+              (unsigned long long)serial);
+        CHECK(!(old & L_IN_FIN), "serial %llu cleared while its finalizer runs (freed under it)",
+              (unsigned long long)serial);
+        CHECK(fin_count(old) == expected_fin(kind_of(old)),
+              "serial %llu cleared with %u finalizer runs (want %u)", (unsigned long long)serial,
+              fin_count(old), expected_fin(kind_of(old)));
+        atomic_fetch_add(&n_cleared, 1);
+        if (held) {
+            atomic_fetch_or(w, L_GC_CLR); /* one clear at a time: checked above and below */
+            atomic_fetch_add(&n_gc_cleared, 1);
+        }
+    } else {
+        /* Only the free after a collector's clear (gy_clear_fn may run more
+         * than once), and only once. */
+        CHECK(clr_count(old) == 1 && (old & L_GC_CLR) && !held,
+              "serial %llu cleared a second time (%s; before: %u clears%s): freed twice, or "
+              "cleared again by the collector",
+              (unsigned long long)serial, held ? "held" : "at count 0", clr_count(old),
+              (old & L_GC_CLR) ? ", the first held" : "");
+    }
+    if (held) {
+        return old;
+    }
+    atomic_fetch_add(&n_freed, 1);
     chunk *c = atomic_load(&chunks[serial >> CHUNK_SHIFT]);
-    /* acq_rel: the thread that clears a chunk's last serial sees every other
-     * clear of it, and retires it. */
+    /* acq_rel: the thread that frees a chunk's last serial sees every other
+     * free of it, and retires it. */
     unsigned need = serial >> CHUNK_SHIFT == 0 ? CHUNK - 1 : CHUNK; /* serial 0: never used */
     if (atomic_fetch_add_explicit(&c->cleared, 1, memory_order_acq_rel) + 1 == need) {
         ledger_retire(serial);
@@ -397,8 +526,19 @@ typedef struct table {
 static table *tab;
 static atomic_bool no_resurrect; /* set at teardown: finalizers leave tab alone */
 
+static atomic_long traversed_cleared; /* traverse calls that met a poisoned canary */
+
+/* Not an access (see the header): Gyre walks what it walks, a cleared
+ * object still alive included; the canary must be intact or poisoned. */
 static int node_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
     tnode *n = (tnode *)self;
+    uint64_t c = n->canary;
+    if (c == DEAD) {
+        atomic_fetch_add_explicit(&traversed_cleared, 1, memory_order_relaxed); /* a statistic */
+    } else {
+        CHECK(c == (MAGIC ^ n->serial), "traverse: serial %llu: canary %#llx corrupt",
+              (unsigned long long)n->serial, (unsigned long long)c);
+    }
     GY_VISIT(&n->kid[0], visit, arg);
     GY_VISIT(&n->kid[1], visit, arg);
     return 0;
@@ -472,7 +612,7 @@ static tnode *check_node(gy_object *o, const char *where) {
           gy_type_of(o)->name);
     tnode *n = (tnode *)o;
     uint64_t c = n->canary, s = n->serial;
-    CHECK(c != DEAD, "%s: serial %llu touched after free (canary poisoned by clear)", where,
+    CHECK(c != DEAD, "%s: serial %llu touched after its clear (canary poisoned by clear)", where,
           (unsigned long long)s);
     CHECK(c == (MAGIC ^ s), "%s: serial %llu: canary %#llx corrupt", where, (unsigned long long)s,
           (unsigned long long)c);
@@ -490,6 +630,81 @@ static void check_affine(const tnode *n, const char *what) {
     }
 }
 
+#if GY_TORTURE_GC
+static atomic_bool looks_on;                   /* the run: looks from finalizers allowed */
+static _Thread_local unsigned look_depth;      /* inside a look (its releases run finalizers) */
+static _Thread_local unsigned gc_fin_looks[2]; /* this collection's: as trash, as live */
+static gy_gc_info gc_info0;                    /* at the start */
+
+static bool is_known_type(const gy_type *t);
+
+/* The check on every object a look returns (a NEW reference the caller
+ * holds): a torture node passes check_node, and nothing returned is an
+ * object the collector is destroying (its word says trash: CANDIDATE while
+ * a collection runs, HIDDEN while its set's clears wait for owner loops;
+ * once the look returned it, the caller's reference keeps it out of every
+ * later trash set). True for a torture node. */
+static bool check_look(gy_object *o, const char *where) {
+    const gy_type *t = gy_type_of(o);
+    bool node = is_node_type(t);
+    if (node) {
+        check_node(o, where);
+    } else {
+        CHECK(is_known_type(t), "%s: returned a %s", where, t->name);
+    }
+    CHECK(!gy__gc_hidden(o), "%s: returned %s %p (serial %llu) that the collector is destroying",
+          where, t->name, (void *)o, node ? (unsigned long long)((tnode *)o)->serial : 0ull);
+    return node;
+}
+
+/* A finalizer's look at the objects of its own type: rarely, more often
+ * inside a collection (as trash being finalized, or as a live object freed
+ * while the trash is cleared; a few of each per collection). Never nested,
+ * never at teardown. */
+static void finalizer_look(tnode *n) {
+    if (!atomic_load_explicit(&looks_on, memory_order_relaxed) || look_depth > 0 ||
+        atomic_load(&thread_gone[me->tid])) {
+        return;
+    }
+    /* During its own collection a trash object's word says CANDIDATE. */
+    bool trash = in_gc && gy__gc_hidden(&n->ob);
+    if (!in_gc) {
+        if (below(256) != 0) {
+            return;
+        }
+    } else if (trash) {
+        if (gc_fin_looks[0] >= GC_FIN_LOOKS || below(4) != 0) {
+            return;
+        }
+        gc_fin_looks[0]++;
+    } else {
+        if (gc_fin_looks[1] >= GC_FIN_LOOKS || below(2) != 0) {
+            return;
+        }
+        gc_fin_looks[1]++;
+    }
+    look_depth++;
+    gy_objects objs = {0};
+    CHECK(gy_objects_by_type(&node_types[n->kind], 0, &objs) == GY_OK,
+          "gy_objects_by_type (finalizer)");
+    for (size_t i = 0; i < objs.len; i++) {
+        (void)check_look(objs.items[i], trash   ? "gy_objects_by_type (finalizer of trash)"
+                                        : in_gc ? "gy_objects_by_type (finalizer, collection)"
+                                                : "gy_objects_by_type (finalizer)");
+    }
+    gy_objects_release(&objs); /* maybe last references: finalizers, no look */
+    look_depth--;
+    EV(look_fin);
+    if (in_gc) {
+        if (trash) {
+            EV(look_fin_trash);
+        } else {
+            EV(look_fin_clearing);
+        }
+    }
+}
+#endif
+
 static void node_finalize(gy_object *self) {
     tnode *n = check_node(self, "finalize (entry)");
     uint64_t serial = n->serial;
@@ -503,6 +718,9 @@ static void node_finalize(gy_object *self) {
         atomic_signal_fence(memory_order_seq_cst);
     }
     check_node(self, "finalize (exit)");
+#if GY_TORTURE_GC
+    finalizer_look(n);
+#endif
     atomic_fetch_and(ledger_word(serial, "finalize"), ~(uint32_t)L_IN_FIN);
     EV(finalized);
     if (n->creator != me->tid) {
@@ -517,17 +735,64 @@ static void node_finalize(gy_object *self) {
     }
 }
 
+/* Whether o is held while its clear runs: a collector's clear holds the
+ * trash (its own reference, or the hand-off's), the free's clear runs at
+ * count 0. The two halves are read apart; only an owner's merge between
+ * its two steps (ref_local already UNOWNED, ref_shared not yet MERGED:
+ * core/DESIGN.md 3a, T5, T8, T9) reads low, for a few instructions: wait
+ * that out. Any other interleaving reads the true count or more. */
+static bool held_at_clear(gy_object *o) {
+    for (;;) {
+        uint32_t l = atomic_load_explicit(&o->gy__local, memory_order_acquire);
+        int32_t s = atomic_load_explicit(&o->gy__shared, memory_order_acquire);
+        if (l != GY__UNOWNED || (s & GY__RC_MERGED)) {
+            return (int64_t)(s >> GY__RC_SHIFT) + (l != GY__UNOWNED ? (int64_t)l : 0) > 0;
+        }
+        sched_yield();
+    }
+}
+
 static void node_clear(gy_object *self) {
     tnode *n = (tnode *)self;
     uint64_t s = n->serial;
-    CHECK(n->canary != DEAD, "clear: serial %llu cleared again (canary already poisoned)",
-          (unsigned long long)s);
+    bool held = held_at_clear(self);
+    if (n->canary == DEAD) {
+        /* The free after a collector's clear (ledger_clear checks it). */
+        CHECK(GY_TORTURE_GC, "clear: serial %llu cleared again (canary already poisoned)",
+              (unsigned long long)s);
+        (void)ledger_clear(s, held);
+        check_affine(n, "freed");
+        /* Nobody can reach it to store into it (relaxed: only a test). */
+        CHECK(atomic_load_explicit(&n->kid[0].gy__ptr, memory_order_relaxed) == NULL &&
+                  atomic_load_explicit(&n->kid[1].gy__ptr, memory_order_relaxed) == NULL,
+              "clear: serial %llu: a field refilled after its clear", (unsigned long long)s);
+#if GY_TORTURE_GC
+        EV(gc_freed);
+#endif
+        return;
+    }
     CHECK(n->canary == (MAGIC ^ s), "clear: serial %llu: canary %#llx corrupt",
           (unsigned long long)s, (unsigned long long)n->canary);
-    uint32_t w = ledger_clear(s);
+    uint32_t w = ledger_clear(s, held);
     CHECK(n->fin_runs == expected_fin(n->kind), "clear: serial %llu after %u finalizer runs",
           (unsigned long long)s, n->fin_runs);
     check_affine(n, "cleared");
+#if GY_TORTURE_GC
+    if (held) {
+        EV(gc_clear);
+        if (!in_gc) {
+            /* Not inside a collection on this thread: a clear the collector
+             * handed to the owner of a loop-affine trash object. */
+            CHECK(n->kind == K_AFFINE,
+                  "clear: serial %llu (%s) cleared while held outside any collection here",
+                  (unsigned long long)s, node_types[n->kind].name);
+            EV(gc_clear_handed_off);
+            if (slept) {
+                EV(handoff_waited); /* it waited through this loop's sleep */
+            }
+        }
+    }
+#endif
     n->canary = DEAD;
     EV(cleared);
     if (n->creator != me->tid) {
@@ -799,7 +1064,9 @@ static void weak_callback(gy_weakref *wr, void *arg) {
     uint32_t w = atomic_load(ledger_word(target, "weakref callback"));
     CHECK(clr_count(w) == 0, "weakref %llu called back after its referent %llu was cleared",
           (unsigned long long)ws, (unsigned long long)target);
-    CHECK(fin_count(w) == expected_fin(kind_of(w)),
+    /* The collector calls back before it finalizes the trash (CPython's
+     * order); reference counting after the finalizer. */
+    CHECK(GY_TORTURE_GC || fin_count(w) == expected_fin(kind_of(w)),
           "weakref %llu called back before its referent %llu was finalized", (unsigned long long)ws,
           (unsigned long long)target);
 }
@@ -1117,6 +1384,235 @@ static void op_rare(void) {
     }
 }
 
+#if GY_TORTURE_GC
+static bool is_loop(void) { return me->tid % 2 == 0 && me->tid < opt_threads; }
+
+/* Cycles: objects that only a collection frees. */
+static void op_cycle(void) {
+    switch (below(4)) {
+    case 0: { /* two fresh nodes linking each other; on a loop often a loop-affine one */
+        tnode *a = new_node(is_loop() && below(2) ? K_AFFINE : random_kind());
+        tnode *b = new_node(below(2) ? K_PLAIN : K_FIN);
+        gy_store(&a->kid[0], b);
+        gy_store(&b->kid[0], a);
+        if (below(2) == 0) { /* an older node, often moved out of its slot onto the cycle */
+            unsigned i = pick_slot();
+            gy_object *o = load_slot(i);
+            if (o != NULL) {
+                gy_store(&b->kid[1], o);
+                EV(link);
+                if (below(2) == 0) {
+                    /* Freed while the collector clears the cycle (when it is
+                     * in an older generation than the one collected). */
+                    gy_ref_clear(&tab->slot[i]);
+                    EV(clear_field);
+                }
+                gy_decref(o);
+            }
+        }
+        if (a->kind == K_AFFINE || b->kind == K_AFFINE) {
+            EV(cycle_affine);
+        }
+        if (below(2) == 0) { /* trash once the slot changes; else at once */
+            gy_store(&tab->slot[pick_slot()], a);
+            EV(store);
+        }
+        gy_decref(a);
+        gy_decref(b);
+        EV(cycle);
+        break;
+    }
+    case 1: { /* a kid linked back up to its parent */
+        gy_object *p = load_slot(pick_slot());
+        if (p == NULL) {
+            break;
+        }
+        gy_object *c = gy_load(&((tnode *)p)->kid[below(2)]);
+        if (c != NULL) {
+            tnode *cn = check_node(c, "gy_load(kid)"), *pn = (tnode *)p;
+            EV(kid_load);
+            gy_store(&cn->kid[below(2)], p); /* maybe dropping c's old kid */
+            EV(cycle);
+            if (cn->kind == K_AFFINE || pn->kind == K_AFFINE) {
+                EV(cycle_affine);
+            }
+            if (cn->creator != me->tid || pn->creator != me->tid) {
+                EV(cycle_foreign);
+            }
+            gy_decref(c);
+        }
+        gy_decref(p);
+        break;
+    }
+    case 2: { /* a fresh node of this thread and a published one of any thread */
+        gy_object *o = load_slot(pick_slot());
+        if (o == NULL) {
+            break;
+        }
+        tnode *on = (tnode *)o, *n = new_node(is_loop() && below(2) ? K_AFFINE : random_kind());
+        gy_store(&n->kid[0], o);
+        gy_store(&on->kid[below(2)], n);
+        EV(cycle);
+        if (n->kind == K_AFFINE || on->kind == K_AFFINE) {
+            EV(cycle_affine);
+        }
+        if (on->creator != me->tid) {
+            EV(cycle_foreign);
+        }
+        gy_decref(n);
+        gy_decref(o);
+        break;
+    }
+    default: { /* a node linking itself */
+        tnode *n = new_node(random_kind());
+        gy_store(&n->kid[below(2)], n);
+        if (below(2) == 0) {
+            gy_store(&tab->slot[pick_slot()], n);
+            EV(store);
+        }
+        gy_decref(n);
+        EV(cycle);
+        break;
+    }
+    }
+}
+
+/* Some loop is in its quiescent sleep with work waiting in its inbox (a
+ * hand-off among it, perhaps). */
+static bool loop_sleeps_with_work(void) {
+    for (int i = 0; i < opt_threads; i += 2) {
+        gy__heap *h = atomic_load(&workers[i].heap);
+        /* relaxed: a hint for an event count. */
+        if (h != NULL && atomic_load(&sleeping[i]) &&
+            (atomic_load_explicit(&h->pending, memory_order_relaxed) & GY__PEND_INBOX)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static atomic_long looks_posted; /* gy_gc_get_objects while a hand-off was pending */
+
+/* gy_gc_get_objects(-1): every tracked object, each checked. */
+static void look_all(void) {
+    bool sleeps = loop_sleeps_with_work();
+    if (atomic_load_explicit(&gy__gc.posted_clears, memory_order_relaxed) > 0) {
+        atomic_fetch_add_explicit(&looks_posted, 1, memory_order_relaxed); /* a statistic */
+    }
+    gy_list *l;
+    gy_errmsg err = {0};
+    CHECK(gy_gc_get_objects(-1, &l, &err) == GY_OK, "gy_gc_get_objects: %s", err.text);
+    bool found = false;
+    for (size_t i = 0, len = gy_list_len(l); i < len; i++) {
+        gy_object *o = gy_list_get(l, i);
+        if (o != NULL) {
+            found |= check_look(o, "gy_gc_get_objects");
+            gy_decref(o);
+        }
+    }
+    look_depth++;
+    gy_decref(l); /* maybe last references: finalizers here, no look */
+    look_depth--;
+    EV(look);
+    EV(look_all);
+    if (found) {
+        EV(look_found);
+    }
+    if (sleeps) {
+        EV(look_all_sleeping);
+    }
+}
+
+/* gy_objects_by_type or gy_objects_referrers, each object checked. */
+static void look_some(void) {
+    gy_objects objs = {0};
+    gy_object *o = NULL;
+    const char *where = "gy_objects_by_type";
+    if (below(2) == 0) {
+        CHECK(gy_objects_by_type(&node_types[below(3)], 0, &objs) == GY_OK, "gy_objects_by_type");
+    } else {
+        if ((o = load_slot(pick_slot())) == NULL) {
+            return;
+        }
+        CHECK(gy_objects_referrers(o, &objs) == GY_OK, "gy_objects_referrers");
+        where = "gy_objects_referrers";
+        EV(look_referrers);
+    }
+    bool found = false;
+    for (size_t i = 0; i < objs.len; i++) {
+        found |= check_look(objs.items[i], where);
+    }
+    look_depth++;
+    gy_objects_release(&objs);
+    gy_xdecref(o);
+    look_depth--;
+    EV(look);
+    if (found) {
+        EV(look_found);
+    }
+}
+
+static void op_look(void) {
+    if (below(4) != 0) {
+        return;
+    }
+    if (below(4) == 0) {
+        look_all();
+    } else {
+        look_some();
+    }
+}
+
+/* An explicit collection of any generation; often followed at once by a
+ * look at every object, while the loops have not yet run the clears just
+ * handed to them. */
+static void gc_now(bool look) {
+    gy_gc_result res;
+    gy_errmsg err = {0};
+    CHECK(gy_gc_collect((int)below(3), &res, &err) == GY_OK, "gy_gc_collect: %s", err.text);
+    EV(gc_explicit);
+    if (look) {
+        look_all();
+    }
+}
+
+static void op_gc(void) {
+    if (below(8) == 0) {
+        gc_now(below(2) == 0);
+    }
+}
+
+/* A loop blocked in epoll: quiescent for tens to hundreds of microseconds;
+ * what was handed to it waits. */
+static void op_sleep(void) {
+    if (!is_loop() || below(2) != 0) {
+        return;
+    }
+    atomic_store(&sleeping[me->tid], true);
+    gy_quiescent_begin();
+    struct timespec nap = {0, (long)(20 + below(200)) * 1000};
+    nanosleep(&nap, NULL);
+    gy_quiescent_end();
+    atomic_store(&sleeping[me->tid], false);
+    slept = true; /* until the next safe point, which runs what waited */
+    EV(sleep);
+}
+
+/* The collection callbacks (on the collecting thread). */
+static void on_collection(gy_gc_phase phase, const gy_gc_callback_info *info, void *arg) {
+    (void)arg;
+    if (phase == GY_GC_START) {
+        in_gc = true;
+        gc_fin_looks[0] = gc_fin_looks[1] = 0;
+        return;
+    }
+    in_gc = false;
+    if (info->collected > 0) {
+        EV(gc_found);
+    }
+}
+#endif
+
 typedef void (*op_fn)(void);
 static const struct {
     op_fn fn;
@@ -1126,6 +1622,9 @@ static const struct {
     {op_list, 12},      {op_dict, 10},  {op_weakref, 14}, {op_weakdict, 8},  {op_weakset, 8},
     {op_id, 5},         {op_link, 10},  {op_res, 4},      {op_hand, 6},      {op_replace, 1},
     {op_chain, 1},      {op_rare, 1},
+#if GY_TORTURE_GC
+    {op_cycle, 8},      {op_gc, 1},     {op_look, 1},     {op_sleep, 3},
+#endif
 };
 static op_fn op_table[256];
 static unsigned op_table_len;
@@ -1233,15 +1732,25 @@ static bool every_event_seen(void) {
     if (atomic_load(&all_seen)) {
         return true;
     }
-    uint64_t want = EV_COUNT == 64 ? ~0ull : (1ull << EV_COUNT) - 1;
-    if (atomic_load_explicit(&seen_mask, memory_order_relaxed) != want) {
-        return false;
+    for (int i = 0; i < MASK_WORDS; i++) {
+        int bits = EV_COUNT - 64 * i;
+        uint64_t want = bits >= 64 ? ~0ull : (1ull << bits) - 1;
+        if (atomic_load_explicit(&seen_mask[i], memory_order_relaxed) != want) {
+            return false;
+        }
     }
 #ifndef GY_TORTURE_BEFORE_FIX
     gy_runtime_stats st;
     gy_runtime_get_stats(&st);
     if (st.last_ref_races == stats0.last_ref_races ||
         st.tryincref_refused == stats0.tryincref_refused) {
+        return false;
+    }
+#endif
+#if GY_TORTURE_GC
+    gy_gc_info gi;
+    gy_gc_get_info(&gi);
+    if (gi.deferred == gc_info0.deferred) {
         return false;
     }
 #endif
@@ -1257,6 +1766,7 @@ static void *worker_main(void *arg) {
     gy_errmsg err = {0};
     CHECK(gy_thread_attach(me->tid % 2 == 0 ? &loop : &plain, &err) == GY_OK,
           "gy_thread_attach: %s", err.text);
+    atomic_store(&me->heap, gy__tls_heap);
     long quota = opt_ops / opt_threads;
     for (long op = 0;; op++) {
         if ((op & 1023) == 0) {
@@ -1286,6 +1796,9 @@ static void *worker_main(void *arg) {
         op_table[below(op_table_len)]();
         EV(ops);
         gy_safepoint();
+#if GY_TORTURE_GC
+        slept = false;
+#endif
     }
     for (int i = 0; i < HAND; i++) {
         gy_xdecref(me->hand[i]);
@@ -1299,20 +1812,15 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-/* Wait for the workers, quiescent (a world stop must not wait for this
- * thread); fail when nobody makes progress for STALL_S. */
-static void join_workers(void) {
-    gy_quiescent_begin();
+/* The watchdog (a thread of its own, not attached): fails the run when no
+ * worker makes progress for STALL_S (a deadlock, the main thread's too). */
+static atomic_bool watch_stop;
+
+static void *watchdog_main(void *arg) {
+    (void)arg;
     long last = -1;
     double since = now_s();
-    for (;;) {
-        bool all = true;
-        for (int i = 0; i < opt_threads; i++) {
-            all = all && atomic_load(&thread_done[i]);
-        }
-        if (all) {
-            break;
-        }
+    while (!atomic_load(&watch_stop)) {
         long p = atomic_load(&progress);
         if (p != last) {
             last = p;
@@ -1332,6 +1840,41 @@ static void join_workers(void) {
         struct timespec nap = {0, 20 * 1000 * 1000};
         nanosleep(&nap, NULL);
     }
+    return NULL;
+}
+
+static bool workers_done(void) {
+    for (int i = 0; i < opt_threads; i++) {
+        if (!atomic_load(&thread_done[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Wait for the workers. Quiescent meanwhile (a world stop must not wait for
+ * this thread); in the collector variant it wakes every millisecond or so
+ * to collect and look (see the header). */
+static void join_workers(void) {
+    gy_quiescent_begin();
+    while (!workers_done()) {
+#if GY_TORTURE_GC
+        gy_quiescent_end();
+        if (below(2) == 0) {
+            gc_now(true);
+        } else if (below(2) == 0) {
+            look_all();
+        } else {
+            look_some();
+        }
+        gy_safepoint();
+        gy_quiescent_begin();
+        struct timespec nap = {0, (long)(200 + below(1000)) * 1000};
+#else
+        struct timespec nap = {0, 20 * 1000 * 1000};
+#endif
+        nanosleep(&nap, NULL);
+    }
     for (int i = 0; i < opt_threads; i++) {
         pthread_join(workers[i].thread, NULL);
     }
@@ -1343,6 +1886,18 @@ static void join_workers(void) {
 static const gy_type *const other_types[] = {&table_type,      &gy_list_type,     &gy_dict_type,
                                              &gy_weakref_type, &gy_weakdict_type, &gy_weakset_type};
 #define NOTHER (sizeof other_types / sizeof other_types[0])
+
+#if GY_TORTURE_GC
+/* What a look may return besides torture nodes. */
+static bool is_known_type(const gy_type *t) {
+    for (size_t k = 0; k < NOTHER; k++) {
+        if (t == other_types[k]) {
+            return true;
+        }
+    }
+    return false;
+}
+#endif
 
 /* Objects alive of every type the test makes (exact once the threads are
  * gone). */
@@ -1368,6 +1923,13 @@ static void test_refcount_torture(void **state) {
     main_w->tid = opt_threads;
     me = main_w;
     build_op_table();
+#if GY_TORTURE_GC
+    gy_errmsg gc_err = {0};
+    CHECK(gy_gc_set_threshold(50, 5, 5, &gc_err) == GY_OK, "gy_gc_set_threshold: %s", gc_err.text);
+    CHECK(gy_gc_callback_add(on_collection, NULL) == GY_OK, "gy_gc_callback_add");
+    gy_gc_get_info(&gc_info0);
+    atomic_store(&looks_on, true);
+#endif
 
     CHECK(gy_new(&table_type, &tab) == GY_OK, "gy_new(table)");
     gy_list *l;
@@ -1399,7 +1961,11 @@ static void test_refcount_torture(void **state) {
         assert_int_equal(pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]), 0);
     }
     main_w->rng = splitmix(&seeder) | 1;
+    pthread_t watchdog;
+    assert_int_equal(pthread_create(&watchdog, NULL, watchdog_main, NULL), 0);
     join_workers();
+    atomic_store(&watch_stop, true);
+    pthread_join(watchdog, NULL);
     double elapsed = now_s() - t_start;
     if (atomic_exchange(&widened, false)) { /* a run too short to reach its half */
         widen_off();
@@ -1408,14 +1974,28 @@ static void test_refcount_torture(void **state) {
     atomic_store(&gy__race_window_hook, NULL);
 #endif
 
-    /* Tear down: finalizers no longer resurrect; the table's clear drops
-     * every slot; this thread's safe points run what the detached threads
-     * left in their queues (orphans: loop-affine frees, queued merges). */
+    /* Tear down: finalizers no longer resurrect (nor look); the table's
+     * clear drops every slot; this thread's safe points run what the
+     * detached threads left in their queues (orphans: loop-affine frees,
+     * queued merges, and the collector's hand-offs to loops that left). In
+     * the collector variant what is left is cycles: full collections until
+     * one finds nothing and nothing is alive (a set whose loop-affine
+     * member's finalizer was handed to its gone owner goes in a later one). */
     atomic_store(&no_resurrect, true);
+#if GY_TORTURE_GC
+    atomic_store(&looks_on, false);
+#endif
     gy_decref(tab);
     int drains = 0;
-    while (drains < 4 || (live_total() != 0 && drains < 1000)) {
+    bool quiet = !GY_TORTURE_GC; /* the last collection found nothing */
+    while (drains < 4 || ((live_total() != 0 || !quiet) && drains < 1000)) {
         gy_safepoint();
+#if GY_TORTURE_GC
+        gy_gc_result res;
+        CHECK(gy_gc_collect(2, &res, NULL) == GY_OK, "gy_gc_collect (teardown)");
+        gy_safepoint();
+        quiet = res.collected == 0;
+#endif
         if (++drains > 10) {
             struct timespec nap = {0, 1000 * 1000};
             nanosleep(&nap, NULL);
@@ -1462,13 +2042,37 @@ static void test_refcount_torture(void **state) {
             at = 0;
         }
     }
-    print_message("  ledger: created %ld, finalized %ld (expected %ld), cleared %ld; "
-                  "teardown: %d safe points\n",
+    print_message("  ledger: created %ld, finalized %ld (expected %ld), cleared %ld (by the "
+                  "collector %ld), freed %ld; traversed_cleared %ld; teardown: %d safe points\n",
                   atomic_load(&n_created), atomic_load(&n_finalized), atomic_load(&n_expected_fin),
-                  atomic_load(&n_cleared), drains);
+                  atomic_load(&n_cleared), atomic_load(&n_gc_cleared), atomic_load(&n_freed),
+                  atomic_load(&traversed_cleared), drains);
+#if GY_TORTURE_GC
+    gy_gc_gen_stats gs[GY_GC_GENERATIONS];
+    gy_gc_get_stats(gs);
+    gy_gc_info gi;
+    gy_gc_get_info(&gi);
+    uint64_t deferred = gi.deferred - gc_info0.deferred;
+    print_message("  collections %llu/%llu/%llu (automatic %llu, explicit %llu), collected "
+                  "%llu; deferred %llu, resurrections %llu, finalizers %llu, weakrefs_cleared "
+                  "%llu; looks while a hand-off was pending %ld\n",
+                  (unsigned long long)gs[0].collections, (unsigned long long)gs[1].collections,
+                  (unsigned long long)gs[2].collections,
+                  (unsigned long long)(gi.automatic - gc_info0.automatic),
+                  (unsigned long long)(gi.explicit_ - gc_info0.explicit_),
+                  (unsigned long long)(gs[0].collected + gs[1].collected + gs[2].collected),
+                  (unsigned long long)deferred,
+                  (unsigned long long)(gi.resurrections - gc_info0.resurrections),
+                  (unsigned long long)(gi.finalizers - gc_info0.finalizers),
+                  (unsigned long long)(gi.weakrefs_cleared - gc_info0.weakrefs_cleared),
+                  atomic_load(&looks_posted));
+    CHECK(gy_gc_callback_remove(on_collection, NULL) == GY_OK, "gy_gc_callback_remove");
+#endif
 
-    /* Every object finalized (as its type says) and freed exactly once. */
+    /* Every object finalized (as its type says), cleared and freed exactly
+     * once (cleared twice when the collector cleared it first). */
     assert_int_equal(atomic_load(&n_cleared), atomic_load(&n_created));
+    assert_int_equal(atomic_load(&n_freed), atomic_load(&n_created));
     assert_int_equal(atomic_load(&n_finalized), atomic_load(&n_expected_fin));
     uint64_t end = atomic_load(&next_serial);
     for (uint64_t c = 0; c <= (end - 1) >> CHUNK_SHIFT; c++) {
@@ -1514,6 +2118,13 @@ static void test_refcount_torture(void **state) {
     if (won == 0 || lost == 0) {
         print_message("refcount_torture: load race %s never happened\n",
                       won == 0 ? "won (last_ref_races)" : "lost (tryincref_refused)");
+        missing++;
+    }
+#endif
+#if GY_TORTURE_GC
+    if (deferred == 0) {
+        print_message("refcount_torture: no trash set waited for its loop-affine members' "
+                      "finalizers (gy_gc_info.deferred)\n");
         missing++;
     }
 #endif
