@@ -545,51 +545,47 @@ BAD = [
 class FaultAnswers(unittest.TestCase):
     """Registered in builds with failpoints (server.fault_answers)."""
 
+    def fates(self, srv, spec, raws):
+        """Send each request on a new connection with the alloc failpoint
+        armed as `spec`: how many got each status, 'closed' or 'HANG'."""
+        self.assertTrue(srv.admin(f"debug.failpoint alloc {spec}")["ok"])
+        fates = {}
+        for raw in raws:
+            try:
+                with srv.connect(timeout=5) as c:
+                    c.send(raw)
+                    fate = str(c.response().status)
+            except (ConnectionError, EOFError):
+                fate = "closed"
+            except socket.timeout:
+                fate = "HANG"
+            fates[fate] = fates.get(fate, 0) + 1
+        self.assertTrue(srv.admin("debug.failpoint alloc off")["ok"])
+        print(f"fates under alloc={spec}: {fates}", file=sys.stderr)
+        return fates
+
     def test_every_request_gets_an_answer_or_a_close_under_alloc_failures(self):
         # Issue 14, defect 2: when the handler's answer and the framework's
         # fallback 500 both failed for lack of memory, nothing answered and
         # the connection hung until the drain timeout (9 of 200 GET / at
         # p = 0.1). Now a static 500 needs no allocation.
         with Gyred("--threads", "1") as srv:
-            self.assertTrue(srv.admin("debug.failpoint alloc prob:0.1:7")["ok"])
-            fates = {}
-            for _ in range(300):
-                try:
-                    with srv.connect(timeout=5) as c:
-                        c.send(request("GET", "/"))
-                        fate = str(c.response().status)
-                except (ConnectionError, EOFError):
-                    fate = "closed"
-                except socket.timeout:
-                    fate = "HANG"
-                fates[fate] = fates.get(fate, 0) + 1
-            self.assertTrue(srv.admin("debug.failpoint alloc off")["ok"])
-            print(f"fates under alloc=prob:0.1: {fates}", file=sys.stderr)
+            fates = self.fates(srv, "prob:0.1:7", [request("GET", "/")] * 300)
             self.assertNotIn("HANG", fates, fates)
             self.assertGreater(fates.get("500", 0), 0, fates)  # the fallback was needed
             self.assertGreater(fates.get("200", 0), 0, fates)
             good_request_works(self, srv)
-
 
     def test_cache_put_under_alloc_failures_leaks_nothing(self):
         # Issue 14, defect 3: PUT /cache/KEY leaked its body when the weak
         # dict could not take the entry. The server must stop clean: exit 0,
         # no sanitizer report (Gyred.stop) and nothing left in Gyre's heap.
         with Gyred("--threads", "1") as srv:
-            self.assertTrue(srv.admin("debug.failpoint alloc prob:0.2:3")["ok"])
-            codes = {}
-            for i in range(300):
-                try:
-                    with srv.connect(timeout=5) as c:
-                        c.send(request("PUT", f"/cache/k{i % 50}", body=b"v" * 100))
-                        code = c.response().status
-                except (ConnectionError, EOFError):
-                    code = "closed"
-                codes[code] = codes.get(code, 0) + 1
-            self.assertTrue(srv.admin("debug.failpoint alloc off")["ok"])
-            print(f"PUT /cache under alloc=prob:0.2: {codes}", file=sys.stderr)
-            self.assertGreater(codes.get(201, 0), 0, codes)
-            self.assertGreater(codes.get(503, 0), 0, codes)
+            puts = [request("PUT", f"/cache/k{i % 50}", body=b"v" * 100) for i in range(300)]
+            fates = self.fates(srv, "prob:0.2:3", puts)
+            self.assertNotIn("HANG", fates, fates)
+            self.assertGreater(fates.get("201", 0), 0, fates)
+            self.assertGreater(fates.get("503", 0), 0, fates)
             good_request_works(self, srv)
             # Gyre's own leak check at exit (objects live in Gyre's arena,
             # where LSan does not look) names any type left alive.
