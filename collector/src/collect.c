@@ -768,7 +768,7 @@ bool gy__gc_hidden(const gy_object *ob) {
      * try-incref refuses it anyway. Outside the stopped phases CANDIDATE
      * marks trash being destroyed; HIDDEN a member of a set whose clears
      * were handed off. */
-    return w != NULL && (__atomic_load_n(w, __ATOMIC_RELAXED) & (GC_CANDIDATE | GC_HIDDEN)) != 0;
+    return w != NULL && (__atomic_load_n(w, __ATOMIC_RELAXED) & GC_DESTROYING) != 0;
 }
 
 void gy__gc_posted_clear_done(gy_object *ob) {
@@ -933,7 +933,7 @@ void gy__gc_walk(unsigned gens, gc_cell_fn fn, void *arg) {
                     }
                     gy_object *ob = (gy_object *)(s->cells + (size_t)i * s->cell_size);
                     /* Hidden trash (phase_clear) is never handed out. */
-                    if (gy__refcount_total(ob) > 0 && !(s->gcw[i] & (GC_CANDIDATE | GC_HIDDEN))) {
+                    if (gy__refcount_total(ob) > 0 && !(s->gcw[i] & GC_DESTROYING)) {
                         fn(ob, &s->gcw[i], s, arg);
                     }
                 }

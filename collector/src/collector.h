@@ -38,6 +38,9 @@
 #define GC_UNCOLL (1u << 5)
 #define GC_PASSED (1u << 6)
 #define GC_HIDDEN (1u << 6) /* the same bit, outside a collection */
+/* Outside the stopped phases: an object the collector is destroying, never
+ * handed out (CANDIDATE: this collection's trash; HIDDEN: phase_clear). */
+#define GC_DESTROYING (GC_CANDIDATE | GC_HIDDEN)
 #define GC_SHIFT 7
 #define GC_VALUE_MAX ((1u << (32 - GC_SHIFT)) - 1)
 #define GC_FLAGS_MASK ((1u << GC_SHIFT) - 1)
@@ -100,7 +103,7 @@ void gy__gc_walk(unsigned gens, gc_cell_fn fn, void *arg);
 /* World stopped: generation 0's count starts again (a collection, freeze). */
 void gy__gc_young_reset(void);
 /* The hooks core calls (gc_hooks.h): whether ob is trash being destroyed
- * (its word carries CANDIDATE), and a handed-off clear finished. */
+ * (its word carries GC_DESTROYING), and a handed-off clear finished. */
 bool gy__gc_hidden(const gy_object *ob);
 void gy__gc_posted_clear_done(gy_object *ob);
 /* Free the candidate array (runtime shutdown). */

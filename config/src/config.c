@@ -69,10 +69,32 @@ struct gy_config {
     setting_value v[NSETTINGS];
 };
 
-static int fail(gy_errmsg *err, int code, const char *fmt, ...) GY_PRINTF(3, 4);
+/* Copy len bytes of `in` into out (cap bytes, NUL-terminated), control
+ * bytes (and, when `high`, bytes past ASCII) written \xNN; stops before
+ * what would not fit whole. */
+static void escape_into(char *out, size_t cap, const char *in, size_t len, bool high) {
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c < 0x20 || c == 0x7F || (high && c > 0x7F)) {
+            if (o + 4 >= cap) {
+                break;
+            }
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+        } else {
+            if (o + 1 >= cap) {
+                break;
+            }
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+}
+
 /* An error message. Messages echo names and values from files and flags:
  * control bytes in them are written \xNN, so none reaches a terminal or a
  * log line raw (found by fuzz_config: a tab in an unknown name). */
+static int fail(gy_errmsg *err, int code, const char *fmt, ...) GY_PRINTF(3, 4);
 static int fail(gy_errmsg *err, int code, const char *fmt, ...) {
     if (err != NULL) {
         char raw[sizeof err->text];
@@ -80,19 +102,7 @@ static int fail(gy_errmsg *err, int code, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(raw, sizeof raw, fmt, ap);
         va_end(ap);
-        size_t o = 0;
-        for (const unsigned char *p = (const unsigned char *)raw; *p && o + 1 < sizeof err->text;
-             p++) {
-            if (*p < 0x20 || *p == 0x7F) {
-                if (o + 5 > sizeof err->text) {
-                    break;
-                }
-                o += (size_t)snprintf(err->text + o, 5, "\\x%02x", *p);
-            } else {
-                err->text[o++] = (char)*p;
-            }
-        }
-        err->text[o] = '\0';
+        escape_into(err->text, sizeof err->text, raw, strlen(raw), false);
         err->code = code;
     }
     return code;
@@ -430,16 +440,7 @@ int gy_config_set_many(gy_config *cfg, size_t n, const char *const *names,
 /* Quote up to 80 bytes of s for a message: control bytes and bytes past
  * ASCII as \xNN, so nothing from the file reaches a terminal raw. */
 static const char *quoted(char *buf, size_t cap, const char *s, size_t len) {
-    size_t o = 0;
-    for (size_t i = 0; i < len && i < 80 && o + 5 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c >= 0x7F) {
-            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
-        } else {
-            buf[o++] = (char)c;
-        }
-    }
-    buf[o] = '\0';
+    escape_into(buf, cap, s, len < 80 ? len : 80, true);
     return buf;
 }
 

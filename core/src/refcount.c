@@ -309,7 +309,7 @@ void gy_incref(void *obj) {
 }
 
 /* The owner's local count reached zero (ref_local is 0). This is where an
- * object leaves owner-private counting (core/DESIGN.md section 3a, row T4):
+ * object leaves owner-private counting (core/DESIGN.md section 3a, row T5):
  * - a shared word of exactly 0 means no other thread holds a reference, no
  *   hand-off is queued, and no other thread can find the object (never
  *   published, no id, no weak references: nothing to try-incref it from),

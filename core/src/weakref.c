@@ -80,15 +80,23 @@ static void unlink_locked(stripe *st, gy_weakref *wr) {
     wr->target = NULL;
 }
 
-/* A weakref dying unregisters itself (if its referent still lives). */
-static void weakref_clear(gy_object *self) {
-    gy_weakref *wr = (gy_weakref *)self;
+/* Take wr out of its referent's list if it is still there; true if it was.
+ * Its referent's death no longer sees it (its callback will not run). */
+static bool weakref_unregister(gy_weakref *wr) {
     stripe *st = &stripes[wr->stripe];
     pthread_mutex_lock(&st->lock);
-    if (wr->target != NULL) {
+    bool was = wr->target != NULL;
+    if (was) {
         unlink_locked(st, wr);
     }
     pthread_mutex_unlock(&st->lock);
+    return was;
+}
+
+/* A weakref dying unregisters itself (if its referent still lives). */
+static void weakref_clear(gy_object *self) {
+    gy_weakref *wr = (gy_weakref *)self;
+    (void)weakref_unregister(wr);
     if (wr->arg_release != NULL) {
         wr->arg_release(wr->arg);
         wr->arg_release = NULL;
@@ -233,18 +241,7 @@ void gy__weakref_clear_all(gy_object *ob) {
 }
 
 bool gy__weakref_detach_trash(gy_object *ob) {
-    if (gy__segment_of(ob)->type != &gy_weakref_type) {
-        return false;
-    }
-    gy_weakref *wr = (gy_weakref *)ob;
-    stripe *st = &stripes[wr->stripe];
-    pthread_mutex_lock(&st->lock);
-    bool was = wr->target != NULL;
-    if (was) {
-        unlink_locked(st, wr); /* its referent's death no longer sees it */
-    }
-    pthread_mutex_unlock(&st->lock);
-    return was;
+    return gy__segment_of(ob)->type == &gy_weakref_type && weakref_unregister((gy_weakref *)ob);
 }
 
 size_t gy__weakref_detach_for_gc(gy_object *ob, bool (*is_trash)(const gy_object *),
