@@ -8,6 +8,9 @@
  * See core/DESIGN.md sections 2 and 5.
  */
 #include <stdio.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +84,13 @@ int gy__arena_init(gy_errmsg *err) {
     (void)mallctl(name, NULL, NULL, &zero, sizeof zero);
     snprintf(name, sizeof name, "arena.%u.muzzy_decay_ms", index);
     (void)mallctl(name, NULL, NULL, &zero, sizeof zero);
+    /* Map virtual memory in steps of at most 4 MiB (jemalloc grows them
+     * geometrically by default): a burst leaves less address space mapped,
+     * and with it less of jemalloc's page map (resident metadata that is
+     * never given back). */
+    size_t grow = (size_t)4 << 20;
+    snprintf(name, sizeof name, "arena.%u.retain_grow_limit", index);
+    (void)mallctl(name, NULL, NULL, &grow, sizeof grow);
 #else
     (void)err;
 #endif
@@ -112,6 +122,8 @@ static void trim_heap(gy__heap *h) {
         }
     }
     spares_release(h);
+    /* relaxed load + store: only the owner writes it. */
+    GY__COUNTER_ADD(h->trims, 1);
 }
 
 int gy_memory_trim(void) {
@@ -124,6 +136,66 @@ int gy_memory_trim(void) {
     (void)mallctl(name, NULL, NULL, NULL, 0);
 #endif
     return GY_OK;
+}
+
+int gy_memory_release(gy_release_mode mode) {
+    if (mode != GY_RELEASE_DECAYED && mode != GY_RELEASE_ALL) {
+        return GY_EINVAL;
+    }
+#if GY_USE_JEMALLOC
+    /* Every arena (MALLCTL_ARENAS_ALL): Gyre's and malloc's, which is
+     * jemalloc too in a process linked with it. "decay" frees what is past
+     * the arenas' decay time; jemalloc otherwise does that only while the
+     * arena allocates, so an idle process would keep it. */
+    char name[64];
+    snprintf(name, sizeof name, "arena.%u.%s", (unsigned)MALLCTL_ARENAS_ALL,
+             mode == GY_RELEASE_ALL ? "purge" : "decay");
+    if (mallctl(name, NULL, NULL, NULL, 0) != 0) {
+        return GY_EIO;
+    }
+#if defined(__GLIBC__)
+    /* And glibc's malloc, which serves the process's plain malloc when libc
+     * comes before jemalloc in the symbol lookup (a program linked with
+     * libgyre, whose dependency jemalloc is): its per-thread arenas keep
+     * the pages of freed blocks (Gyre's reclamation batches and hand-off
+     * nodes after a burst among them) until asked. */
+    (void)malloc_trim(0);
+#endif
+#endif
+    return GY_OK;
+}
+
+/* Read one size_t statistic of jemalloc (0 when it has none). */
+#if GY_USE_JEMALLOC
+static uint64_t je_stat(const char *name) {
+    size_t v = 0, len = sizeof v;
+    return mallctl(name, &v, &len, NULL, 0) == 0 ? (uint64_t)v : 0;
+}
+#endif
+
+void gy__arena_allocator_stats(gy_memory_stats *out) {
+#if GY_USE_JEMALLOC
+    /* Writing "epoch" refreshes jemalloc's statistics snapshot. */
+    uint64_t epoch = 1;
+    size_t len = sizeof epoch;
+    if (mallctl("epoch", &epoch, &len, &epoch, len) != 0) {
+        return;
+    }
+    out->allocator_allocated = je_stat("stats.allocated");
+    out->allocator_active = je_stat("stats.active");
+    out->allocator_resident = je_stat("stats.resident");
+    out->allocator_mapped = je_stat("stats.mapped");
+    out->allocator_retained = je_stat("stats.retained");
+    out->allocator_metadata = je_stat("stats.metadata");
+    char name[64];
+    snprintf(name, sizeof name, "stats.arenas.%u.pdirty", (unsigned)MALLCTL_ARENAS_ALL);
+    uint64_t pdirty = je_stat(name);
+    snprintf(name, sizeof name, "stats.arenas.%u.pmuzzy", (unsigned)MALLCTL_ARENAS_ALL);
+    uint64_t pmuzzy = je_stat(name);
+    out->allocator_dirty = (pdirty + pmuzzy) * je_stat("arenas.page");
+#else
+    (void)out;
+#endif
 }
 
 /* --- cell link word ------------------------------------------------------ */
@@ -165,6 +237,7 @@ static gy__segment *segment_new(gy__heap *h, gy_type *type, uint32_t tindex, uin
     char *mem;
     if (h->nspare > 0) {
         mem = h->spare[--h->nspare]; /* an empty segment kept for reuse */
+        atomic_store_explicit(&h->spare_segments, h->nspare, memory_order_relaxed);
     } else {
         mem = seg_mem_alloc(GY__SEG_SIZE, GY__SEG_SIZE);
         if (mem == NULL) {
@@ -228,6 +301,7 @@ static void spares_release(gy__heap *h) {
     while (h->nspare > 0) {
         segment_free_memory(h, h->spare[--h->nspare]);
     }
+    atomic_store_explicit(&h->spare_segments, 0, memory_order_relaxed);
 }
 
 /* seg_lock held: take seg out of h->young_segs. */
@@ -283,6 +357,7 @@ static void segment_release(gy__heap *h, gy__segment *seg) {
     seg->magic = 0;
     if (h->nspare < GY__SPARE_SEGMENTS) {
         h->spare[h->nspare++] = seg; /* kept: the next segment_new takes it */
+        atomic_store_explicit(&h->spare_segments, h->nspare, memory_order_relaxed);
     } else {
         segment_free_memory(h, seg);
     }
@@ -590,7 +665,10 @@ static void counters_add_bytes(gy__heap *h, uint32_t tindex, int64_t delta) {
 
 static void large_reclaim(ck_epoch_entry_t *entry) {
     GY__TSAN_ACQUIRE(&gy__rt.epoch);
-    seg_mem_free((large_header *)entry);
+    large_header *hdr = (large_header *)entry;
+    /* relaxed: a statistic (gy_memory_get_stats). */
+    atomic_fetch_sub_explicit(&gy__rt.large_bytes, (int64_t)hdr->size, memory_order_relaxed);
+    seg_mem_free(hdr);
 }
 
 void *gy__mem_alloc(gy_object *owner, size_t size) {
@@ -616,6 +694,7 @@ void *gy__mem_alloc(gy_object *owner, size_t size) {
     }
     hdr->size = size;
     hdr->magic = LARGE_MAGIC;
+    atomic_fetch_add_explicit(&gy__rt.large_bytes, (int64_t)size, memory_order_relaxed);
     counters_add_bytes(h, tindex, (int64_t)size);
     gy__trace_resize(owner, (int64_t)size);
     return hdr + 1;

@@ -196,6 +196,9 @@ struct gy__heap {
     pthread_mutex_t seg_lock; /* guards the segment lists against walkers */
     gy__type_counters counters[GY__MAX_TYPES];
     _Atomic uint64_t segments, segment_bytes;
+    /* Owner-written mirrors for gy_memory_get_stats (relaxed store; read by
+     * anyone): nspare, and the trims this heap has run. */
+    _Atomic uint64_t spare_segments, trims;
     _Atomic uint64_t cascade_objects, cascade_ns, merges;
     /* Counted by this heap's thread (relaxed RMW; statistics). */
     _Atomic uint64_t last_ref_races, tryincref_refused;
@@ -229,6 +232,9 @@ typedef struct gy__runtime {
     gy_type *types[GY__MAX_TYPES]; /* index -> type; written once before index is published */
     uint32_t default_budget;
     unsigned arena_index; /* jemalloc arena (release builds) */
+    /* Bytes of large backing blocks held, until their grace period ends
+     * (relaxed RMW by any heap: statistics). */
+    _Atomic int64_t large_bytes;
     /* Generation 0's count: tracked allocations minus frees (never below 0),
      * fed by the heaps' gc_delta; when an allocation takes it above
      * gc_young_limit (set by the collector; INT64_MAX: never) the allocating
@@ -252,6 +258,8 @@ static inline gy__segment *gy__segment_of(const void *p) {
 /* --- arena.c --- */
 int gy__arena_init(gy_errmsg *err);
 void gy__arena_shutdown(void);
+/* Fill the allocator_* fields of out (jemalloc; untouched on libc). */
+void gy__arena_allocator_stats(gy_memory_stats *out);
 /* Allocate a zeroed object cell of `type` (index > 0) from heap h (the
  * caller, gy__new_at, has passed the "alloc" failpoint). */
 int gy__arena_alloc_object(gy__heap *h, gy_type *type, uint32_t index, gy_object **out);

@@ -506,6 +506,29 @@ void gy_runtime_get_stats(gy_runtime_stats *out) {
     out->bytes_live = bytes > 0 ? (uint64_t)bytes : 0;
 }
 
+void gy_memory_get_stats(gy_memory_stats *out) {
+    memset(out, 0, sizeof *out);
+    if (!gy_runtime_running()) {
+        return;
+    }
+    gy_runtime_stats rs;
+    gy_runtime_get_stats(&rs);
+    out->live_bytes = rs.bytes_live;
+    out->segment_bytes = rs.segment_bytes;
+    /* relaxed: statistics, summed without stopping the writers. */
+    int64_t large = atomic_load_explicit(&gy__rt.large_bytes, memory_order_relaxed);
+    out->large_bytes = large > 0 ? (uint64_t)large : 0;
+    gy__threads_lock();
+    for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
+        out->spare_segments += atomic_load_explicit(&h->spare_segments, memory_order_relaxed);
+        out->trims += atomic_load_explicit(&h->trims, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&gy__rt.threads_lock);
+    uint64_t held = out->segment_bytes + out->large_bytes;
+    out->retained_bytes = held > out->live_bytes ? held - out->live_bytes : 0;
+    gy__arena_allocator_stats(out);
+}
+
 /* --- shutdown ------------------------------------------------------------ */
 
 /* With no thread attached, run every queued and deferred free, as each heap

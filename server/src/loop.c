@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "gyre/version.h"
+#include "loop_adopt.h"
 #include "srv.h"
 
 typedef struct gy__after {
@@ -156,6 +157,7 @@ static void gy__loop_maybe_done(gy__loop *loop) {
     }
     uv_close((uv_handle_t *)&loop->prepare, gy__close_cb_noop);
     uv_close((uv_handle_t *)&loop->check, gy__close_cb_noop);
+    uv_close((uv_handle_t *)&loop->trim_timer, gy__close_cb_noop);
     uv_stop(&loop->uv);
 }
 
@@ -166,6 +168,7 @@ static void gy__async_cb(uv_async_t *h) {
     gy__loop_enter(loop);
     gy_server *srv = loop->srv;
     gy__loop_run_posts(loop, gy__loop_take_posts(loop, false));
+    (void)gy__trimmer_tick(&loop->trim, srv); /* memory.purge wakes us for this */
     if (!loop->draining_seen && atomic_load_explicit(&srv->draining, memory_order_relaxed)) {
         loop->draining_seen = true;
         gy__conn_drain_all(loop, false);
@@ -197,6 +200,14 @@ static void gy__prepare_cb(uv_prepare_t *h) {
 }
 
 static void gy__check_cb(uv_check_t *h) { gy__loop_enter(h->data); }
+
+/* Every second: the loop's trimmer (memory.h). A loop gives back what was
+ * freed into its segments even while it idles or serves other types. */
+static void gy__trim_cb(uv_timer_t *t) {
+    gy__loop *loop = t->data;
+    gy__loop_enter(loop);
+    (void)gy__trimmer_tick(&loop->trim, loop->srv);
+}
 
 static void gy__connection_cb(uv_stream_t *server, int status) {
     gy__loop *loop = server->data;
@@ -262,6 +273,9 @@ static void *gy__loop_main(void *arg) {
         }
         uv_prepare_start(&loop->prepare, gy__prepare_cb);
         uv_check_start(&loop->check, gy__check_cb);
+        gy__trimmer_init(&loop->trim, loop->srv);
+        uv_timer_start(&loop->trim_timer, gy__trim_cb, 1000, 1000);
+        uv_unref((uv_handle_t *)&loop->trim_timer); /* never what keeps the loop running */
         uv_run(&loop->uv, UV_RUN_DEFAULT);
         gy__loop_enter(loop);
         /* Finish every close while attached (their callbacks drop refs). */
@@ -281,17 +295,19 @@ static void *gy__loop_main(void *arg) {
     return NULL;
 }
 
-int gy__loop_start(gy__loop *loop, gy_errmsg *err) {
+/* Everything a loop needs but its thread: the uv loop and its handles, the
+ * read buffer, the listener opened (not yet listening). Returns 0 or a uv
+ * error (what was made is left for gy_server_free). */
+static int gy__loop_init(gy__loop *loop) {
     int rc = uv_loop_init(&loop->uv);
     if (rc != 0) {
-        goto fail;
+        return rc;
     }
     pthread_mutex_init(&loop->post_lock, NULL);
     loop->rbuf_size = 64 * 1024;
     loop->rbuf = malloc(loop->rbuf_size);
     if (loop->rbuf == NULL) {
-        rc = UV_ENOMEM;
-        goto fail;
+        return UV_ENOMEM;
     }
     uv_async_init(&loop->uv, &loop->async, gy__async_cb);
     loop->async.data = loop;
@@ -299,28 +315,59 @@ int gy__loop_start(gy__loop *loop, gy_errmsg *err) {
     loop->prepare.data = loop;
     uv_check_init(&loop->uv, &loop->check);
     loop->check.data = loop;
+    uv_timer_init(&loop->uv, &loop->trim_timer);
+    loop->trim_timer.data = loop;
     uv_tcp_init(&loop->uv, &loop->listener);
     loop->listener.data = loop;
     rc = uv_tcp_open(&loop->listener, loop->listen_fd);
     if (rc != 0) {
-        goto fail;
+        return rc;
     }
     loop->listening = true;
     gy__loop_update_date(loop);
-    loop->started = true; /* its async handle exists: it may be woken */
-    rc = pthread_create(&loop->thread, NULL, gy__loop_main, loop);
-    if (rc != 0) {
-        loop->started = false;
-        rc = UV_EAGAIN;
-        goto fail;
-    }
-    return GY_OK;
-fail:
+    return 0;
+}
+
+static int gy__loop_error(const gy__loop *loop, int rc, gy_errmsg *err) {
     if (err != NULL) {
         err->code = GY_EIO;
         snprintf(err->text, sizeof err->text, "loop %d: %s", loop->index, uv_strerror(rc));
     }
     return GY_EIO;
+}
+
+int gy__loop_start(gy__loop *loop, gy_errmsg *err) {
+    int rc = gy__loop_init(loop);
+    if (rc != 0) {
+        return gy__loop_error(loop, rc, err);
+    }
+    loop->started = true; /* its async handle exists: it may be woken */
+    rc = pthread_create(&loop->thread, NULL, gy__loop_main, loop);
+    if (rc != 0) {
+        loop->started = false;
+        return gy__loop_error(loop, UV_EAGAIN, err);
+    }
+    return GY_OK;
+}
+
+int gy__loop_adopt(gy__loop *loop, gy_errmsg *err) {
+    int rc = gy__loop_init(loop);
+    if (rc != 0) {
+        return gy__loop_error(loop, rc, err);
+    }
+    gy_thread_options o = {
+        .kind = GY_THREAD_LOOP, .wake = gy__loop_wake, .wake_arg = loop, .name = "loop-adopted"};
+    rc = gy_thread_attach(&o, err);
+    if (rc != GY_OK) {
+        return rc;
+    }
+    loop->started = true;
+    loop->thread = pthread_self();
+    gy__tls_loop = loop;
+    /* As gy__loop_main, but the listener is not served. */
+    uv_prepare_start(&loop->prepare, gy__prepare_cb);
+    uv_check_start(&loop->check, gy__check_cb);
+    return GY_OK;
 }
 
 /* --- gy_request_after ----------------------------------------------------------- */

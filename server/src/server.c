@@ -13,14 +13,35 @@
 #include <unistd.h>
 
 #include "gyre/gc.h"
-#include "admin.h"
-#include "metrics.h"
 #include "srv.h"
 
 uint64_t gy__now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* --- planes ------------------------------------------------------------------------ */
+
+/* The registered planes. Synchronization: none: written by constructors
+ * before main (one thread), read-only once any server exists. */
+static const gy__plane *gy__planes[GY__PLANES_MAX];
+static int gy__nplanes;
+
+void gy__server_plane_register(const gy__plane *plane) {
+    if (gy__nplanes == GY__PLANES_MAX) {
+        abort(); /* more planes than GY__PLANES_MAX: raise it */
+    }
+    gy__planes[gy__nplanes++] = plane;
+}
+
+void *gy__server_plane_state(const gy_server *srv, const gy__plane *plane) {
+    for (int i = 0; i < gy__nplanes; i++) {
+        if (gy__planes[i] == plane) {
+            return srv->plane_state[i];
+        }
+    }
+    return NULL;
 }
 
 /* --- limits from a config ---------------------------------------------------- */
@@ -52,6 +73,8 @@ static void gy__limits_load(gy__limits *l, const gy_config *c) {
     atomic_store_explicit(&l->answer_timeout_ms, gy_config_int(c, "answer_timeout"),
                           memory_order_relaxed);
     atomic_store_explicit(&l->drain_grace_ms, gy_config_int(c, "drain_grace"),
+                          memory_order_relaxed);
+    atomic_store_explicit(&l->memory_trim_interval_ms, gy_config_int(c, "memory_trim_interval"),
                           memory_order_relaxed);
     atomic_store_explicit(&l->break_cycles, gy_config_int(c, "demo_break_cycles") != 0,
                           memory_order_relaxed);
@@ -173,15 +196,11 @@ int gy_server_new(gy_server **out, const gy_config *cfg, gy_errmsg *err) {
         srv->loops[i].index = i;
         srv->loops[i].listen_fd = -1;
     }
-    srv->admin_fd = -1;
-    srv->admin_ro_fd = -1;
-    srv->metrics_fd = -1;
     int rc = gy__server_bind(srv, gy_config_str(srv->cfg, "listen"), err);
-    if (rc == GY_OK) {
-        rc = gy__metrics_bind(srv, gy_config_str(srv->cfg, "metrics_listen"), err);
-    }
-    if (rc == GY_OK) {
-        rc = gy__admin_bind(srv, gy_config_str(srv->cfg, "admin_socket"), err);
+    for (int i = 0; i < gy__nplanes && rc == GY_OK; i++) {
+        if (gy__planes[i]->bind != NULL) {
+            rc = gy__planes[i]->bind(srv, &srv->plane_state[i], err);
+        }
     }
     if (rc != GY_OK) {
         gy_server_free(srv);
@@ -208,18 +227,12 @@ void gy_server_free(gy_server *srv) {
         }
         free(srv->loops);
     }
-    if (srv->admin_fd >= 0) {
-        close(srv->admin_fd);
+    for (int i = gy__nplanes - 1; i >= 0; i--) {
+        if (gy__planes[i]->free != NULL) {
+            gy__planes[i]->free(srv, srv->plane_state[i]);
+        }
+        srv->plane_state[i] = NULL;
     }
-    if (srv->admin_ro_fd >= 0) {
-        close(srv->admin_ro_fd);
-    }
-    gy__admin_unlink(srv);
-    gy__admin_snaps_free(srv);
-    if (srv->metrics_fd >= 0) {
-        close(srv->metrics_fd);
-    }
-    gy__metrics_free(srv);
     gy__router_free(&srv->router);
     gy_config_free(srv->cfg);
     pthread_rwlock_destroy(&srv->cfg_lock);
@@ -241,6 +254,7 @@ typedef struct gy__ctl {
     uv_timer_t drain_timer, heap_timer;
     uv_signal_t sig_term, sig_int, sig_hup;
     bool drain_started;
+    gy__trimmer trim; /* the control thread's own (memory.h) */
 } gy__ctl;
 
 static void gy__ctl_wake_loops(gy_server *srv) {
@@ -268,17 +282,16 @@ static void gy__drain_timeout_cb(uv_timer_t *t) {
 static void gy__heap_check_cb(uv_timer_t *t) {
     gy__ctl *ctl = t->data;
     gy_server *srv = ctl->srv;
-    gy__admin_pause_check(srv);
-    /* Once a second: the request rate over the last second (server.stats). */
-    uint64_t now = gy__now_ns();
-    if (now - srv->rate_at_ns >= 1000000000u) {
-        uint64_t req = atomic_load_explicit(&srv->st_requests, memory_order_relaxed);
-        if (srv->rate_at_ns != 0) {
-            srv->requests_per_s =
-                (double)(req - srv->rate_requests) * 1e9 / (double)(now - srv->rate_at_ns);
+    /* The control thread trims its heap like every thread, and then asks
+     * the allocator for the pages past their decay time: jemalloc frees
+     * them only while an arena allocates, never on an idle server. */
+    if (gy__trimmer_tick(&ctl->trim, srv)) {
+        (void)gy_memory_release(GY_RELEASE_DECAYED);
+    }
+    for (int i = 0; i < gy__nplanes; i++) {
+        if (gy__planes[i]->tick != NULL) {
+            gy__planes[i]->tick(srv, srv->plane_state[i]);
         }
-        srv->rate_at_ns = now;
-        srv->rate_requests = req;
     }
     int64_t max = gy__lim(&srv->lim.max_heap_bytes);
     bool over = false;
@@ -299,16 +312,15 @@ static void gy__ctl_close_all(uv_handle_t *h, void *arg) {
     if (uv_is_closing(h)) {
         return;
     }
-    /* Client connections of the admin socket (pipes) and of the metrics
-     * listener (TCP) free themselves in their close callbacks. */
-    if (h->type == UV_NAMED_PIPE && h != (uv_handle_t *)&srv->admin_pipe &&
-        h != (uv_handle_t *)&srv->admin_ro_pipe) {
-        gy__admin_conn_close(h);
-    } else if (h->type == UV_TCP && h != (uv_handle_t *)&srv->metrics_tcp) {
-        gy__metrics_conn_close(h);
-    } else {
-        uv_close(h, NULL);
+    /* A plane's handles that free themselves in their close callbacks
+     * (its client connections) are closed by the plane. */
+    for (int i = 0; i < gy__nplanes; i++) {
+        const gy__plane *p = gy__planes[i];
+        if (p->close_handle != NULL && p->close_handle(srv, srv->plane_state[i], h)) {
+            return;
+        }
     }
+    uv_close(h, NULL);
 }
 
 static void gy__ctl_async_cb(uv_async_t *h) {
@@ -358,8 +370,8 @@ void gy_server_stop(gy_server *srv) {
     pthread_mutex_unlock(&srv->ctl_lock);
 }
 
-/* The control thread is a Gyre loop thread too (admin commands touch
- * objects): quiescent in epoll, woken by ctl_wake. */
+/* The control thread is a Gyre loop thread too (the planes' work touches
+ * objects: admin commands, collections): quiescent in epoll, woken by ctl_wake. */
 static void gy__ctl_wake(void *arg) { uv_async_send(&((gy_server *)arg)->ctl_wake); }
 
 static void gy__ctl_wake_cb(uv_async_t *h) { gy__ctl_enter(h->data); }
@@ -388,6 +400,7 @@ int gy_server_run(gy_server *srv, gy_errmsg *err) {
     uv_timer_init(&srv->ctl, &ctl.heap_timer);
     ctl.heap_timer.data = &ctl;
     uv_timer_start(&ctl.heap_timer, gy__heap_check_cb, 100, 100);
+    gy__trimmer_init(&ctl.trim, srv);
     uv_async_init(&srv->ctl, &srv->ctl_wake, gy__ctl_wake_cb);
     srv->ctl_wake.data = srv;
     uv_prepare_init(&srv->ctl, &srv->ctl_prepare);
@@ -399,11 +412,15 @@ int gy_server_run(gy_server *srv, gy_errmsg *err) {
     gy_thread_options topts = {
         .kind = GY_THREAD_LOOP, .wake = gy__ctl_wake, .wake_arg = srv, .name = "control"};
     bool attached = gy_thread_attach(&topts, err) == GY_OK;
-    if (attached && gy__admin_start(srv, err) != GY_OK) {
-        gy__server_log(GY_LOG_ERROR, "%s", err->text);
-    }
-    if (attached && gy__metrics_start(srv, err) != GY_OK) {
-        gy__server_log(GY_LOG_ERROR, "%s", err->text);
+    for (int i = 0; i < gy__nplanes && attached; i++) {
+        /* A plane that cannot start is logged; the server runs without it. */
+        gy_errmsg perr = {0};
+        int prc = gy__planes[i]->start != NULL
+                      ? gy__planes[i]->start(srv, srv->plane_state[i], &perr)
+                      : GY_OK;
+        if (prc != GY_OK) {
+            gy__server_log(GY_LOG_ERROR, "%s", perr.text[0] ? perr.text : gy_strerror(prc));
+        }
     }
     if (srv->handle_signals) {
         uv_signal_t *sigs[] = {&ctl.sig_term, &ctl.sig_int, &ctl.sig_hup};
@@ -422,7 +439,8 @@ int gy_server_run(gy_server *srv, gy_errmsg *err) {
     pthread_mutex_unlock(&srv->ctl_lock);
     srv->start_ns = gy__now_ns();
 
-    int rc = gy__workers_start(&srv->workers, srv->nworkers, (size_t)srv->nworkers * 1024, err);
+    int rc =
+        gy__workers_start(&srv->workers, srv, srv->nworkers, (size_t)srv->nworkers * 1024, err);
     int started = 0;
     if (rc == GY_OK) {
         for (; started < srv->nloops; started++) {
@@ -476,7 +494,11 @@ int gy_server_run(gy_server *srv, gy_errmsg *err) {
 }
 
 void gy__server_count_answer(gy_server *srv, const gy__route *route, int status, uint64_t dur_ns) {
-    gy__metrics_request(srv, route, status, dur_ns);
+    for (int i = 0; i < gy__nplanes; i++) {
+        if (gy__planes[i]->answered != NULL) {
+            gy__planes[i]->answered(srv, srv->plane_state[i], route, status, dur_ns);
+        }
+    }
     if (status >= 500) {
         atomic_fetch_add_explicit(&srv->st_5xx, 1, memory_order_relaxed);
     } else if (status >= 400) {

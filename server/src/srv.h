@@ -3,7 +3,8 @@
  * Threads: N loop threads (loop.c), each owning its uv loop, listener and
  * connections; W worker threads (workers.c); the thread that called
  * gy_server_run (server.c), which owns the control loop (drain timer, heap
- * check) and is not attached to Gyre while it waits.
+ * check, the planes: see gy__plane) and is not attached to Gyre while it
+ * waits.
  *
  * Ownership of a connection:
  *   gy__io (malloc, loop only) --strong--> gy__conn (Gyre object, loop-affine)
@@ -30,6 +31,7 @@
 #include "gyre/object.h"
 #include "gyre/runtime.h"
 #include "gyre/server.h"
+#include "memory.h"
 
 #define GY__SERVER_NAME "gyred"
 
@@ -90,7 +92,7 @@ typedef struct gy__limits {
     _Atomic int64_t max_connections, max_header_bytes, max_header_count, max_uri_bytes;
     _Atomic int64_t max_body_bytes, max_requests, header_timeout_ms, body_min_rate;
     _Atomic int64_t idle_timeout_ms, max_heap_bytes, drain_timeout_ms, answer_timeout_ms;
-    _Atomic int64_t drain_grace_ms;
+    _Atomic int64_t drain_grace_ms, memory_trim_interval_ms;
     _Atomic bool break_cycles;
 } gy__limits;
 
@@ -212,6 +214,8 @@ struct gy__loop {
     uv_tcp_t listener;
     uv_prepare_t prepare;
     uv_check_t check;
+    uv_timer_t trim_timer; /* every second: the trimmer's tick (memory.h) */
+    gy__trimmer trim;
     pthread_t thread;
     int listen_fd;
     bool listening;
@@ -268,7 +272,10 @@ void gy__conn_drain_all(gy__loop *loop, bool force);
 
 /* --- workers.c ------------------------------------------------------------- */
 typedef struct gy__workers gy__workers;
-int gy__workers_start(gy__workers **out, int n, size_t queue_max, gy_errmsg *err);
+int gy__workers_start(gy__workers **out, gy_server *srv, int n, size_t queue_max, gy_errmsg *err);
+/* Wake every waiting worker (memory.purge: each trims). Returns the number
+ * of workers. Any thread; NULL allowed (0). */
+int gy__workers_wake(gy__workers *w);
 int gy__workers_submit(gy__workers *w, gy_request *req, gy_request_fn fn, void *arg);
 /* Finish what is queued, then join. The caller must not be attached. */
 void gy__workers_stop(gy__workers *w);
@@ -276,42 +283,63 @@ void gy__workers_stop(gy__workers *w);
  * requests go back to their loops unanswered. Any thread; NULL allowed. */
 void gy__workers_cancel(gy__workers *w);
 
+/* --- planes: what runs beside the HTTP core (server.c) ----------------------- */
+/* A plane is a part of the server that the HTTP core does not know by name:
+ * server/ops (the operator's plane: the metrics listener and the admin
+ * socket) registers its planes from a constructor, and the core calls their
+ * hooks at fixed points of a server's life, in registration order (free in
+ * the reverse order). The core includes nothing of a plane; a plane may use
+ * everything in this header and conn.h. Every hook is optional.
+ *
+ * `state` is the plane's own state for one server: bind sets it (NULL until
+ * then; gy__server_plane_state finds it from anywhere).
+ *
+ * Which thread calls each hook:
+ *   bind          gy_server_new's caller, before any thread of the server
+ *   start         the control thread (gy_server_run's caller), attached to
+ *                 Gyre as a loop thread, before the HTTP loops start
+ *   tick          the control thread, every 100 ms (before the heap check)
+ *   close_handle  the control thread, in the final walk of srv->ctl once
+ *                 every HTTP loop is done
+ *   answered      the thread that sent an answer (any HTTP loop): must be
+ *                 thread-safe and must not block
+ *   free          gy_server_free's caller, nothing of the server running */
+typedef struct gy__plane {
+    const char *name;
+    /* In gy_server_new, after the HTTP listeners are bound: bind what the
+     * plane serves, so a busy port or socket is reported there. Sets
+     * *state, also when it fails (free then releases it). Returns 0 or a
+     * GY_E* code with err filled: gy_server_new fails with it and the
+     * planes after this one are not bound. */
+    int (*bind)(gy_server *srv, void **state, gy_errmsg *err);
+    /* Start serving on the control loop (srv->ctl). Returns 0 or a GY_E*
+     * code with err filled: logged, and the server runs without it. */
+    int (*start)(gy_server *srv, void *state, gy_errmsg *err);
+    void (*tick)(gy_server *srv, void *state);
+    /* h (a handle of srv->ctl, not closing) at the end of gy_server_run:
+     * when it is one of the plane's handles that free themselves in their
+     * close callback, close it and return true. Handles no plane claims get
+     * uv_close(h, NULL): a plane's handles inside its state live until free. */
+    bool (*close_handle)(gy_server *srv, void *state, uv_handle_t *h);
+    /* An answer went out (route NULL: none matched; dur_ns 0: not timed). */
+    void (*answered)(gy_server *srv, void *state, const gy__route *route, int status,
+                     uint64_t dur_ns);
+    /* Release state (NULL when bind never set it). */
+    void (*free)(gy_server *srv, void *state);
+} gy__plane;
+
+#define GY__PLANES_MAX 4
+
+/* Register `plane` (static storage; never copied). Only before main, from a
+ * constructor (planes are a build-time set: the registry has no lock; a
+ * server made earlier would not know the plane). Aborts past
+ * GY__PLANES_MAX: a programming error. */
+void gy__server_plane_register(const gy__plane *plane);
+/* The state `plane` bound for srv, or NULL (not registered, not bound).
+ * Any thread. */
+void *gy__server_plane_state(const gy_server *srv, const gy__plane *plane);
+
 /* --- server.c -------------------------------------------------------------- */
-/* gc.disable's self-ending pause (admin_cmds.c; control thread only). */
-typedef struct gy__gc_pause {
-    bool active;
-    uint64_t until_ns;   /* 0: no time limit */
-    uint64_t max_bytes;  /* 0: no allocation budget */
-    uint64_t base_bytes; /* heap bytes when it began */
-    uint64_t pauses, resumed_time, resumed_bytes;
-} gy__gc_pause;
-
-/* Metrics (metrics.c). The status codes counted one by one (the last slot
- * is "other") and the histogram buckets. */
-#define GY__METRIC_CODES 16
-#define GY__METRIC_BUCKETS 14
-
-typedef struct gy__histogram {
-    _Atomic uint64_t buckets[GY__METRIC_BUCKETS]; /* per bucket; cumulated when rendered */
-    _Atomic uint64_t count, sum_ns;
-} gy__histogram;
-
-/* Synchronization: relaxed atomic counters (monotonic; a scrape may see a
- * request in one family before another). */
-typedef struct gy__metrics {
-    size_t nroutes; /* rows: one per route, then one for "no route" */
-    _Atomic uint64_t (*requests)[GY__METRIC_CODES];
-    gy__histogram request_seconds;
-    gy__histogram gc_seconds, gc_pause_seconds;
-    uint64_t last_pause_ns; /* written by the collection callbacks, one at a time */
-} gy__metrics;
-
-/* A named tracemalloc snapshot of the admin socket (control thread only). */
-typedef struct gy__snap {
-    char name[64];
-    struct gy_snapshot *snap;
-} gy__snap;
-
 struct gy_server {
     gy_config *cfg; /* guarded by cfg_lock */
     pthread_rwlock_t cfg_lock;
@@ -333,24 +361,12 @@ struct gy_server {
     uv_prepare_t ctl_prepare;
     uv_check_t ctl_check;
     bool ctl_quiescent; /* control thread only, as gy__loop.quiescent */
-    int admin_fd;       /* bound, not yet served (-1: none) */
-    char admin_path[108];
-    uv_pipe_t admin_pipe;
-    int admin_ro_fd; /* admin_socket_readonly, as admin_fd */
-    char admin_ro_path[108];
-    uv_pipe_t admin_ro_pipe;
-    gid_t admin_gid;       /* admin_group, (gid_t)-1: none */
-    int admin_group_level; /* a gy__level */
-    gy__gc_pause gc_pause;
-    gy__metrics metrics;
-    /* The last second's request rate (control thread only). */
-    uint64_t rate_at_ns, rate_requests;
-    double requests_per_s;
-    int metrics_fd; /* bound, not yet served (-1: none) */
-    uv_tcp_t metrics_tcp;
-    gy__snap *snaps; /* tracemalloc_max_snapshots at most */
-    size_t nsnaps;
-    uv_async_t ctl_async; /* wakes it: stop requested */
+    /* Per registered plane (gy__planes' order): what its bind set. Written
+     * by gy_server_new, read by any thread afterwards, freed by
+     * gy_server_free. */
+    void *plane_state[GY__PLANES_MAX];
+    gy__memory_shared mem; /* memory.purge's generation (memory.h) */
+    uv_async_t ctl_async;  /* wakes it: stop requested */
     bool ctl_ready;
     pthread_mutex_t ctl_lock; /* guards ctl_ready against gy_server_stop */
     /* seq_cst: set once by gy_server_stop, read by every loop. */
@@ -377,8 +393,8 @@ static inline void gy__ctl_enter(gy_server *srv) {
 }
 /* Ask for a collection because the heap is over its limit (never waits). */
 void gy__server_heap_collect(gy_server *srv);
-/* An answer went out: the 4xx/5xx counters and the metrics (route NULL:
- * none matched; dur_ns 0: not timed). */
+/* An answer went out: the 4xx/5xx counters and every plane's `answered`
+ * (route NULL: none matched; dur_ns 0: not timed). Any thread. */
 void gy__server_count_answer(gy_server *srv, const gy__route *route, int status, uint64_t dur_ns);
 /* Split "HOST:PORT" or "[IPv6]:PORT" into host and port. Returns 0 or
  * GY_EINVAL (no colon, or a part too long). */

@@ -4,9 +4,11 @@
  * an idle worker). A job holds a reference to its request; when the work
  * function returns, the request goes back to its loop (GY__POST_WORK_DONE),
  * which answers 500 if the function did not answer. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "srv.h"
 
@@ -18,6 +20,7 @@ typedef struct gy__job {
 } gy__job;
 
 struct gy__workers {
+    gy_server *srv;
     pthread_mutex_t lock; /* guards the queue and `stopping` */
     pthread_cond_t cond;
     gy__job *head, *tail;
@@ -34,12 +37,38 @@ static void *gy__worker_main(void *arg) {
     if (gy_thread_attach(&o, NULL) != GY_OK) {
         return NULL;
     }
+    gy__trimmer trim;
+    gy__trimmer_init(&trim, w->srv);
     for (;;) {
-        /* Quiescent while waiting: we hold no object across the wait. */
+        /* Quiescent while waiting: we hold no object across the wait. A
+         * worker idle for memory_trim_interval, or asked by memory.purge
+         * (gy__workers_wake), trims its heap before it waits on. */
         gy_quiescent_begin();
         pthread_mutex_lock(&w->lock);
         while (w->head == NULL && !w->stopping) {
-            pthread_cond_wait(&w->cond, &w->lock);
+            if (atomic_load(&w->srv->mem.purge_gen) == trim.gen) {
+                uint64_t due_ms = gy__trimmer_due_ms(&trim, w->srv);
+                if (due_ms == 0) {
+                    pthread_cond_wait(&w->cond, &w->lock);
+                    continue;
+                }
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until); /* the condition's clock */
+                until.tv_sec += (time_t)(due_ms / 1000);
+                until.tv_nsec += (long)(due_ms % 1000) * 1000000L;
+                if (until.tv_nsec >= 1000000000L) {
+                    until.tv_sec++;
+                    until.tv_nsec -= 1000000000L;
+                }
+                if (pthread_cond_timedwait(&w->cond, &w->lock, &until) != ETIMEDOUT) {
+                    continue;
+                }
+            }
+            pthread_mutex_unlock(&w->lock);
+            gy_quiescent_end();
+            (void)gy__trimmer_tick(&trim, w->srv);
+            gy_quiescent_begin();
+            pthread_mutex_lock(&w->lock);
         }
         gy__job *job = w->head;
         bool cancelled = w->cancelled;
@@ -59,6 +88,7 @@ static void *gy__worker_main(void *arg) {
             job->fn(job->req, job->arg);
             gy_safepoint();
         }
+        (void)gy__trimmer_tick(&trim, w->srv); /* a busy worker trims too */
         /* The reference goes back with the post. */
         gy__loop_post(job->req->loop, GY__POST_WORK_DONE, job->req, NULL);
         free(job);
@@ -67,12 +97,13 @@ static void *gy__worker_main(void *arg) {
     return NULL;
 }
 
-int gy__workers_start(gy__workers **out, int n, size_t queue_max, gy_errmsg *err) {
+int gy__workers_start(gy__workers **out, gy_server *srv, int n, size_t queue_max, gy_errmsg *err) {
     gy__workers *w = calloc(1, sizeof *w);
     if (w == NULL || (w->threads = calloc((size_t)n, sizeof *w->threads)) == NULL) {
         free(w);
         return GY_ENOMEM;
     }
+    w->srv = srv;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     w->queue_max = queue_max;
@@ -120,6 +151,16 @@ int gy__workers_submit(gy__workers *w, gy_request *req, gy_request_fn fn, void *
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
     return GY_OK;
+}
+
+int gy__workers_wake(gy__workers *w) {
+    if (w == NULL) {
+        return 0;
+    }
+    pthread_mutex_lock(&w->lock);
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    return w->n;
 }
 
 void gy__workers_cancel(gy__workers *w) {

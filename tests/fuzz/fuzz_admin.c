@@ -1,5 +1,5 @@
 /* tests/fuzz/fuzz_admin.c: libFuzzer target for the admin command parser
- * and dispatcher (server/src/admin_cmds.c): any line, any level change,
+ * and dispatcher (server/ops/admin_cmds.c): any line, any level change,
  * every command's argument checks. Each answer must be one line of valid
  * JSON with "ok". Runs against a real (not running) server: sockets bound
  * on port 0 and a scratch admin socket, the fuzzer's thread attached.

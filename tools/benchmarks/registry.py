@@ -156,3 +156,26 @@ register(Benchmark(
     packages=("wrk", "nginx-light"),
     per_run=("rss", "rss_peak", "collections"),
 ))
+
+
+# The reliability issue's memory row: RSS of an idle gyred 30 s after a
+# released burst of 1M objects, against its own RSS before the burst (the
+# same process, the same run). One fresh gyred per round.
+register(Benchmark(
+    name="memory",
+    description="gyred's RSS 30 s after a released burst of 1M objects vs before the burst",
+    sides=(
+        Side("gyred", ("/usr/bin/python3", "{root}/tools/benchmarks/memory/memory_bench.py",
+                       "{build}/server/gyred")),
+    ),
+    comparisons=(
+        Comparison("rss_after_burst", "MiB", "gyred", "rss_before_burst", "gyred", "<=1.25",
+                   anchor_key="rss_before_burst"),
+        Comparison("rss_peak", "MiB", "gyred", "rss_before_burst", "gyred",
+                   anchor_key="rss_before_burst"),
+    ),
+    rounds=5,
+    targets=("gyred",),
+    packages=("python3",),
+    per_run=("rss_excess", "retained_after", "heap_after"),
+))

@@ -119,9 +119,58 @@ typedef struct gy_runtime_stats {
 /* gy_runtime_get_stats: a snapshot (exact when no thread is running). */
 GY_API void gy_runtime_get_stats(gy_runtime_stats *out);
 
-/* gy_memory_trim: release the calling thread's empty segments (it keeps one
- * per type otherwise, for speed) and ask the arena to return unused pages to
- * the OS now (jemalloc purge) instead of after its decay time. Returns 0. */
+/* gy_memory_trim: give back the calling thread's memory that holds nothing
+ * live: its cache of freed cells goes back to their segments, cells other
+ * threads freed into its segments are collected, and every segment left
+ * empty (the one per type it keeps for speed and its few spares included)
+ * returns to the allocator, which returns the pages of Gyre's arena to the
+ * OS at once. Only the owner thread can do this for its segments: a thread
+ * that stops allocating keeps what was freed into them until it trims (a
+ * server calls this on a timer on each of its threads). Cost: a walk over
+ * the thread's segments. Attached threads; elsewhere only the arena purge.
+ * Returns 0. */
 GY_API int gy_memory_trim(void);
+
+/* How much gy_memory_release hands back. */
+typedef enum gy_release_mode {
+    GY_RELEASE_DECAYED = 0, /* pages past the allocator's decay time (cheap) */
+    GY_RELEASE_ALL = 1,     /* every unused page, now */
+} gy_release_mode;
+
+/* gy_memory_release: ask the allocator to return unused pages of every one
+ * of its arenas to the OS: Gyre's and, when the process's malloc is the
+ * same jemalloc (a program linked with libgyre), malloc's. jemalloc frees
+ * decayed pages only while an arena allocates, so an idle process keeps
+ * them until something calls this. Process-wide; any thread, attached or
+ * not. Returns 0, GY_EINVAL (mode), GY_EIO (the allocator refused). In
+ * builds on libc's allocator (sanitizers) it does nothing and returns 0. */
+GY_API int gy_memory_release(gy_release_mode mode);
+
+/* Where the memory is, for "why is RSS not back": gy_memory_get_stats. */
+typedef struct gy_memory_stats {
+    uint64_t live_bytes;    /* object cells + backing storage (gy_runtime_stats.bytes_live) */
+    uint64_t segment_bytes; /* arena segments held, every heap */
+    uint64_t large_bytes;   /* backing blocks too large for segments */
+    /* Held but holding nothing live: segment_bytes + large_bytes -
+     * live_bytes, i.e. free cells, empty segments, cells and blocks waiting
+     * for their grace period or their owner, segment headers. */
+    uint64_t retained_bytes;
+    uint64_t spare_segments; /* empty segments kept for reuse (trim frees them) */
+    uint64_t trims;          /* gy_memory_trim calls that ran on a heap */
+    /* The allocator (jemalloc, process-wide: malloc's arenas too when the
+     * process uses it; 0 in builds on libc's allocator). */
+    uint64_t allocator_allocated; /* bytes handed out */
+    uint64_t allocator_active;    /* bytes of pages in use */
+    uint64_t allocator_resident;  /* bytes of pages mapped and resident */
+    uint64_t allocator_mapped;
+    uint64_t allocator_retained; /* virtual memory kept mapped for reuse, not resident */
+    uint64_t allocator_metadata; /* the allocator's own bookkeeping (not returned) */
+    uint64_t allocator_dirty;    /* unused pages not yet returned (dirty + muzzy) */
+} gy_memory_stats;
+
+/* gy_memory_get_stats: a snapshot (exact when no thread is running). Any
+ * thread. Costs a walk over the heaps and a refresh of jemalloc's
+ * statistics: for monitoring, not for hot paths. */
+GY_API void gy_memory_get_stats(gy_memory_stats *out);
 
 #endif /* GYRE_RUNTIME_H */

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Run test classes of test_gyred.py or test_admin.py: run.py GYRED CLASS... (ctest calls it)."""
+"""Run test classes of the test_*.py modules here: run.py GYRED CLASS... (ctest calls it)."""
 import os
 import sys
 import unittest
@@ -11,11 +11,15 @@ os.environ["GYRED"] = os.path.abspath(sys.argv[1])
 
 import test_admin  # noqa: E402
 import test_gyred  # noqa: E402
+import test_memory  # noqa: E402
 
+MODULES = (test_admin, test_gyred, test_memory)
 suite = unittest.TestSuite()
 for name in sys.argv[2:]:
-    module = test_admin if hasattr(test_admin, name) else test_gyred
-    suite.addTests(unittest.defaultTestLoader.loadTestsFromTestCase(getattr(module, name)))
+    owners = [m for m in MODULES if hasattr(m, name)]
+    if len(owners) != 1:
+        sys.exit(f"run.py: test class {name} is in {len(owners)} modules")
+    suite.addTests(unittest.defaultTestLoader.loadTestsFromTestCase(getattr(owners[0], name)))
 result = unittest.TextTestRunner(verbosity=2).run(suite)
 if result.skipped:
     print(f"{len(result.skipped)} skipped", file=sys.stderr)

@@ -342,6 +342,65 @@ static void test_memory_goes_back(void **state) {
     GY_TEST_DOWN();
 }
 
+/* gy_memory_get_stats says where held memory is: after a released burst the
+ * freed cells wait (in the bag, then in their segments) until the owner
+ * trims; retained bytes show them, and a trim gives them back. */
+static void test_memory_stats_show_retained(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    gy_memory_stats m0, m1, m2, m3;
+    gy_memory_get_stats(&m0);
+    gy_list *l;
+    assert_int_equal(gy_list_new(&l), GY_OK);
+    for (int i = 0; i < 200000; i++) {
+        node *n;
+        assert_int_equal(gy_new(&node_type, &n), GY_OK);
+        assert_int_equal(gy_list_append(l, n), GY_OK);
+        gy_decref(n);
+    }
+    gy_memory_get_stats(&m1);
+    gy_decref(l); /* freed: the cells wait for a grace period and the owner */
+    gy_memory_get_stats(&m2);
+    for (int i = 0; i < 8; i++) {
+        gy_safepoint();
+    }
+    assert_int_equal(gy_memory_trim(), GY_OK);
+    assert_int_equal(gy_memory_release(GY_RELEASE_ALL), GY_OK);
+    assert_int_equal(gy_memory_release(GY_RELEASE_DECAYED), GY_OK);
+    assert_int_equal(gy_memory_release((gy_release_mode)7), GY_EINVAL);
+    gy_memory_get_stats(&m3);
+    print_message("live %llu -> %llu -> %llu -> %llu, retained %llu -> %llu -> %llu -> %llu, "
+                  "segments %llu -> %llu B, spares %llu, large %llu, trims %llu -> %llu, "
+                  "allocator resident %llu dirty %llu\n",
+                  (unsigned long long)m0.live_bytes, (unsigned long long)m1.live_bytes,
+                  (unsigned long long)m2.live_bytes, (unsigned long long)m3.live_bytes,
+                  (unsigned long long)m0.retained_bytes, (unsigned long long)m1.retained_bytes,
+                  (unsigned long long)m2.retained_bytes, (unsigned long long)m3.retained_bytes,
+                  (unsigned long long)m1.segment_bytes, (unsigned long long)m3.segment_bytes,
+                  (unsigned long long)m3.spare_segments, (unsigned long long)m1.large_bytes,
+                  (unsigned long long)m0.trims, (unsigned long long)m3.trims,
+                  (unsigned long long)m3.allocator_resident,
+                  (unsigned long long)m3.allocator_dirty);
+    /* 200k objects: several MiB live, held in segments; the list's array is
+     * one large block. */
+    assert_true(m1.live_bytes > 4u << 20);
+    assert_true(m1.segment_bytes >= m1.live_bytes - m1.large_bytes);
+    assert_true(m1.large_bytes >= 200000 * sizeof(void *));
+    /* Released: nothing live, everything still held, so all of it retained. */
+    assert_true(m2.live_bytes < 64 * 1024);
+    assert_true(m2.retained_bytes > 1u << 20);
+    /* Trimmed: the segments, the spares and the large block are gone. */
+    assert_true(m3.retained_bytes < m2.retained_bytes / 8);
+    assert_true(m3.segment_bytes < m1.segment_bytes / 8);
+    assert_int_equal(m3.spare_segments, 0);
+    assert_int_equal(m3.large_bytes, 0);
+    assert_true(m3.trims > m0.trims);
+#if !GY_ASAN && !GY_TSAN
+    assert_true(m3.allocator_resident > 0); /* jemalloc's statistics are read */
+#endif
+    GY_TEST_DOWN();
+}
+
 static void test_leak_is_reported(void **state) {
     (void)state;
     GY_TEST_UP();
@@ -445,6 +504,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_chain_10m),
     cmocka_unit_test(test_cascade_budget_on_loop),
     cmocka_unit_test(test_memory_goes_back),
+    cmocka_unit_test(test_memory_stats_show_retained),
     cmocka_unit_test(test_leak_is_reported),
 };
 GY_TEST_MAIN(tests)

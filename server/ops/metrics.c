@@ -1,6 +1,7 @@
-/* server/src/metrics.c: Prometheus metrics (text format 0.0.4): base units,
+/* server/ops/metrics.c: Prometheus metrics (text format 0.0.4): base units,
  * `_total` counters, classic-bucket histograms, HELP and TYPE for every
- * family. Collector families mirror the Python client's python_gc_*. */
+ * family. Collector families mirror the Python client's python_gc_*. The
+ * metrics plane (gy__metrics_plane) is at the end. */
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +13,30 @@
 #include "gyre/gc.h"
 #include "gyre/version.h"
 #include "metrics.h"
+
+/* The status codes counted one by one (the last slot is "other") and the
+ * histogram buckets. */
+#define GY__METRIC_CODES 16
+#define GY__METRIC_BUCKETS 14
+
+typedef struct gy__histogram {
+    _Atomic uint64_t buckets[GY__METRIC_BUCKETS]; /* per bucket; cumulated when rendered */
+    _Atomic uint64_t count, sum_ns;
+} gy__histogram;
+
+/* One server's metrics (the plane's state). Synchronization: relaxed
+ * atomic counters (monotonic; a scrape may see a request in one family
+ * before another); `requests` is set on the control thread before the HTTP
+ * loops start (their thread creation publishes it). */
+typedef struct gy__metrics {
+    size_t nroutes; /* rows: one per route, then one for "no route" */
+    _Atomic uint64_t (*requests)[GY__METRIC_CODES];
+    gy__histogram request_seconds;
+    gy__histogram gc_seconds, gc_pause_seconds;
+    uint64_t last_pause_ns; /* written by the collection callbacks, one at a time */
+    int fd;                 /* bound, not yet served (-1: none) */
+    uv_tcp_t tcp;           /* the listener, once served */
+} gy__metrics;
 
 static const int gy__codes[GY__METRIC_CODES - 1] = {200, 201, 204, 304, 400, 404, 405, 408,
                                                     413, 414, 417, 431, 500, 501, 503};
@@ -45,19 +70,20 @@ static void gy__gc_cb(gy_gc_phase phase, const gy_gc_callback_info *info, void *
     if (phase != GY_GC_STOP) {
         return;
     }
-    gy_server *srv = arg;
-    gy__observe(&srv->metrics.gc_seconds, info->duration_ns);
+    gy__metrics *m = arg;
+    gy__observe(&m->gc_seconds, info->duration_ns);
     gy_gc_gen_stats g[GY_GC_GENERATIONS];
     gy_gc_get_stats(g);
     uint64_t pause = g[0].pause_ns + g[1].pause_ns + g[2].pause_ns;
     /* One collection at a time: the previous callback's value is ours. */
-    uint64_t prev = srv->metrics.last_pause_ns;
-    srv->metrics.last_pause_ns = pause;
-    gy__observe(&srv->metrics.gc_pause_seconds, pause >= prev ? pause - prev : 0);
+    uint64_t prev = m->last_pause_ns;
+    m->last_pause_ns = pause;
+    gy__observe(&m->gc_pause_seconds, pause >= prev ? pause - prev : 0);
 }
 
-int gy__metrics_init(gy_server *srv) {
-    gy__metrics *m = &srv->metrics;
+/* Allocate the per-route rows (routes are fixed once the server runs) and
+ * follow the collections. */
+static int gy__metrics_init(gy_server *srv, gy__metrics *m) {
     m->nroutes = srv->router.n;
     m->requests = calloc(m->nroutes + 1, sizeof *m->requests);
     if (m->requests == NULL) {
@@ -66,20 +92,32 @@ int gy__metrics_init(gy_server *srv) {
     gy_gc_gen_stats g[GY_GC_GENERATIONS];
     gy_gc_get_stats(g);
     m->last_pause_ns = g[0].pause_ns + g[1].pause_ns + g[2].pause_ns;
-    return gy_gc_callback_add(gy__gc_cb, srv);
+    return gy_gc_callback_add(gy__gc_cb, m);
 }
 
-void gy__metrics_free(gy_server *srv) {
-    if (srv->metrics.requests != NULL) {
-        gy_gc_callback_remove(gy__gc_cb, srv);
-        free(srv->metrics.requests);
-        srv->metrics.requests = NULL;
+/* The plane's `free`. */
+static void gy__metrics_free(gy_server *srv, void *state) {
+    (void)srv;
+    gy__metrics *m = state;
+    if (m == NULL) {
+        return;
     }
+    if (m->fd >= 0) {
+        close(m->fd);
+    }
+    if (m->requests != NULL) {
+        gy_gc_callback_remove(gy__gc_cb, m);
+        free(m->requests);
+    }
+    free(m);
 }
 
-void gy__metrics_request(gy_server *srv, const gy__route *route, int status, uint64_t dur_ns) {
-    gy__metrics *m = &srv->metrics;
-    if (m->requests == NULL) {
+/* The plane's `answered`: a request answered (route NULL: none matched;
+ * dur_ns 0: not timed). Any loop. */
+static void gy__metrics_request(gy_server *srv, void *state, const gy__route *route, int status,
+                                uint64_t dur_ns) {
+    gy__metrics *m = state;
+    if (m == NULL || m->requests == NULL) {
         return;
     }
     size_t row = route ? (size_t)(route - srv->router.routes) : m->nroutes;
@@ -183,19 +221,43 @@ static int gy__top_type(const gy_type *type, const gy_type_stats *st, void *arg)
     return 0;
 }
 
-static uint64_t gy__rss_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size = 0, rss = 0;
-    if (f != NULL) {
-        if (fscanf(f, "%llu %llu", &size, &rss) != 2) {
-            rss = 0;
-        }
-        fclose(f);
+/* Where the memory is (memory.stats): what an operator looks at when RSS
+ * stays up after load. */
+static void gy__memory_render(gy__buf *b) {
+    gy_memory_stats m;
+    gy_memory_get_stats(&m);
+    const struct {
+        const char *name, *type, *help;
+        uint64_t v;
+    } rows[] = {
+        {"gyre_memory_segment_bytes", "gauge", "Bytes of arena segments Gyre holds.",
+         m.segment_bytes},
+        {"gyre_memory_large_bytes", "gauge", "Bytes of backing blocks outside segments.",
+         m.large_bytes},
+        {"gyre_memory_retained_bytes", "gauge",
+         "Bytes Gyre holds that hold nothing live (free cells, empty segments, grace periods).",
+         m.retained_bytes},
+        {"gyre_memory_spare_segments", "gauge", "Empty segments kept for reuse.", m.spare_segments},
+        {"gyre_memory_trims_total", "counter", "Trims run by the server's threads.", m.trims},
+        {"gyre_memory_allocator_resident_bytes", "gauge",
+         "Resident bytes of the allocator's pages (jemalloc; 0 without it).", m.allocator_resident},
+        {"gyre_memory_allocator_dirty_bytes", "gauge",
+         "Unused allocator pages not yet returned to the OS.", m.allocator_dirty},
+        {"gyre_memory_allocator_retained_bytes", "gauge",
+         "Virtual memory the allocator keeps mapped for reuse (not resident).",
+         m.allocator_retained},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        gy__family(b, rows[i].name, rows[i].type, rows[i].help);
+        gy__p(b, "%s %llu\n", rows[i].name, (unsigned long long)rows[i].v);
     }
-    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 char *gy__metrics_render(gy_server *srv) {
+    const gy__metrics *m = gy__server_plane_state(srv, &gy__metrics_plane);
+    if (m == NULL) {
+        return NULL; /* never: the plane is bound with every server */
+    }
     gy__buf b = {0};
     gy__family(&b, "gyre_build_info", "gauge", "Versions of gyred and what it is built on.");
     gy__p(&b, "gyre_build_info{version=\"%s\",libuv=\"%s\",llhttp=\"%d.%d.%d\"} 1\n",
@@ -218,10 +280,10 @@ char *gy__metrics_render(gy_server *srv) {
     gy__per_generation(&b, "gyre_gc_objects_uncollectable_total", "counter",
                        "Uncollectable objects found per generation.", uncollectable);
     gy__histogram_render(&b, "gyre_gc_collection_duration_seconds", "Wall time of each collection.",
-                         &srv->metrics.gc_seconds);
+                         &m->gc_seconds);
     gy__histogram_render(&b, "gyre_gc_pause_seconds",
                          "Time other threads were stopped by each collection.",
-                         &srv->metrics.gc_pause_seconds);
+                         &m->gc_pause_seconds);
     long t[GY_GC_GENERATIONS], c[GY_GC_GENERATIONS];
     gy_gc_get_threshold(t);
     gy_gc_get_count(c);
@@ -246,7 +308,6 @@ char *gy__metrics_render(gy_server *srv) {
         gy__p(&b, "gyre_objects{type=\"%s\"} %lld\n", name, (long long)top.live[i]);
     }
     gy__family(&b, "gyre_http_requests_total", "counter", "HTTP requests answered.");
-    const gy__metrics *m = &srv->metrics;
     for (size_t r = 0; m->requests != NULL && r <= m->nroutes; r++) {
         char route[160];
         gy__label(route, sizeof route, r < m->nroutes ? srv->router.routes[r].path : "(none)");
@@ -267,7 +328,8 @@ char *gy__metrics_render(gy_server *srv) {
     gy__histogram_render(&b, "gyre_http_request_duration_seconds",
                          "From a request's parse to its answer being queued.", &m->request_seconds);
     gy__family(&b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-    gy__p(&b, "process_resident_memory_bytes %llu\n", (unsigned long long)gy__rss_bytes());
+    gy__p(&b, "process_resident_memory_bytes %llu\n", (unsigned long long)gy__memory_rss_bytes());
+    gy__memory_render(&b);
     if (!gy__buf_append(&b, "", 1)) {
         gy__buf_free(&b);
         return NULL;
@@ -302,7 +364,16 @@ static void gy__mclose(uv_handle_t *h) {
     }
 }
 
-void gy__metrics_conn_close(uv_handle_t *h) { gy__mclose(h); }
+/* The plane's `close_handle`: a client connection (its handle's data is
+ * the plane's state) frees itself. */
+static bool gy__metrics_close_handle(gy_server *srv, void *state, uv_handle_t *h) {
+    (void)srv;
+    if (state == NULL || h->data != state) {
+        return false;
+    }
+    gy__mclose(h);
+    return true;
+}
 
 static void gy__mwrite_cb(uv_write_t *req, int status) {
     (void)status;
@@ -430,6 +501,7 @@ static void gy__mconnection_cb(uv_stream_t *server, int status) {
     }
     c->srv = srv;
     uv_tcp_init(&srv->ctl, &c->tcp);
+    c->tcp.data = gy__server_plane_state(srv, &gy__metrics_plane); /* a client: see close_handle */
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         gy__mclose((uv_handle_t *)&c->tcp);
         return;
@@ -439,7 +511,15 @@ static void gy__mconnection_cb(uv_stream_t *server, int status) {
     uv_read_start((uv_stream_t *)&c->tcp, gy__malloc_cb, gy__mread_cb);
 }
 
-int gy__metrics_bind(gy_server *srv, const char *address, gy_errmsg *err) {
+/* The plane's `bind`: metrics_listen, in gy_server_new. */
+static int gy__metrics_bind(gy_server *srv, void **state, gy_errmsg *err) {
+    gy__metrics *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        return gy__server_errmsg(err, GY_ENOMEM, "out of memory");
+    }
+    m->fd = -1;
+    *state = m;
+    const char *address = gy_config_str(srv->cfg, "metrics_listen");
     char host[256], port[16];
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -462,21 +542,23 @@ int gy__metrics_bind(gy_server *srv, const char *address, gy_errmsg *err) {
         return gy__server_errmsg(err, GY_EIO, "metrics_listen '%s': %s", address, strerror(e));
     }
     freeaddrinfo(ai);
-    srv->metrics_fd = fd;
+    m->fd = fd;
     return GY_OK;
 }
 
-int gy__metrics_start(gy_server *srv, gy_errmsg *err) {
-    int rc = gy__metrics_init(srv);
+/* The plane's `start`: serve the bound socket on the control loop. */
+static int gy__metrics_start(gy_server *srv, void *state, gy_errmsg *err) {
+    gy__metrics *m = state;
+    int rc = gy__metrics_init(srv, m);
     if (rc != GY_OK) {
         return rc;
     }
-    uv_tcp_init(&srv->ctl, &srv->metrics_tcp);
-    srv->metrics_tcp.data = srv;
-    rc = uv_tcp_open(&srv->metrics_tcp, srv->metrics_fd);
+    uv_tcp_init(&srv->ctl, &m->tcp);
+    m->tcp.data = srv;
+    rc = uv_tcp_open(&m->tcp, m->fd);
     if (rc == 0) {
-        srv->metrics_fd = -1;
-        rc = uv_listen((uv_stream_t *)&srv->metrics_tcp, 64, gy__mconnection_cb);
+        m->fd = -1;
+        rc = uv_listen((uv_stream_t *)&m->tcp, 64, gy__mconnection_cb);
     }
     if (rc != 0) {
         if (err != NULL) {
@@ -489,7 +571,7 @@ int gy__metrics_start(gy_server *srv, gy_errmsg *err) {
     int len = sizeof ss;
     char host[64] = "?";
     int port = 0;
-    if (uv_tcp_getsockname(&srv->metrics_tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (uv_tcp_getsockname(&m->tcp, (struct sockaddr *)&ss, &len) == 0) {
         if (ss.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
             port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
@@ -501,3 +583,12 @@ int gy__metrics_start(gy_server *srv, gy_errmsg *err) {
     gy__server_log(GY_LOG_INFO, "metrics on http://%s:%d/metrics", host, port);
     return GY_OK;
 }
+
+const gy__plane gy__metrics_plane = {
+    .name = "metrics",
+    .bind = gy__metrics_bind,
+    .start = gy__metrics_start,
+    .close_handle = gy__metrics_close_handle,
+    .answered = gy__metrics_request,
+    .free = gy__metrics_free,
+};

@@ -1,9 +1,9 @@
-/* server/src/admin.c: the admin Unix socket: one command per line, one line
+/* server/ops/admin.c: the admin Unix socket: one command per line, one line
  * of JSON per answer, in order, many per connection. A connection's level
  * comes from SO_PEERCRED: root and the server's own uid are admin; anyone
  * else is refused (the socket is 0600 anyway). A client that writes without
  * reading is not read from while answers taking more than 1 MiB of memory
- * wait for it. */
+ * wait for it. The admin plane (gy__admin_plane) is at the end. */
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -125,9 +125,25 @@ static int gy__admin_bind_one(const char *path, mode_t mask, gid_t gid, int *out
     return GY_OK;
 }
 
-int gy__admin_bind(gy_server *srv, const char *path, gy_errmsg *err) {
+gy__admin *gy__admin_of(const gy_server *srv) {
+    return gy__server_plane_state(srv, &gy__admin_plane);
+}
+
+/* The plane's `bind` (in gy_server_new, before the loops start; umask 0177
+ * for the bind: 0600): a stale socket is replaced only if nothing answers
+ * on it; a path longer than sun_path is refused. Returns 0, GY_ENOMEM,
+ * GY_EINVAL, GY_EEXIST, GY_EIO. */
+static int gy__admin_bind(gy_server *srv, void **state, gy_errmsg *err) {
+    gy__admin *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        return gy__server_errmsg(err, GY_ENOMEM, "out of memory");
+    }
+    a->fd = -1;
+    a->ro_fd = -1;
+    a->gid = (gid_t)-1;
+    *state = a;
+    const char *path = gy_config_str(srv->cfg, "admin_socket");
     const char *group = gy_config_str(srv->cfg, "admin_group");
-    srv->admin_gid = (gid_t)-1;
     if (group[0] != '\0') {
         struct group gr, *res = NULL;
         char buf[4096];
@@ -138,39 +154,51 @@ int gy__admin_bind(gy_server *srv, const char *path, gy_errmsg *err) {
             }
             return GY_EINVAL;
         }
-        srv->admin_gid = gr.gr_gid;
+        a->gid = gr.gr_gid;
     }
     const char *lvl = gy_config_str(srv->cfg, "admin_group_level");
-    srv->admin_group_level = strcmp(lvl, "admin") == 0  ? GY__LEVEL_ADMIN
-                             : strcmp(lvl, "user") == 0 ? GY__LEVEL_USER
-                                                        : GY__LEVEL_OPERATOR;
+    a->group_level = strcmp(lvl, "admin") == 0  ? GY__LEVEL_ADMIN
+                     : strcmp(lvl, "user") == 0 ? GY__LEVEL_USER
+                                                : GY__LEVEL_OPERATOR;
     /* 0600, or 0660 with a group. */
-    int rc = gy__admin_bind_one(path, srv->admin_gid != (gid_t)-1 ? 0117 : 0177, srv->admin_gid,
-                                &srv->admin_fd, err);
+    int rc = gy__admin_bind_one(path, a->gid != (gid_t)-1 ? 0117 : 0177, a->gid, &a->fd, err);
     if (rc != GY_OK) {
         return rc;
     }
-    snprintf(srv->admin_path, sizeof srv->admin_path, "%s", path);
+    snprintf(a->path, sizeof a->path, "%s", path);
     const char *ro = gy_config_str(srv->cfg, "admin_socket_readonly");
     if (ro[0] != '\0') {
-        rc = gy__admin_bind_one(ro, 0111, (gid_t)-1, &srv->admin_ro_fd, err); /* 0666 */
+        rc = gy__admin_bind_one(ro, 0111, (gid_t)-1, &a->ro_fd, err); /* 0666 */
         if (rc != GY_OK) {
             return rc;
         }
-        snprintf(srv->admin_ro_path, sizeof srv->admin_ro_path, "%s", ro);
+        snprintf(a->ro_path, sizeof a->ro_path, "%s", ro);
     }
     return GY_OK;
 }
 
-void gy__admin_unlink(gy_server *srv) {
-    if (srv->admin_path[0] != '\0') {
-        unlink(srv->admin_path);
-        srv->admin_path[0] = '\0';
+/* The plane's `free`: close what was bound and not served, remove the
+ * socket files, drop the named snapshots. */
+static void gy__admin_free(gy_server *srv, void *state) {
+    (void)srv;
+    gy__admin *a = state;
+    if (a == NULL) {
+        return;
     }
-    if (srv->admin_ro_path[0] != '\0') {
-        unlink(srv->admin_ro_path);
-        srv->admin_ro_path[0] = '\0';
+    if (a->fd >= 0) {
+        close(a->fd);
     }
+    if (a->ro_fd >= 0) {
+        close(a->ro_fd);
+    }
+    if (a->path[0] != '\0') {
+        unlink(a->path);
+    }
+    if (a->ro_path[0] != '\0') {
+        unlink(a->ro_path);
+    }
+    gy__admin_snaps_free(a);
+    free(a);
 }
 
 /* Whether uid (or its primary group) is a member of gid. */
@@ -209,8 +237,15 @@ static void gy__admin_close(gy__admin_conn *c) {
     }
 }
 
-void gy__admin_conn_close(uv_handle_t *h) {
+/* The plane's `close_handle`: a client connection (its pipe's data is the
+ * plane's state) frees itself. */
+static bool gy__admin_close_handle(gy_server *srv, void *state, uv_handle_t *h) {
+    (void)srv;
+    if (state == NULL || h->data != state) {
+        return false;
+    }
     gy__admin_close((gy__admin_conn *)h); /* the pipe is its first member */
+    return true;
 }
 
 static void gy__admin_process(gy__admin_conn *c);
@@ -333,6 +368,7 @@ static void gy__admin_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
 static void gy__admin_connection_cb(uv_stream_t *server, int status) {
     gy_server *srv = server->data;
     gy__ctl_enter(srv);
+    gy__admin *a = gy__admin_of(srv);
     if (status < 0) {
         return;
     }
@@ -341,6 +377,7 @@ static void gy__admin_connection_cb(uv_stream_t *server, int status) {
         return;
     }
     uv_pipe_init(&srv->ctl, &c->pipe, 0);
+    c->pipe.data = a; /* a client: see gy__admin_close_handle */
     if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
         uv_close((uv_handle_t *)&c->pipe, gy__admin_closed);
         return;
@@ -354,13 +391,13 @@ static void gy__admin_connection_cb(uv_stream_t *server, int status) {
         gy__admin_close(c);
         return;
     }
-    bool readonly = server == (uv_stream_t *)&srv->admin_ro_pipe;
+    bool readonly = server == (uv_stream_t *)&a->ro_pipe;
     if (readonly) {
         c->s.level = GY__LEVEL_USER; /* whoever may open it */
     } else if (cred.uid == 0 || cred.uid == getuid()) {
         c->s.level = GY__LEVEL_ADMIN;
-    } else if (srv->admin_gid != (gid_t)-1 && gy__in_group(cred.uid, cred.gid, srv->admin_gid)) {
-        c->s.level = (gy__level)srv->admin_group_level;
+    } else if (a->gid != (gid_t)-1 && gy__in_group(cred.uid, cred.gid, a->gid)) {
+        c->s.level = (gy__level)a->group_level;
     } else {
         gy__server_log(GY_LOG_WARN, "admin: refused uid %u (pid %d)", (unsigned)cred.uid,
                        (int)cred.pid);
@@ -387,21 +424,49 @@ static int gy__admin_serve(gy_server *srv, uv_pipe_t *pipe, int *fd, const char 
     return GY_OK;
 }
 
-int gy__admin_start(gy_server *srv, gy_errmsg *err) {
-    if (srv->admin_fd >= 0) {
-        int rc = gy__admin_serve(srv, &srv->admin_pipe, &srv->admin_fd, srv->admin_path, err);
+/* The plane's `start`: serve the bound sockets on the control loop. */
+static int gy__admin_start(gy_server *srv, void *state, gy_errmsg *err) {
+    gy__admin *a = state;
+    if (a->fd >= 0) {
+        int rc = gy__admin_serve(srv, &a->pipe, &a->fd, a->path, err);
         if (rc != GY_OK) {
             return rc;
         }
-        gy__server_log(GY_LOG_INFO, "admin socket %s", srv->admin_path);
+        gy__server_log(GY_LOG_INFO, "admin socket %s", a->path);
     }
-    if (srv->admin_ro_fd >= 0) {
-        int rc =
-            gy__admin_serve(srv, &srv->admin_ro_pipe, &srv->admin_ro_fd, srv->admin_ro_path, err);
+    if (a->ro_fd >= 0) {
+        int rc = gy__admin_serve(srv, &a->ro_pipe, &a->ro_fd, a->ro_path, err);
         if (rc != GY_OK) {
             return rc;
         }
-        gy__server_log(GY_LOG_INFO, "read-only admin socket %s", srv->admin_ro_path);
+        gy__server_log(GY_LOG_INFO, "read-only admin socket %s", a->ro_path);
     }
     return GY_OK;
 }
+
+/* The plane's `tick` (every 100 ms): end a gc.disable pause whose time or
+ * budget ran out; once a second, the request rate over the last second
+ * (server.stats). */
+static void gy__admin_tick(gy_server *srv, void *state) {
+    gy__admin *a = state;
+    gy__admin_pause_check(a);
+    uint64_t now = gy__now_ns();
+    if (now - a->rate_at_ns >= 1000000000u) {
+        uint64_t req = atomic_load_explicit(&srv->st_requests, memory_order_relaxed);
+        if (a->rate_at_ns != 0) {
+            a->requests_per_s =
+                (double)(req - a->rate_requests) * 1e9 / (double)(now - a->rate_at_ns);
+        }
+        a->rate_at_ns = now;
+        a->rate_requests = req;
+    }
+}
+
+const gy__plane gy__admin_plane = {
+    .name = "admin",
+    .bind = gy__admin_bind,
+    .start = gy__admin_start,
+    .tick = gy__admin_tick,
+    .close_handle = gy__admin_close_handle,
+    .free = gy__admin_free,
+};

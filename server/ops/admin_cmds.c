@@ -1,4 +1,4 @@
-/* server/src/admin_cmds.c: the admin commands, declared once in a table
+/* server/ops/admin_cmds.c: the admin commands, declared once in a table
  * (name, arguments, level, summary, handler; HAProxy cli.c style). `help`
  * is generated from it. Names follow Python's gc module. */
 #include <errno.h>
@@ -149,7 +149,7 @@ static int gy__gc_get_stats(gy__admin_session *s, int argc, char **argv, json_t 
 static int gy__gc_enable(gy__admin_session *s, int argc, char **argv, json_t **out,
                          gy_errmsg *err) {
     (void)argc, (void)argv, (void)err;
-    s->srv->gc_pause.active = false;
+    gy__admin_of(s->srv)->gc_pause.active = false;
     gy_gc_enable();
     *out = json_true();
     return GY_OK;
@@ -159,7 +159,7 @@ static int gy__gc_enable(gy__admin_session *s, int argc, char **argv, json_t **o
  * time or the allocation budget (heap growth since the pause) runs out. */
 static int gy__gc_disable(gy__admin_session *s, int argc, char **argv, json_t **out,
                           gy_errmsg *err) {
-    gy__gc_pause *p = &s->srv->gc_pause;
+    gy__gc_pause *p = &gy__admin_of(s->srv)->gc_pause;
     long secs = 0, bytes = 0;
     int i = 0;
     if (i < argc && strcmp(argv[i], "max-bytes") != 0) {
@@ -195,8 +195,8 @@ static int gy__gc_disable(gy__admin_session *s, int argc, char **argv, json_t **
     return GY_OK;
 }
 
-void gy__admin_pause_check(gy_server *srv) {
-    gy__gc_pause *p = &srv->gc_pause;
+void gy__admin_pause_check(gy__admin *a) {
+    gy__gc_pause *p = &a->gc_pause;
     if (!p->active) {
         return;
     }
@@ -390,7 +390,8 @@ static int gy__server_stats(gy__admin_session *s, int argc, char **argv, json_t 
     gy_server_get_stats(s->srv, &st);
     gy_runtime_stats rt;
     gy_runtime_get_stats(&rt);
-    const gy__gc_pause *p = &s->srv->gc_pause;
+    const gy__admin *a = gy__admin_of(s->srv);
+    const gy__gc_pause *p = &a->gc_pause;
     *out = json_pack(
         "{s:f, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f}, s:{s:I, s:I}, "
         "s:{s:b, s:I, s:I, s:I}}",
@@ -399,7 +400,7 @@ static int gy__server_stats(gy__admin_session *s, int argc, char **argv, json_t 
         (json_int_t)st.connections_refused, "requests", "answered", (json_int_t)st.requests, "4xx",
         (json_int_t)st.responses_4xx, "5xx", (json_int_t)st.responses_5xx, "bad",
         (json_int_t)st.bad_requests, "overload_503", (json_int_t)st.overload_503, "timeouts",
-        (json_int_t)st.timeouts, "per_s_last_second", s->srv->requests_per_s, "per_s_since_start",
+        (json_int_t)st.timeouts, "per_s_last_second", a->requests_per_s, "per_s_since_start",
         (double)st.requests / ((double)(gy__now_ns() - s->srv->start_ns) / 1e9 + 1e-9), "heap",
         "objects", (json_int_t)rt.objects_live, "bytes", (json_int_t)rt.bytes_live, "gc_pause",
         "active", p->active, "pauses", (json_int_t)p->pauses, "resumed_by_time",
@@ -506,6 +507,10 @@ const gy__admin_cmd gy__admin_cmds[] = {
     {"config.get", "[KEY]", 0, 1, U, "settings and their values", gy__config_get},
     {"config.set", "KEY VALUE", 2, 2, A, "change a run-time setting", gy__config_set},
     {"server.stats", "", 0, 0, U, "connections, requests, heap", gy__server_stats},
+    {"memory.stats", "", 0, 0, U, "where the memory is: live, retained, the allocator's, RSS",
+     gy__memory_stats_cmd},
+    {"memory.purge", "", 0, 0, O,
+     "every thread gives its empty memory back, the allocator its pages", gy__memory_purge_cmd},
     {"debug.failpoint", "[NAME SPEC]", 0, 2, A,
      "failpoints and their counts, or arm one (SPEC: off, count, nth:N, from:N, prob:P[:SEED])",
      gy__debug_failpoint},

@@ -1,4 +1,4 @@
-/* server/src/admin_heap.c: the leak-hunting admin commands: objects.* (the
+/* server/ops/admin_heap.c: the leak-hunting admin commands: objects.* (the
  * live heap, through gyre/introspect.h) and tracemalloc.* (allocation
  * traces and named snapshots, through gyre/trace.h). They run on the
  * control thread; those that need a consistent heap stop the world for
@@ -243,22 +243,22 @@ int gy__cmd_objects_backrefs(gy__admin_session *s, int argc, char **argv, json_t
 
 /* --- tracemalloc.* ------------------------------------------------------------------ */
 
-static gy__snap *gy__snap_find(gy_server *srv, const char *name) {
-    for (size_t i = 0; i < srv->nsnaps; i++) {
-        if (strcmp(srv->snaps[i].name, name) == 0) {
-            return &srv->snaps[i];
+static gy__snap *gy__snap_find(gy__admin *a, const char *name) {
+    for (size_t i = 0; i < a->nsnaps; i++) {
+        if (strcmp(a->snaps[i].name, name) == 0) {
+            return &a->snaps[i];
         }
     }
     return NULL;
 }
 
-void gy__admin_snaps_free(gy_server *srv) {
-    for (size_t i = 0; i < srv->nsnaps; i++) {
-        gy_snapshot_free(srv->snaps[i].snap);
+void gy__admin_snaps_free(gy__admin *a) {
+    for (size_t i = 0; i < a->nsnaps; i++) {
+        gy_snapshot_free(a->snaps[i].snap);
     }
-    free(srv->snaps);
-    srv->snaps = NULL;
-    srv->nsnaps = 0;
+    free(a->snaps);
+    a->snaps = NULL;
+    a->nsnaps = 0;
 }
 
 int gy__cmd_trace_start(gy__admin_session *s, int argc, char **argv, json_t **out, gy_errmsg *err) {
@@ -289,21 +289,22 @@ int gy__cmd_trace_snapshot(gy__admin_session *s, int argc, char **argv, json_t *
                            gy_errmsg *err) {
     (void)argc;
     gy_server *srv = s->srv;
+    gy__admin *adm = gy__admin_of(srv);
     const char *name = argv[0];
-    if (strlen(name) >= sizeof srv->snaps[0].name) {
+    if (strlen(name) >= sizeof adm->snaps[0].name) {
         return gy__server_errmsg(err, GY_EINVAL, "NAME longer than %zu bytes",
-                                 sizeof srv->snaps[0].name - 1);
+                                 sizeof adm->snaps[0].name - 1);
     }
     if (!gy_trace_is_tracing()) {
         return gy__server_errmsg(err, GY_ESTATE, "not tracing (tracemalloc.start first)");
     }
-    gy__snap *old = gy__snap_find(srv, name);
+    gy__snap *old = gy__snap_find(adm, name);
     size_t max = (size_t)gy_server_config_int(srv, "tracemalloc_max_snapshots");
-    if (old == NULL && srv->nsnaps >= max) {
+    if (old == NULL && adm->nsnaps >= max) {
         return gy__server_errmsg(err, GY_ERANGE,
                                  "%zu snapshots kept already (tracemalloc_max_snapshots); "
                                  "replace one by its name",
-                                 srv->nsnaps);
+                                 adm->nsnaps);
     }
     gy_snapshot *snap;
     if (gy_trace_take_snapshot(&snap) != GY_OK) {
@@ -320,14 +321,14 @@ int gy__cmd_trace_snapshot(gy__admin_session *s, int argc, char **argv, json_t *
         gy_snapshot_free(old->snap);
         old->snap = snap;
     } else {
-        gy__snap *ns = realloc(srv->snaps, (srv->nsnaps + 1) * sizeof *ns);
+        gy__snap *ns = realloc(adm->snaps, (adm->nsnaps + 1) * sizeof *ns);
         if (ns == NULL) {
             gy_snapshot_free(snap);
             return gy__server_errmsg(err, GY_ENOMEM, "out of memory");
         }
-        srv->snaps = ns;
-        snprintf(ns[srv->nsnaps].name, sizeof ns[0].name, "%s", name);
-        ns[srv->nsnaps++].snap = snap;
+        adm->snaps = ns;
+        snprintf(ns[adm->nsnaps].name, sizeof ns[0].name, "%s", name);
+        ns[adm->nsnaps++].snap = snap;
     }
     *out = json_pack("{s:s, s:I}", "name", name, "traces", (json_int_t)snap->len);
     return GY_OK;
@@ -336,7 +337,7 @@ int gy__cmd_trace_snapshot(gy__admin_session *s, int argc, char **argv, json_t *
 int gy__cmd_trace_filter(gy__admin_session *s, int argc, char **argv, json_t **out,
                          gy_errmsg *err) {
     (void)argc;
-    gy__snap *sn = gy__snap_find(s->srv, argv[0]);
+    gy__snap *sn = gy__snap_find(gy__admin_of(s->srv), argv[0]);
     if (sn == NULL) {
         return gy__server_errmsg(err, GY_ENOENT, "no snapshot '%s'", argv[0]);
     }
@@ -405,7 +406,7 @@ int gy__cmd_trace_top(gy__admin_session *s, int argc, char **argv, json_t **out,
     long n = 10;
     if (i < argc && gy__group_arg(argv[i], &g, err) != GY_OK) {
         /* not a group: a snapshot name */
-        sn = gy__snap_find(s->srv, argv[i]);
+        sn = gy__snap_find(gy__admin_of(s->srv), argv[i]);
         if (sn == NULL) {
             return gy__server_errmsg(err, GY_ENOENT, "no snapshot '%s'", argv[i]);
         }
@@ -446,7 +447,8 @@ int gy__cmd_trace_top(gy__admin_session *s, int argc, char **argv, json_t **out,
 /* tracemalloc.compare OLD NEW [N] (grouped by site) */
 int gy__cmd_trace_compare(gy__admin_session *s, int argc, char **argv, json_t **out,
                           gy_errmsg *err) {
-    gy__snap *a = gy__snap_find(s->srv, argv[0]), *b = gy__snap_find(s->srv, argv[1]);
+    gy__admin *adm = gy__admin_of(s->srv);
+    gy__snap *a = gy__snap_find(adm, argv[0]), *b = gy__snap_find(adm, argv[1]);
     if (a == NULL || b == NULL) {
         return gy__server_errmsg(err, GY_ENOENT, "no snapshot '%s'", a == NULL ? argv[0] : argv[1]);
     }

@@ -1,0 +1,112 @@
+/* server/src/memory.c: memory given back on a running server: each thread's
+ * trimmer and memory.purge (see memory.h). */
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "srv.h"
+
+void gy__trimmer_init(gy__trimmer *t, gy_server *srv) {
+    t->trimmed_ns = gy__now_ns();
+    t->gen = atomic_load(&srv->mem.purge_gen);
+}
+
+bool gy__trimmer_tick(gy__trimmer *t, gy_server *srv) {
+    uint64_t gen = atomic_load(&srv->mem.purge_gen);
+    uint64_t now = gy__now_ns();
+    bool asked = gen != t->gen;
+    int64_t every_ms = gy__lim(&srv->lim.memory_trim_interval_ms);
+    bool due = every_ms > 0 && now - t->trimmed_ns >= (uint64_t)every_ms * 1000000u;
+    if (!asked && !due) {
+        return false;
+    }
+    (void)gy_memory_trim();
+    t->trimmed_ns = now;
+    if (asked) {
+        t->gen = gen;
+        atomic_fetch_add(&srv->mem.purge_acks, 1); /* seq_cst: after the trim */
+    }
+    return true;
+}
+
+uint64_t gy__trimmer_due_ms(const gy__trimmer *t, gy_server *srv) {
+    int64_t every_ms = gy__lim(&srv->lim.memory_trim_interval_ms);
+    if (every_ms <= 0) {
+        return 0;
+    }
+    uint64_t since_ms = (gy__now_ns() - t->trimmed_ns) / 1000000u;
+    return since_ms >= (uint64_t)every_ms ? 1 : (uint64_t)every_ms - since_ms;
+}
+
+/* Wake every running loop; it serves the purge in its async callback. */
+static int gy__memory_wake_loops(gy_server *srv) {
+    int n = 0;
+    for (int i = 0; i < srv->nloops; i++) {
+        gy__loop *l = &srv->loops[i];
+        if (!l->started) {
+            continue;
+        }
+        pthread_mutex_lock(&l->post_lock); /* the loop closes async under it */
+        if (!l->closed) {
+            uv_async_send(&l->async);
+            n++;
+        }
+        pthread_mutex_unlock(&l->post_lock);
+    }
+    return n;
+}
+
+/* One round: every thread trims once; waits (quiescent) for them, at most
+ * until `deadline_ns`. Returns how many of `*asked` acknowledged. */
+static int gy__memory_round(gy_server *srv, int *asked, uint64_t deadline_ns) {
+    /* One purge at a time: admin commands run on the control thread only. */
+    atomic_store(&srv->mem.purge_acks, 0);
+    atomic_fetch_add(&srv->mem.purge_gen, 1);
+    *asked = gy__memory_wake_loops(srv) + gy__workers_wake(srv->workers);
+    (void)gy_memory_trim();
+    /* Quiescent while waiting: a collection started meanwhile must not
+     * wait for us. */
+    gy_quiescent_begin();
+    while (atomic_load(&srv->mem.purge_acks) < *asked && gy__now_ns() < deadline_ns) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
+        nanosleep(&ts, NULL);
+    }
+    gy_quiescent_end();
+    return atomic_load(&srv->mem.purge_acks);
+}
+
+void gy__memory_purge(gy_server *srv, gy__purge_result *out) {
+    gy_memory_get_stats(&out->before);
+    uint64_t t0 = gy__now_ns(), deadline = t0 + 5000000000u;
+    /* Freed cells and blocks come back only after an epoch grace period,
+     * which every thread's trim advances a step: a few rounds, until the
+     * retained bytes stop falling. */
+    uint64_t last = out->before.retained_bytes;
+    for (int round = 0; round < 8; round++) {
+        out->acknowledged = gy__memory_round(srv, &out->threads, deadline);
+        gy_memory_stats now;
+        gy_memory_get_stats(&now);
+        if (round > 0 && now.retained_bytes >= last) {
+            break;
+        }
+        last = now.retained_bytes;
+        if (out->acknowledged < out->threads) {
+            break; /* a thread is busy: it trims when it can */
+        }
+    }
+    (void)gy_memory_release(GY_RELEASE_ALL);
+    out->wait_s = (double)(gy__now_ns() - t0) / 1e9;
+    gy_memory_get_stats(&out->after);
+}
+
+uint64_t gy__memory_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) {
+        return 0;
+    }
+    unsigned long long size = 0, resident = 0;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 && page > 0 ? (uint64_t)resident * (uint64_t)page : 0;
+}
