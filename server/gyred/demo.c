@@ -3,6 +3,8 @@
  *   GET /             hello
  *   POST /echo        the body back (Expect: 100-continue is honoured)
  *   GET /work?ms=N    N ms of blocking work on a worker, then the answer
+ *   GET /later?ms=N   answered N ms later from a timer on the request's loop
+ *   GET /stream?n=N   N 8-byte pieces streamed from a worker, 1 ms apart
  *   GET /tree?depth=N a tree with parent back-pointers: cycles when dropped
  *   GET /cycle?n=N    a ring of N objects with finalizers, dropped
  *   GET|PUT /cache/K  a weak-value cache shared by the loops, with a small
@@ -76,6 +78,60 @@ static int work_route(gy_request *req, void *arg) {
         return answer(req, 400, "ms must be 0..1000\n");
     }
     int rc = gy_request_submit(req, work, (void *)(intptr_t)ms);
+    if (rc == GY_EAGAIN) {
+        gy_request_set_header(req, "Retry-After", "1");
+        return answer(req, 503, "workers busy\n");
+    }
+    return rc == GY_OK ? GY_HANDLER_LATER : rc;
+}
+
+/* --- /later and /stream: a timer's answer, a streamed answer ----------------------- */
+
+static void later_fire(gy_request *req, void *arg) {
+    /* (Without memory for it the server answers a static 500 instead.) */
+    (void)answer(req, 200, "answered after %ld ms\n", (long)(intptr_t)arg);
+}
+
+static int later_route(gy_request *req, void *arg) {
+    (void)arg;
+    long ms;
+    if (gy_request_query_int(req, "ms", &ms) != GY_OK || ms < 0 || ms > 1000) {
+        return answer(req, 400, "ms must be 0..1000\n");
+    }
+    /* The timer holds a reference to the request until it fires. */
+    int rc = gy_request_after(req, (uint64_t)ms, later_fire, (void *)(intptr_t)ms);
+    return rc == GY_OK ? GY_HANDLER_LATER : rc;
+}
+
+#define STREAM_PIECE 8
+#define STREAM_MAX 1000
+
+/* On a worker: the head, then the pieces "piece00\n", "piece01\n"... */
+static void stream_work(gy_request *req, void *arg) {
+    long n = (long)(intptr_t)arg;
+    if (gy_request_stream_begin(req, 200, "text/plain", (uint64_t)n * STREAM_PIECE) != GY_OK) {
+        return; /* no memory: the server has answered a static 500 */
+    }
+    for (long i = 0; i < n; i++) {
+        char piece[STREAM_PIECE + 1];
+        snprintf(piece, sizeof piece, "piece%02ld\n", i % 100);
+        if (gy_request_stream_write(req, piece, STREAM_PIECE) != GY_OK) {
+            return; /* no memory: the answer is cut (the connection closes) */
+        }
+        struct timespec ts = {0, 1000000L};
+        gy_quiescent_begin();
+        nanosleep(&ts, NULL);
+        gy_quiescent_end();
+    }
+}
+
+static int stream_route(gy_request *req, void *arg) {
+    (void)arg;
+    long n;
+    if (gy_request_query_int(req, "n", &n) != GY_OK || n < 0 || n > STREAM_MAX) {
+        return answer(req, 400, "n must be 0..%d\n", STREAM_MAX);
+    }
+    int rc = gy_request_submit(req, stream_work, (void *)(intptr_t)n);
     if (rc == GY_EAGAIN) {
         gy_request_set_header(req, "Retry-After", "1");
         return answer(req, 503, "workers busy\n");
@@ -367,6 +423,8 @@ int gyred_demo_setup(gy_server *srv, void *arg) {
         {"GET", "/", root},
         {"POST", "/echo", echo},
         {"GET", "/work", work_route},
+        {"GET", "/later", later_route},
+        {"GET", "/stream", stream_route},
         {"GET", "/tree", tree_route},
         {"GET", "/cycle", cycle_route},
         {"GET", "/cache/...", cache_route},

@@ -382,7 +382,8 @@ static void gy__io_answer_static(gy__io *io, int status, const char *body) {
     gy_request *req = io->cur;
     io->cur = NULL;
     io->waiting = false;
-    gy__io_write_simple(io, status, NULL, body, true);
+    /* (A HEAD answer has no body: one here would be read as the next.) */
+    gy__io_write_simple(io, status, NULL, req->head ? NULL : body, true);
     gy_decref(req); /* the io's reference */
 }
 
@@ -453,7 +454,8 @@ int gy__io_dispatch(gy__io *io) {
     gy__set_tag(io->route ? io->route->path : "(no route)");
     gy_request *req = gy__request_build(io);
     if (req == NULL) {
-        gy__io_write_simple(io, 503, "Retry-After: 1\r\n", "out of memory\n", true);
+        gy__io_write_simple(io, 503, "Retry-After: 1\r\n",
+                            io->parser.method == HTTP_HEAD ? NULL : "out of memory\n", true);
         return HPE_PAUSED;
     }
     io->conn->nrequests++;
@@ -567,6 +569,13 @@ void gy__conn_answered(gy__loop *loop, gy_request *req) {
     }
     gy_server *srv = loop->srv;
     gy__response *resp = (gy__response *)gy_load(&req->response);
+    if (resp == NULL) {
+        /* Answered without a response: gy__respond had no memory for it. */
+        gy__server_log(GY_LOG_WARN, "%s %s: no memory for the answer: 500", req->method, req->path);
+        gy__io_answer_static(io, 500, "internal error (out of memory)\n");
+        gy_decref(conn);
+        return;
+    }
     int64_t maxreq = gy__lim(&srv->lim.max_requests);
     req->close_when_done = !req->keep_alive || io->close_after || io->eof ||
                            (int64_t)conn->nrequests >= maxreq ||
@@ -595,11 +604,32 @@ void gy__conn_answered(gy__loop *loop, gy_request *req) {
     gy_decref(conn);
 }
 
+/* A streamed answer that cannot be finished (a piece could not be made):
+ * what was queued goes out, then FIN; nothing more is read. */
+static void gy__io_stream_cut(gy__io *io, gy_request *req) {
+    gy__server_log(GY_LOG_WARN, "%s %s: streamed answer cut after %llu of %llu bytes", req->method,
+                   req->path, (unsigned long long)req->body_sent,
+                   (unsigned long long)req->stream_total);
+    gy__io_last_answer(io);
+    gy__io_set_timer(io, GY__T_NONE, 0);
+    io->cur = NULL;
+    io->waiting = false;
+    gy_decref(req); /* the io's reference */
+    if (!io->in_execute) {
+        gy__io_flush(io);
+    }
+}
+
 void gy__conn_stream_chunk(gy__loop *loop, gy_request *req, gy_bytes *chunk) {
     gy__conn *conn;
     gy__io *io = gy__io_answering(req, &conn);
     if (io == NULL) {
-        gy_decref(chunk);
+        gy_xdecref(chunk);
+        return;
+    }
+    if (chunk == NULL) {
+        gy__io_stream_cut(io, req);
+        gy_decref(conn);
         return;
     }
     size_t len = gy_bytes_len(chunk);

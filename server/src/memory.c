@@ -79,14 +79,15 @@ void gy__memory_purge(gy_server *srv, gy__purge_result *out) {
     gy_memory_get_stats(&out->before);
     uint64_t t0 = gy__now_ns(), deadline = t0 + 5000000000u;
     /* Freed cells and blocks come back only after an epoch grace period,
-     * which every thread's trim advances a step: a few rounds, until the
-     * retained bytes stop falling. */
+     * which every thread's trim advances at most a step (ck_epoch frees a
+     * batch two epochs after it was retired): four rounds at least, then
+     * until the retained bytes stop falling. */
     uint64_t last = out->before.retained_bytes;
     for (int round = 0; round < 8; round++) {
         out->acknowledged = gy__memory_round(srv, &out->threads, deadline);
         gy_memory_stats now;
         gy_memory_get_stats(&now);
-        if (round > 0 && now.retained_bytes >= last) {
+        if (round >= 3 && now.retained_bytes >= last) {
             break;
         }
         last = now.retained_bytes;

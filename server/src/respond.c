@@ -325,23 +325,32 @@ static int gy__respond(gy_request *req, int status, const char *content_type, co
         ctl = 0;
     }
     gy__response *resp = rc == GY_OK ? gy__response_get(req) : NULL;
-    if (resp == NULL) {
-        gy__build_unlock(req);
-        return rc != GY_OK ? rc : GY_ENOMEM;
-    }
-    if (len > 0) {
+    if (resp != NULL && len > 0) {
         gy_bytes *b;
-        if (gy_bytes_new(&b, body, len) != GY_OK) {
+        if (gy_bytes_new(&b, body, len) == GY_OK) {
+            gy_store_steal(&resp->body, b);
+        } else {
             gy_decref(resp);
-            gy__build_unlock(req);
-            return GY_ENOMEM;
+            resp = NULL;
         }
-        gy_store_steal(&resp->body, b);
     }
-    resp->status = status;
-    memcpy(resp->ctype, content_type ? content_type : "", ctl);
-    resp->ctype[ctl] = '\0';
-    gy_decref(resp);
+    if (resp == NULL) {
+        /* The answer cannot be built (no memory). Whoever called cannot
+         * build another one either, and a worker or a timer has nobody
+         * after it to try: the server answers for it, with a static 500
+         * that needs no allocation and a close (the loop writes it when
+         * the request has no response object). The caller gets GY_ENOMEM,
+         * later calls GY_ESTATE. (Before, the request stayed unanswered
+         * until answer_timeout.) */
+        gy_ref_clear(&req->response);
+        rc = GY_ENOMEM;
+        streaming = false;
+    } else {
+        resp->status = status;
+        memcpy(resp->ctype, content_type ? content_type : "", ctl);
+        resp->ctype[ctl] = '\0';
+        gy_decref(resp);
+    }
     req->streaming = streaming;
     req->stream_total = total;
     /* release: the loop that writes the answer sees everything built. */
@@ -354,7 +363,7 @@ static int gy__respond(gy_request *req, int status, const char *content_type, co
         gy_incref(req);
         gy__loop_post(req->loop, GY__POST_ANSWER, req, NULL);
     }
-    return GY_OK;
+    return rc;
 }
 
 bool gy__request_claim(gy_request *req) {
@@ -378,8 +387,12 @@ int gy_request_stream_begin(gy_request *req, int status, const char *content_typ
     return gy__respond(req, status, content_type, NULL, 0, true, content_length);
 }
 
+/* stream_written once a piece could not be made: the answer is cut. */
+#define GY__STREAM_CUT UINT64_MAX
+
 int gy_request_stream_write(gy_request *req, const void *data, size_t len) {
-    if (!req->streaming || !atomic_load_explicit(&req->answered, memory_order_acquire)) {
+    if (!req->streaming || !atomic_load_explicit(&req->answered, memory_order_acquire) ||
+        req->stream_written == GY__STREAM_CUT) {
         return GY_ESTATE;
     }
     if (len > req->stream_total - req->stream_written) {
@@ -389,10 +402,20 @@ int gy_request_stream_write(gy_request *req, const void *data, size_t len) {
         return GY_OK;
     }
     gy_bytes *b;
-    if (gy_bytes_new(&b, data, len) != GY_OK) {
-        return GY_ENOMEM;
+    int rc = GY_OK;
+    if (gy_bytes_new(&b, data, len) == GY_OK) {
+        req->stream_written += len;
+    } else {
+        /* The head promised stream_total bytes and this piece is lost, so
+         * the answer can never be whole: cut it. The loop closes the
+         * connection after the pieces already handed over (a NULL piece),
+         * so the client sees a short body and a close, never a hang or
+         * another body; later writes get GY_ESTATE. (Before, the piece was
+         * just dropped: the connection waited for it for ever.) */
+        b = NULL;
+        req->stream_written = GY__STREAM_CUT;
+        rc = GY_ENOMEM;
     }
-    req->stream_written += len;
     gy__loop *cur = gy__loop_current();
     if (cur == req->loop) {
         gy__conn_stream_chunk(cur, req, b);
@@ -400,5 +423,5 @@ int gy_request_stream_write(gy_request *req, const void *data, size_t len) {
         gy_incref(req);
         gy__loop_post(req->loop, GY__POST_CHUNK, req, b);
     }
-    return GY_OK;
+    return rc;
 }

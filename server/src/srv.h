@@ -263,9 +263,11 @@ void gy__loop_update_date(gy__loop *loop);
 /* --- conn.c ---------------------------------------------------------------- */
 /* Accept a connection from the loop's listener (fd -1) or an accepted fd. */
 void gy__conn_accept(gy__loop *loop, int fd);
-/* An answer (from the handler, a timer, a post) for req: write it. */
+/* An answer (from the handler, a timer, a post) for req: write it (no
+ * response object: gy__respond had no memory; a static 500 and a close). */
 void gy__conn_answered(gy__loop *loop, gy_request *req);
-/* A piece of a streamed answer (reference stolen): write it. */
+/* A piece of a streamed answer (reference stolen): write it. NULL piece:
+ * the answer is cut (what was queued goes out, then a close). */
 void gy__conn_stream_chunk(gy__loop *loop, gy_request *req, gy_bytes *chunk);
 /* The loop drains (close idle connections, mark the rest) or forces. */
 void gy__conn_drain_all(gy__loop *loop, bool force);

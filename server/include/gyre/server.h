@@ -171,8 +171,11 @@ GY_API int gy_request_set_header(gy_request *req, const char *name, const char *
  * Content-Type (NULL: none), body copied (len bytes). From the loop it is
  * written now; from any other attached thread it is handed to the loop. A
  * HEAD request gets the headers only. Returns 0; GY_ESTATE (already
- * answered); GY_EINVAL (bad status); GY_ENOMEM (not answered). When the
- * client has gone, the answer is dropped and 0 returned. Thread-safe. */
+ * answered); GY_EINVAL (bad status); GY_ENOMEM: this answer could not be
+ * built, so the server answers in its place with a static 500 and closes
+ * the connection (the request counts as answered: later calls get
+ * GY_ESTATE; no caller needs a fallback of its own). When the client has
+ * gone, the answer is dropped and 0 returned. Thread-safe. */
 GY_API int gy_request_respond(gy_request *req, int status, const char *content_type,
                               const void *body, size_t len);
 
@@ -182,10 +185,13 @@ GY_API int gy_request_respond(gy_request *req, int status, const char *content_t
  * (copied) in order; the answer is complete, and the connection goes on to
  * its next request, when content_length bytes were written. Both from the
  * thread answering the request (the loop, a worker, any attached thread).
- * begin: errors as gy_request_respond. write: 0; GY_ESTATE (not begun);
- * GY_ERANGE (more than content_length in all; nothing sent); GY_ENOMEM.
- * A HEAD request gets the head only; pieces for a client that has gone are
- * dropped. */
+ * begin: errors as gy_request_respond. write: 0; GY_ESTATE (not begun, or
+ * cut); GY_ERANGE (more than content_length in all; nothing sent);
+ * GY_ENOMEM: the piece could not be copied, so the answer can never be
+ * whole: it is cut (the pieces already written go out, then the
+ * connection closes; the client sees a short body) and later writes get
+ * GY_ESTATE. A HEAD request gets the head only; pieces for a client that
+ * has gone are dropped. */
 GY_API int gy_request_stream_begin(gy_request *req, int status, const char *content_type,
                                    uint64_t content_length);
 GY_API int gy_request_stream_write(gy_request *req, const void *data, size_t len);

@@ -10,10 +10,11 @@ if len(sys.argv) > 2 and sys.argv[1].startswith("--gyrectl="):
 os.environ["GYRED"] = os.path.abspath(sys.argv[1])
 
 import test_admin  # noqa: E402
+import test_faults  # noqa: E402
 import test_gyred  # noqa: E402
 import test_memory  # noqa: E402
 
-MODULES = (test_admin, test_gyred, test_memory)
+MODULES = (test_admin, test_faults, test_gyred, test_memory)
 suite = unittest.TestSuite()
 for name in sys.argv[2:]:
     owners = [m for m in MODULES if hasattr(m, name)]
