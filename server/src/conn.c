@@ -40,6 +40,7 @@ static void gy__io_flush(gy__io *io);
 static void gy__io_close(gy__io *io);
 static void gy__io_feed(gy__io *io, const char *data, size_t len, bool from_pending);
 static void gy__io_arm_answer(gy__io *io);
+static void gy__io_stream_cut(gy__io *io, gy_request *req);
 static void gy__io_last_answer(gy__io *io);
 static void gy__io_finish(gy__io *io);
 static void gy__io_drain(gy__io *io);
@@ -65,14 +66,27 @@ static void gy__timer_cb(uv_timer_t *t) {
     }
     switch (io->tmode) {
     case GY__T_ANSWER:
-        /* The handler has not answered in answer_timeout: the client gets a
-         * 503 and a close, the handler's late answer GY_ESTATE. */
-        if (io->cur != NULL && gy__request_claim(io->cur)) {
-            atomic_fetch_add_explicit(&srv->st_timeouts, 1, memory_order_relaxed);
+        if (io->cur == NULL) {
+            break;
+        }
+        atomic_fetch_add_explicit(&srv->st_timeouts, 1, memory_order_relaxed);
+        if (gy__request_claim(io->cur)) {
+            /* The handler has not answered in answer_timeout: the client
+             * gets a 503 and a close, the handler's late answer GY_ESTATE. */
             gy__server_log(GY_LOG_WARN, "%s %s: no answer within answer_timeout (%lld ms): 503",
                            io->cur->method, io->cur->path,
                            (long long)gy__lim(&srv->lim.answer_timeout_ms));
             gy__io_answer_static(io, 503, "the handler did not answer in time\n");
+        } else if (io->streaming) {
+            /* No piece for answer_timeout (the writer stopped, or a piece's
+             * hand-off to this loop failed): cut the answer. */
+            gy__io_stream_cut(io, io->cur);
+        } else {
+            /* Answered, but the answer never reached this loop (its
+             * hand-off failed for lack of memory): nothing else will come. */
+            gy__server_log(GY_LOG_WARN, "%s %s: the answer was lost on its way: 500",
+                           io->cur->method, io->cur->path);
+            gy__io_answer_static(io, 500, "internal error (the answer was lost)\n");
         }
         break;
     case GY__T_HEADERS:
@@ -166,6 +180,16 @@ static void gy__io_arm_answer(gy__io *io) {
     }
     uint64_t now = uv_now(&io->loop->uv);
     gy__io_set_timer(io, GY__T_ANSWER, io->answer_by_ms > now ? io->answer_by_ms - now : 1);
+}
+
+/* A streamed answer's next piece is due within answer_timeout (while
+ * output drains, the write deadline rules and arms this after). */
+static void gy__io_stream_deadline(gy__io *io) {
+    io->answer_by_ms =
+        uv_now(&io->loop->uv) + (uint64_t)gy__lim(&io->loop->srv->lim.answer_timeout_ms);
+    if (io->tmode != GY__T_WRITE) {
+        gy__io_arm_answer(io);
+    }
 }
 
 /* The final answer is decided: stop parsing what the client sends after it
@@ -528,6 +552,7 @@ static void gy__conn_done(gy__loop *loop, gy__io *io, gy__conn *conn, gy_request
         gy__io_last_answer(io);
     }
     io->cur = NULL;
+    io->streaming = false;
     gy_decref(req); /* the io's reference */
     if (io->in_execute) {
         return; /* the parse loop goes on (or stops for close) and flushes */
@@ -592,8 +617,11 @@ void gy__conn_answered(gy__loop *loop, gy_request *req) {
         return;
     }
     if (req->streaming && !req->head && req->stream_total > 0 && gy__status_has_body(status)) {
-        /* The head is out; the body follows in gy__conn_stream_chunk. */
+        /* The head is out; the body follows in gy__conn_stream_chunk, each
+         * piece within answer_timeout of the one before. */
         req->body_sent = 0;
+        io->streaming = true;
+        gy__io_stream_deadline(io);
         gy_decref(conn);
         if (!io->in_execute) {
             gy__io_flush(io);
@@ -604,8 +632,9 @@ void gy__conn_answered(gy__loop *loop, gy_request *req) {
     gy_decref(conn);
 }
 
-/* A streamed answer that cannot be finished (a piece could not be made):
- * what was queued goes out, then FIN; nothing more is read. */
+/* A streamed answer that cannot be finished (a piece could not be made,
+ * or none came for answer_timeout): what was queued goes out, then FIN;
+ * nothing more is read. */
 static void gy__io_stream_cut(gy__io *io, gy_request *req) {
     gy__server_log(GY_LOG_WARN, "%s %s: streamed answer cut after %llu of %llu bytes", req->method,
                    req->path, (unsigned long long)req->body_sent,
@@ -614,6 +643,7 @@ static void gy__io_stream_cut(gy__io *io, gy_request *req) {
     gy__io_set_timer(io, GY__T_NONE, 0);
     io->cur = NULL;
     io->waiting = false;
+    io->streaming = false;
     gy_decref(req); /* the io's reference */
     if (!io->in_execute) {
         gy__io_flush(io);
@@ -625,6 +655,14 @@ void gy__conn_stream_chunk(gy__loop *loop, gy_request *req, gy_bytes *chunk) {
     gy__io *io = gy__io_answering(req, &conn);
     if (io == NULL) {
         gy_xdecref(chunk);
+        return;
+    }
+    if (!io->streaming) {
+        /* Its head never came (the hand-off was lost): the answer is lost,
+         * and answer_timeout ends it with a 500. A piece written here would
+         * be read as the head of an answer. */
+        gy_xdecref(chunk);
+        gy_decref(conn);
         return;
     }
     if (chunk == NULL) {
@@ -641,6 +679,7 @@ void gy__conn_stream_chunk(gy__loop *loop, gy_request *req, gy_bytes *chunk) {
         return;
     }
     req->body_sent += len;
+    gy__io_stream_deadline(io);
     if (req->body_sent >= req->stream_total) {
         gy__response *resp = (gy__response *)gy_load(&req->response);
         int status = resp->status;

@@ -57,6 +57,7 @@ struct gy__io {
     gy_request *cur; /* strong: dispatched and not yet answered */
     bool in_execute; /* inside llhttp_execute: an answer must not re-enter */
     bool waiting;    /* parsing paused until cur is answered */
+    bool streaming;  /* cur's streamed head is out; its pieces follow */
     gy__buf pending; /* input read but not parsed while waiting */
     size_t pending_off;
 
@@ -71,9 +72,11 @@ struct gy__io {
     bool closing;       /* uv_close called */
 
     gy__tmode tmode;
-    uint64_t deadline_ms;  /* when tmode's deadline passes (UINT64_MAX: none) */
-    uint64_t armed_ms;     /* when the uv timer fires (0: not armed) */
-    uint64_t answer_by_ms; /* while a handler answers: when answer_timeout passes */
+    uint64_t deadline_ms; /* when tmode's deadline passes (UINT64_MAX: none) */
+    uint64_t armed_ms;    /* when the uv timer fires (0: not armed) */
+    /* While a handler answers: when answer_timeout passes; while an answer
+     * streams: answer_timeout after its last piece. */
+    uint64_t answer_by_ms;
     uint64_t body_start_ms, body_bytes;
 };
 

@@ -13,9 +13,10 @@
  * attached to Gyre as a loop thread (woken through the loop's async handle)
  * and made gy__loop_current(), the prepare and check handles started (safe
  * points and quiescence as on a real loop). The listener is opened but not
- * served. The caller then hands the loop connected stream sockets with
+ * served, and the loop's once-a-second trim timer is not started. The
+ * caller then hands the loop connected stream sockets with
  * gy__conn_accept(loop, fd) and runs uv_run(&loop->uv, ...) itself; posts
- * from workers (srv->workers, started by the caller if it wants them) and
+ * from other threads (answers, workers started by the caller) and
  * gy_request_after timers work as on a real loop. Returns 0, GY_EIO (the
  * loop could not be initialised) or gy_thread_attach's error (the thread
  * was attached already). Not undone: the server is not freed afterwards. */

@@ -653,8 +653,10 @@ class Faults(unittest.TestCase):
 
     def test_internal_failures_keep_objects_but_break_nothing(self):
         # `internal` (a reclamation batch, a hand-off node, the young-segment
-        # list) keeps an object alive or a cell unreused when it fires: a
-        # bounded leak by design, never a use-after-free. Under it (and some
+        # list, a post to a loop) keeps an object alive or a cell unreused
+        # when it fires: a bounded leak by design, never a use-after-free;
+        # a lost post (a worker's answer, a streamed piece) ends in a 500 or
+        # a cut answer at answer_timeout (before: never; seen hanging). Under it (and some
         # alloc failures) the answers and the exit are as clean as above;
         # only the leak checks are off: LSan's (what leaked objects point to
         # is malloc'd memory nobody else points to) and Gyre's own report
@@ -662,7 +664,10 @@ class Faults(unittest.TestCase):
         saved = os.environ.get("ASAN_OPTIONS")
         os.environ["ASAN_OPTIONS"] = (saved + ":" if saved else "") + "detect_leaks=0"
         try:
-            srv = Gyred("--set", "demo_leaks=on")
+            # A lost hand-off (an answer or a stream's piece that never
+            # reaches its loop) ends at answer_timeout: short here, so that
+            # it ends well within the clients' HANG bound.
+            srv = Gyred("--set", "demo_leaks=on", "--set", "answer_timeout=2s")
         finally:
             if saved is None:
                 os.environ.pop("ASAN_OPTIONS", None)
