@@ -18,6 +18,7 @@ gy_profile_packages() {
     test) echo "${build[@]}" clang libclang-rt-14-dev libcmocka-dev python3 clang-format binutils prometheus spin ;;
     run) echo "${build[@]}" ;;
     bench) echo "${build[@]}" python3 wrk nginx-light ;;
+    fuzz) echo "${build[@]}" clang libclang-rt-14-dev libcmocka-dev python3 ;;
     *) echo "deps.sh: unknown profile '$1' (build, test, run, bench)" >&2; return 64 ;;
   esac
 }
