@@ -20,6 +20,11 @@ bool gy__trimmer_tick(gy__trimmer *t, gy_server *srv) {
     if (!asked && !due) {
         return false;
     }
+    /* A safe point first: counts other threads handed back to this one
+     * merge and its deferred frees run, so that an idle thread (a worker
+     * without jobs has no other safe point) frees what it owns and then
+     * gives the memory back. */
+    gy_safepoint();
     (void)gy_memory_trim();
     t->trimmed_ns = now;
     if (asked) {
