@@ -6,6 +6,8 @@
 #   test   build + the test suite (clang sanitizers, cmocka, python3, ...)
 #   run    build + what the server needs at run time
 #   bench  build + the benchmarks' anchors and tools
+#   soak   build + python3 and gnuplot (./tools/soak)
+#   fuzz   build + clang's fuzzer runtime (./tools/fuzz)
 set -euo pipefail
 
 gy_profile_packages() {
@@ -18,8 +20,9 @@ gy_profile_packages() {
     test) echo "${build[@]}" clang libclang-rt-14-dev libcmocka-dev python3 clang-format binutils prometheus spin ;;
     run) echo "${build[@]}" ;;
     bench) echo "${build[@]}" python3 wrk nginx-light ;;
+    soak) echo "${build[@]}" python3 gnuplot-nox ;;
     fuzz) echo "${build[@]}" clang libclang-rt-14-dev libcmocka-dev python3 ;;
-    *) echo "deps.sh: unknown profile '$1' (build, test, run, bench)" >&2; return 64 ;;
+    *) echo "deps.sh: unknown profile '$1' (build, test, run, bench, soak, fuzz)" >&2; return 64 ;;
   esac
 }
 
