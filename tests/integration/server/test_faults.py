@@ -121,6 +121,16 @@ def cache_value(key):
     return (key + "|").encode() * 7
 
 
+# Routes asked GET PATH?ARG=N: the path, the argument, N's range, the body.
+GET_N = {
+    "GET /work": ("/work", "ms", (0, 30), lambda n: f"slept {n} ms\n".encode()),
+    "GET /later": ("/later", "ms", (0, 30), lambda n: f"answered after {n} ms\n".encode()),
+    "GET /stream": ("/stream", "n", (0, 20),
+                    lambda n: b"".join(b"piece%02d\n" % i for i in range(n))),
+    "GET /tree": ("/tree", "depth", (1, 8), lambda n: f"{2 ** n - 1}\n".encode()),
+}
+
+
 def make_request(rng, routes=None, close=True):
     """A random request on one of the demo routes (or one of `routes`);
     one in twenty says Connection: close unless `close` is false."""
@@ -138,22 +148,10 @@ def make_request(rng, routes=None, close=True):
         raw = request("POST", "/echo", {"Content-Length": str(len(body)),
                                         "Expect": "100-continue"})
         return Req(route, raw, {200: body}, expect_body=body)
-    if route == "GET /work":
-        ms = rng.randint(0, 30)
-        return Req(route, request("GET", f"/work?ms={ms}", hdrs),
-                   {200: f"slept {ms} ms\n".encode()})
-    if route == "GET /later":
-        ms = rng.randint(0, 30)
-        return Req(route, request("GET", f"/later?ms={ms}", hdrs),
-                   {200: f"answered after {ms} ms\n".encode()})
-    if route == "GET /stream":
-        n = rng.randint(0, 20)
-        return Req(route, request("GET", f"/stream?n={n}", hdrs),
-                   {200: b"".join(b"piece%02d\n" % i for i in range(n))})
-    if route == "GET /tree":
-        d = rng.randint(1, 8)
-        return Req(route, request("GET", f"/tree?depth={d}", hdrs),
-                   {200: f"{2 ** d - 1}\n".encode()})
+    if route in GET_N:
+        path, arg, (lo, hi), body = GET_N[route]
+        n = rng.randint(lo, hi)
+        return Req(route, request("GET", f"{path}?{arg}={n}", hdrs), {200: body(n)})
     if route == "GET /cycle":
         n = rng.randint(1, 500)
         return Req(route, request("GET", f"/cycle?n={n}", hdrs),
