@@ -154,12 +154,14 @@ int gy_memory_release(gy_release_mode mode) {
         return GY_EIO;
     }
 #if defined(__GLIBC__)
-    /* And glibc's malloc, which serves the process's plain malloc when libc
+    /* ALL: and glibc's malloc, which serves the process's plain malloc when libc
      * comes before jemalloc in the symbol lookup (a program linked with
      * libgyre, whose dependency jemalloc is): its per-thread arenas keep
      * the pages of freed blocks (Gyre's reclamation batches and hand-off
      * nodes after a burst among them) until asked. */
-    (void)malloc_trim(0);
+    if (mode == GY_RELEASE_ALL) {
+        (void)malloc_trim(0);
+    }
 #endif
 #endif
     return GY_OK;

@@ -29,6 +29,18 @@ int gy__memory_stats_cmd(gy__admin_session *s, int argc, char **argv, json_t **o
 int gy__memory_purge_cmd(gy__admin_session *s, int argc, char **argv, json_t **out,
                          gy_errmsg *err) {
     (void)argc, (void)argv;
+    /* A purge may wait (up to 5 s) for a busy thread, on the control
+     * thread: one at a time, and not again within a second or twice the
+     * last one's wait, so that pipelined purges cannot hold it. */
+    gy__memory_shared *m = &s->srv->mem;
+    uint64_t now = gy__now_ns();
+    uint64_t gap =
+        m->last_purge_wait_ns * 2 > 1000000000u ? m->last_purge_wait_ns * 2 : 1000000000u;
+    if (m->last_purge_ns != 0 && now - m->last_purge_ns < gap) {
+        return gy__server_errmsg(err, GY_EAGAIN, "memory.purge ran %.2f s ago: again in %.2f s",
+                                 (double)(now - m->last_purge_ns) / 1e9,
+                                 (double)(gap - (now - m->last_purge_ns)) / 1e9);
+    }
     uint64_t rss_before = gy__memory_rss_bytes();
     gy__purge_result r;
     gy__memory_purge(s->srv, &r);

@@ -69,6 +69,14 @@ static void gy__timer_cb(uv_timer_t *t) {
         if (io->cur == NULL) {
             break;
         }
+        if (atomic_load_explicit(&io->cur->answered, memory_order_acquire) &&
+            gy__loop_has_posts(io->loop) && now < io->answer_by_ms + 1000) {
+            /* Answered, and what it sent may be waiting in this loop's
+             * posts (a stalled loop runs its timers before its posts): let
+             * them run first, for up to a second. */
+            gy__io_set_timer(io, GY__T_ANSWER, 10);
+            break;
+        }
         atomic_fetch_add_explicit(&srv->st_timeouts, 1, memory_order_relaxed);
         if (gy__request_claim(io->cur)) {
             /* The handler has not answered in answer_timeout: the client
@@ -639,6 +647,16 @@ static void gy__io_stream_cut(gy__io *io, gy_request *req) {
     gy__server_log(GY_LOG_WARN, "%s %s: streamed answer cut after %llu of %llu bytes", req->method,
                    req->path, (unsigned long long)req->body_sent,
                    (unsigned long long)req->stream_total);
+    /* Counted and logged as an answer, with its status (the body short). */
+    gy__response *resp = (gy__response *)gy_load(&req->response);
+    int status = resp != NULL ? resp->status : 500;
+    gy_xdecref(resp);
+    gy_server *srv = io->loop->srv;
+    gy__server_count_answer(srv, req->route, status, gy__now_ns() - req->start_ns);
+    atomic_fetch_add_explicit(&srv->st_requests, 1, memory_order_relaxed);
+    if (gy__access_log_enabled()) {
+        gy__access_log(io, req, status, req->body_sent);
+    }
     gy__io_last_answer(io);
     gy__io_set_timer(io, GY__T_NONE, 0);
     io->cur = NULL;
@@ -647,6 +665,13 @@ static void gy__io_stream_cut(gy__io *io, gy_request *req) {
     gy_decref(req); /* the io's reference */
     if (!io->in_execute) {
         gy__io_flush(io);
+        /* Pieces still unsent to a client that stopped reading: a write
+         * deadline, since nothing new was queued to set one (and reading
+         * has stopped, so its FIN would go unseen). In llhttp_execute,
+         * gy__read_cb does this after. */
+        if (!io->closing) {
+            gy__io_wait_next(io);
+        }
     }
 }
 

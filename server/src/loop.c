@@ -85,6 +85,13 @@ bool gy__loop_post(gy__loop *loop, gy__post_kind kind, gy_request *req, gy_bytes
     return false;
 }
 
+bool gy__loop_has_posts(gy__loop *loop) {
+    pthread_mutex_lock(&loop->post_lock);
+    bool some = loop->post_head != NULL;
+    pthread_mutex_unlock(&loop->post_lock);
+    return some;
+}
+
 static gy__post *gy__loop_take_posts(gy__loop *loop, bool close) {
     pthread_mutex_lock(&loop->post_lock);
     gy__post *list = loop->post_head;

@@ -8,11 +8,19 @@
 
 void gy__trimmer_init(gy__trimmer *t, gy_server *srv) {
     t->trimmed_ns = gy__now_ns();
-    t->gen = atomic_load(&srv->mem.purge_gen);
+    t->gen = GY__PURGE_GEN(atomic_load(&srv->mem.purge));
+}
+
+/* Count this thread's trim for purge generation `gen`, unless a newer
+ * purge began meanwhile (it will be served at the next tick). */
+static void gy__memory_ack(gy_server *srv, uint64_t gen) {
+    uint64_t w = atomic_load(&srv->mem.purge);
+    while (GY__PURGE_GEN(w) == gen && !atomic_compare_exchange_weak(&srv->mem.purge, &w, w + 1)) {
+    }
 }
 
 bool gy__trimmer_tick(gy__trimmer *t, gy_server *srv) {
-    uint64_t gen = atomic_load(&srv->mem.purge_gen);
+    uint64_t gen = GY__PURGE_GEN(atomic_load(&srv->mem.purge));
     uint64_t now = gy__now_ns();
     bool asked = gen != t->gen;
     int64_t every_ms = gy__lim(&srv->lim.memory_trim_interval_ms);
@@ -29,7 +37,7 @@ bool gy__trimmer_tick(gy__trimmer *t, gy_server *srv) {
     t->trimmed_ns = now;
     if (asked) {
         t->gen = gen;
-        atomic_fetch_add(&srv->mem.purge_acks, 1); /* seq_cst: after the trim */
+        gy__memory_ack(srv, gen); /* seq_cst: after the trim */
     }
     return true;
 }
@@ -64,20 +72,22 @@ static int gy__memory_wake_loops(gy_server *srv) {
 /* One round: every thread trims once; waits (quiescent) for them, at most
  * until `deadline_ns`. Returns how many of `*asked` acknowledged. */
 static int gy__memory_round(gy_server *srv, int *asked, uint64_t deadline_ns) {
-    /* One purge at a time: admin commands run on the control thread only. */
-    atomic_store(&srv->mem.purge_acks, 0);
-    atomic_fetch_add(&srv->mem.purge_gen, 1);
+    /* One purge at a time: admin commands run on the control thread only.
+     * The next generation, with no ack yet. */
+    uint64_t w = atomic_load(&srv->mem.purge);
+    atomic_store(&srv->mem.purge, (GY__PURGE_GEN(w) + 1) << 16);
     *asked = gy__memory_wake_loops(srv) + gy__workers_wake(srv->workers);
+    gy_safepoint(); /* as every trimmer's tick: merge and free first */
     (void)gy_memory_trim();
     /* Quiescent while waiting: a collection started meanwhile must not
      * wait for us. */
     gy_quiescent_begin();
-    while (atomic_load(&srv->mem.purge_acks) < *asked && gy__now_ns() < deadline_ns) {
+    while ((int)(atomic_load(&srv->mem.purge) & 0xffff) < *asked && gy__now_ns() < deadline_ns) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
         nanosleep(&ts, NULL);
     }
     gy_quiescent_end();
-    return atomic_load(&srv->mem.purge_acks);
+    return (int)(atomic_load(&srv->mem.purge) & 0xffff);
 }
 
 void gy__memory_purge(gy_server *srv, gy__purge_result *out) {
@@ -103,6 +113,8 @@ void gy__memory_purge(gy_server *srv, gy__purge_result *out) {
     (void)gy_memory_release(GY_RELEASE_ALL);
     out->wait_s = (double)(gy__now_ns() - t0) / 1e9;
     gy_memory_get_stats(&out->after);
+    srv->mem.last_purge_ns = gy__now_ns();
+    srv->mem.last_purge_wait_ns = srv->mem.last_purge_ns - t0;
 }
 
 uint64_t gy__memory_rss_bytes(void) {

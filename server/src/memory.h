@@ -22,13 +22,18 @@ typedef struct gy__trimmer {
     uint64_t gen;        /* the last purge generation served */
 } gy__trimmer;
 
-/* The server's share (in gy_server). purge_gen: bumped by memory.purge
- * (control thread); seq_cst with the threads' loads, no other data rides on
- * it. purge_acks: threads that trimmed for the current generation. */
+/* The server's share (in gy_server). purge: memory.purge's generation
+ * (bits 16 and up, bumped by the control thread) and the threads that
+ * trimmed for it (bits 0-15), in one word so that an ack counts only for
+ * the generation it served (CAS; seq_cst, no other data rides on it).
+ * last_purge_ns, last_purge_wait_ns: when the last purge ended and how
+ * long it took (control thread only). */
 typedef struct gy__memory_shared {
-    _Atomic uint64_t purge_gen;
-    _Atomic int purge_acks;
+    _Atomic uint64_t purge;
+    uint64_t last_purge_ns, last_purge_wait_ns;
 } gy__memory_shared;
+
+#define GY__PURGE_GEN(w) ((w) >> 16)
 
 /* Start a trimmer on the calling thread: due one interval from now. */
 void gy__trimmer_init(gy__trimmer *t, gy_server *srv);

@@ -254,7 +254,8 @@ typedef struct gy__ctl {
     uv_timer_t drain_timer, heap_timer;
     uv_signal_t sig_term, sig_int, sig_hup;
     bool drain_started;
-    gy__trimmer trim; /* the control thread's own (memory.h) */
+    gy__trimmer trim;       /* the control thread's own (memory.h) */
+    uint64_t trim_requests; /* requests answered at its last trim */
 } gy__ctl;
 
 static void gy__ctl_wake_loops(gy_server *srv) {
@@ -283,10 +284,14 @@ static void gy__heap_check_cb(uv_timer_t *t) {
     gy__ctl *ctl = t->data;
     gy_server *srv = ctl->srv;
     /* The control thread trims its heap like every thread, and then asks
-     * the allocator for the pages past their decay time: jemalloc frees
-     * them only while an arena allocates, never on an idle server. */
+     * the allocator for the pages past their decay time (jemalloc frees
+     * them only while an arena allocates, never on an idle server); when
+     * no request came since its last trim, for every unused page, glibc's
+     * malloc arenas included (a walk under their locks: not while busy). */
     if (gy__trimmer_tick(&ctl->trim, srv)) {
-        (void)gy_memory_release(GY_RELEASE_DECAYED);
+        uint64_t req = atomic_load_explicit(&srv->st_requests, memory_order_relaxed);
+        (void)gy_memory_release(req == ctl->trim_requests ? GY_RELEASE_ALL : GY_RELEASE_DECAYED);
+        ctl->trim_requests = req;
     }
     for (int i = 0; i < gy__nplanes; i++) {
         if (gy__planes[i]->tick != NULL) {
@@ -617,6 +622,7 @@ int gy_server_reconfigure(gy_server *srv, const gy_config *cfg, char *not_applie
     gy_gc_set_threshold(t0, t1, t2, NULL); /* bounds already checked by the table */
     gy__log_set_level(gy__log_level_parse(gy_config_str(next, "log_level")));
     gy__limits_load(&srv->lim, next);
+    gy__workers_wake(srv->workers); /* an idle worker's trim is due at the new interval */
     pthread_rwlock_wrlock(&srv->cfg_lock);
     gy_config *old = srv->cfg;
     srv->cfg = next;

@@ -250,6 +250,8 @@ gy__loop *gy__loop_current(void);
 /* Hand `req` (reference stolen) to its loop; false if the loop is closed
  * (the reference is dropped). Any attached thread. */
 bool gy__loop_post(gy__loop *loop, gy__post_kind kind, gy_request *req, gy_bytes *chunk);
+/* Whether posts wait for `loop` (any thread; takes post_lock). */
+bool gy__loop_has_posts(gy__loop *loop);
 int gy__loop_start(gy__loop *loop, gy_errmsg *err);
 /* Called by every callback that the poll phase may run while quiescent. */
 static inline void gy__loop_enter(gy__loop *loop) {

@@ -46,14 +46,14 @@ static void *gy__worker_main(void *arg) {
         gy_quiescent_begin();
         pthread_mutex_lock(&w->lock);
         while (w->head == NULL && !w->stopping) {
-            if (atomic_load(&w->srv->mem.purge_gen) == trim.gen) {
+            if (GY__PURGE_GEN(atomic_load(&w->srv->mem.purge)) == trim.gen) {
                 uint64_t due_ms = gy__trimmer_due_ms(&trim, w->srv);
                 if (due_ms == 0) {
                     pthread_cond_wait(&w->cond, &w->lock);
                     continue;
                 }
                 struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until); /* the condition's clock */
+                clock_gettime(CLOCK_MONOTONIC, &until); /* the condition's clock */
                 until.tv_sec += (time_t)(due_ms / 1000);
                 until.tv_nsec += (long)(due_ms % 1000) * 1000000L;
                 if (until.tv_nsec >= 1000000000L) {
@@ -88,10 +88,10 @@ static void *gy__worker_main(void *arg) {
             job->fn(job->req, job->arg);
             gy_safepoint();
         }
-        (void)gy__trimmer_tick(&trim, w->srv); /* a busy worker trims too */
         /* The reference goes back with the post. */
         gy__loop_post(job->req->loop, GY__POST_WORK_DONE, job->req, NULL);
         free(job);
+        (void)gy__trimmer_tick(&trim, w->srv); /* a busy worker trims too, after its post */
     }
     gy_thread_detach();
     return NULL;
@@ -105,7 +105,13 @@ int gy__workers_start(gy__workers **out, gy_server *srv, int n, size_t queue_max
     }
     w->srv = srv;
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
+    /* Timed waits (the trimmer's) on the monotonic clock: a wall-clock
+     * step neither delays nor hastens them. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
     w->queue_max = queue_max;
     for (int i = 0; i < n; i++) {
         if (pthread_create(&w->threads[i], NULL, gy__worker_main, w) != 0) {

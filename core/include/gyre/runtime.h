@@ -133,8 +133,10 @@ GY_API int gy_memory_trim(void);
 
 /* How much gy_memory_release hands back. */
 typedef enum gy_release_mode {
-    GY_RELEASE_DECAYED = 0, /* pages past the allocator's decay time (cheap) */
-    GY_RELEASE_ALL = 1,     /* every unused page, now */
+    GY_RELEASE_DECAYED = 0, /* jemalloc's pages past their decay time (cheap) */
+    /* every unused page, now; and glibc's malloc_trim (a walk of its
+     * arenas under their locks: for idle moments) */
+    GY_RELEASE_ALL = 1,
 } gy_release_mode;
 
 /* gy_memory_release: ask the allocator to return unused pages of every one
