@@ -545,13 +545,27 @@ static void gy__access_log(gy__io *io, gy_request *req, int status, size_t blen)
 /* The request is finished on its connection (answered whole, or its
  * stream's last byte queued): count and log it, break its cycles if asked,
  * and go on with the next request. */
-static void gy__conn_done(gy__loop *loop, gy__io *io, gy__conn *conn, gy_request *req, int status) {
-    gy_server *srv = loop->srv;
+/* The answer to req is over (whole, or a stream cut): count and log it. */
+static void gy__io_count_answer(gy__io *io, gy_request *req, int status) {
+    gy_server *srv = io->loop->srv;
     gy__server_count_answer(srv, req->route, status, gy__now_ns() - req->start_ns);
     atomic_fetch_add_explicit(&srv->st_requests, 1, memory_order_relaxed);
     if (gy__access_log_enabled()) {
         gy__access_log(io, req, status, req->body_sent);
     }
+}
+
+/* The status of req's answer (its response object; `none` without one). */
+static int gy__request_status(gy_request *req, int none) {
+    gy__response *resp = (gy__response *)gy_load(&req->response);
+    int status = resp != NULL ? resp->status : none;
+    gy_xdecref(resp);
+    return status;
+}
+
+static void gy__conn_done(gy__loop *loop, gy__io *io, gy__conn *conn, gy_request *req, int status) {
+    gy_server *srv = loop->srv;
+    gy__io_count_answer(io, req, status);
     if (atomic_load_explicit(&srv->lim.break_cycles, memory_order_relaxed)) {
         gy__request_break_cycles(req);
         gy_ref_clear(&conn->req);
@@ -648,15 +662,7 @@ static void gy__io_stream_cut(gy__io *io, gy_request *req) {
                    req->path, (unsigned long long)req->body_sent,
                    (unsigned long long)req->stream_total);
     /* Counted and logged as an answer, with its status (the body short). */
-    gy__response *resp = (gy__response *)gy_load(&req->response);
-    int status = resp != NULL ? resp->status : 500;
-    gy_xdecref(resp);
-    gy_server *srv = io->loop->srv;
-    gy__server_count_answer(srv, req->route, status, gy__now_ns() - req->start_ns);
-    atomic_fetch_add_explicit(&srv->st_requests, 1, memory_order_relaxed);
-    if (gy__access_log_enabled()) {
-        gy__access_log(io, req, status, req->body_sent);
-    }
+    gy__io_count_answer(io, req, gy__request_status(req, 500));
     gy__io_last_answer(io);
     gy__io_set_timer(io, GY__T_NONE, 0);
     io->cur = NULL;
@@ -706,10 +712,7 @@ void gy__conn_stream_chunk(gy__loop *loop, gy_request *req, gy_bytes *chunk) {
     req->body_sent += len;
     gy__io_stream_deadline(io);
     if (req->body_sent >= req->stream_total) {
-        gy__response *resp = (gy__response *)gy_load(&req->response);
-        int status = resp->status;
-        gy_decref(resp);
-        gy__conn_done(loop, io, conn, req, status);
+        gy__conn_done(loop, io, conn, req, gy__request_status(req, 500));
     } else if (!io->in_execute) {
         gy__io_flush(io);
     }

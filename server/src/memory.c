@@ -51,24 +51,6 @@ uint64_t gy__trimmer_due_ms(const gy__trimmer *t, gy_server *srv) {
     return since_ms >= (uint64_t)every_ms ? 1 : (uint64_t)every_ms - since_ms;
 }
 
-/* Wake every running loop; it serves the purge in its async callback. */
-static int gy__memory_wake_loops(gy_server *srv) {
-    int n = 0;
-    for (int i = 0; i < srv->nloops; i++) {
-        gy__loop *l = &srv->loops[i];
-        if (!l->started) {
-            continue;
-        }
-        pthread_mutex_lock(&l->post_lock); /* the loop closes async under it */
-        if (!l->closed) {
-            uv_async_send(&l->async);
-            n++;
-        }
-        pthread_mutex_unlock(&l->post_lock);
-    }
-    return n;
-}
-
 /* One round: every thread trims once; waits (quiescent) for them, at most
  * until `deadline_ns`. Returns how many of `*asked` acknowledged. */
 static int gy__memory_round(gy_server *srv, int *asked, uint64_t deadline_ns) {
@@ -76,7 +58,8 @@ static int gy__memory_round(gy_server *srv, int *asked, uint64_t deadline_ns) {
      * The next generation, with no ack yet. */
     uint64_t w = atomic_load(&srv->mem.purge);
     atomic_store(&srv->mem.purge, (GY__PURGE_GEN(w) + 1) << 16);
-    *asked = gy__memory_wake_loops(srv) + gy__workers_wake(srv->workers);
+    /* A woken loop serves the purge in its async callback. */
+    *asked = gy__server_wake_loops(srv) + gy__workers_wake(srv->workers);
     gy_safepoint(); /* as every trimmer's tick: merge and free first */
     (void)gy_memory_trim();
     /* Quiescent while waiting: a collection started meanwhile must not

@@ -258,18 +258,21 @@ typedef struct gy__ctl {
     uint64_t trim_requests; /* requests answered at its last trim */
 } gy__ctl;
 
-static void gy__ctl_wake_loops(gy_server *srv) {
+int gy__server_wake_loops(gy_server *srv) {
+    int n = 0;
     for (int i = 0; i < srv->nloops; i++) {
         gy__loop *l = &srv->loops[i];
         if (!l->started) {
             continue; /* never initialised (a start failed) */
         }
-        pthread_mutex_lock(&l->post_lock);
+        pthread_mutex_lock(&l->post_lock); /* the loop closes its async handle under it */
         if (!l->closed) {
             uv_async_send(&l->async);
+            n++;
         }
         pthread_mutex_unlock(&l->post_lock);
     }
+    return n;
 }
 
 static void gy__drain_timeout_cb(uv_timer_t *t) {
@@ -277,7 +280,7 @@ static void gy__drain_timeout_cb(uv_timer_t *t) {
     gy__server_log(GY_LOG_WARN, "drain timeout: closing the connections left");
     atomic_store(&ctl->srv->forced, true);
     gy__workers_cancel(ctl->srv->workers); /* queued jobs are dropped, not run */
-    gy__ctl_wake_loops(ctl->srv);
+    gy__server_wake_loops(ctl->srv);
 }
 
 static void gy__heap_check_cb(uv_timer_t *t) {
@@ -339,7 +342,7 @@ static void gy__ctl_async_cb(uv_async_t *h) {
                        "(drain_timeout %lld ms)",
                        (long long)gy__lim(&srv->lim.drain_timeout_ms));
         atomic_store(&srv->draining, true);
-        gy__ctl_wake_loops(srv);
+        gy__server_wake_loops(srv);
         uv_timer_start(&ctl->drain_timer, gy__drain_timeout_cb,
                        (uint64_t)gy__lim(&srv->lim.drain_timeout_ms), 0);
     }

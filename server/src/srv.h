@@ -395,6 +395,9 @@ static inline void gy__ctl_enter(gy_server *srv) {
         gy_quiescent_end();
     }
 }
+/* Wake every running loop (its async callback: posts, the drain, a purge).
+ * Returns how many were woken. Any thread. */
+int gy__server_wake_loops(gy_server *srv);
 /* Ask for a collection because the heap is over its limit (never waits). */
 void gy__server_heap_collect(gy_server *srv);
 /* An answer went out: the 4xx/5xx counters and every plane's `answered`
