@@ -472,7 +472,9 @@ void gy__world_resume(void) {
 
 /* --- statistics ------------------------------------------------------------ */
 
-void gy_runtime_get_stats(gy_runtime_stats *out) {
+/* The runtime's statistics, and when `mem` is not NULL the heaps' memory
+ * figures of gy_memory_get_stats, in one walk under threads_lock. */
+static void stats_sum(gy_runtime_stats *out, gy_memory_stats *mem) {
     memset(out, 0, sizeof *out);
     if (!gy_runtime_running()) {
         return;
@@ -500,11 +502,17 @@ void gy_runtime_get_stats(gy_runtime_stats *out) {
         out->last_ref_races += atomic_load_explicit(&h->last_ref_races, memory_order_relaxed);
         out->tryincref_refused += atomic_load_explicit(&h->tryincref_refused, memory_order_relaxed);
         out->internal_failures += atomic_load_explicit(&h->internal_failures, memory_order_relaxed);
+        if (mem != NULL) {
+            mem->spare_segments += atomic_load_explicit(&h->spare_segments, memory_order_relaxed);
+            mem->trims += atomic_load_explicit(&h->trims, memory_order_relaxed);
+        }
     }
     pthread_mutex_unlock(&gy__rt.threads_lock);
     out->objects_live = live > 0 ? (uint64_t)live : 0;
     out->bytes_live = bytes > 0 ? (uint64_t)bytes : 0;
 }
+
+void gy_runtime_get_stats(gy_runtime_stats *out) { stats_sum(out, NULL); }
 
 void gy_memory_get_stats(gy_memory_stats *out) {
     memset(out, 0, sizeof *out);
@@ -512,18 +520,12 @@ void gy_memory_get_stats(gy_memory_stats *out) {
         return;
     }
     gy_runtime_stats rs;
-    gy_runtime_get_stats(&rs);
+    stats_sum(&rs, out);
     out->live_bytes = rs.bytes_live;
     out->segment_bytes = rs.segment_bytes;
     /* relaxed: statistics, summed without stopping the writers. */
     int64_t large = atomic_load_explicit(&gy__rt.large_bytes, memory_order_relaxed);
     out->large_bytes = large > 0 ? (uint64_t)large : 0;
-    gy__threads_lock();
-    for (gy__heap *h = gy__rt.heaps; h != NULL; h = h->next) {
-        out->spare_segments += atomic_load_explicit(&h->spare_segments, memory_order_relaxed);
-        out->trims += atomic_load_explicit(&h->trims, memory_order_relaxed);
-    }
-    pthread_mutex_unlock(&gy__rt.threads_lock);
     uint64_t held = out->segment_bytes + out->large_bytes;
     out->retained_bytes = held > out->live_bytes ? held - out->live_bytes : 0;
     gy__arena_allocator_stats(out);
