@@ -213,6 +213,15 @@ class Response:
         return f"<{self.status} {self.reason} {self.headers} {self.body[:80]!r}>"
 
 
+class CutBody(EOFError):
+    """The connection closed within an answer's body (after its head):
+    a cut streamed answer. `status` is the answer's."""
+
+    def __init__(self, status):
+        super().__init__(f"connection closed by gyred within a {status} answer's body")
+        self.status = status
+
+
 class Conn:
     """A client connection with a buffered response reader."""
 
@@ -256,8 +265,11 @@ class Conn:
         n = resp.header("content-length")
         if status >= 200 and n is not None and not head:
             n = int(n)
-            while len(self.buf) < n:
-                self._fill()
+            try:
+                while len(self.buf) < n:
+                    self._fill()
+            except EOFError:
+                raise CutBody(status) from None
             resp.body, self.buf = self.buf[:n], self.buf[n:]
         return resp
 

@@ -56,7 +56,7 @@ import threading
 import time
 import unittest
 
-from gyred import LIVENESS, Gyred, Response, request
+from gyred import LIVENESS, CutBody, Gyred, request
 
 HANG_S = float(os.environ.get("GY_FAULTS_HANG_S", "15"))  # well below answer_timeout (1 min)
 PHASE_S = float(os.environ.get("GY_FAULTS_PHASE_S", "8"))
@@ -217,39 +217,6 @@ class Tally:
         print("\n".join(lines), file=sys.stderr)
 
 
-class Cut(Exception):
-    """The head of an answer came, then the connection closed before its
-    whole body: a cut streamed answer."""
-
-    def __init__(self, status):
-        super().__init__(status)
-        self.status = status
-
-
-def read_answer(c, head):
-    """The next response on c (as Conn.response), or Cut."""
-    status_line = c._line()
-    headers = []
-    while True:
-        line = c._line()
-        if line == "":
-            break
-        k, v = line.split(":", 1)
-        headers.append((k.strip().lower(), v.strip()))
-    parts = status_line.split(" ", 2)
-    resp = Response(int(parts[1]), parts[2] if len(parts) > 2 else "", headers, b"", parts[0])
-    n = resp.header("content-length")
-    if resp.status >= 200 and n is not None and not head:
-        n = int(n)
-        try:
-            while len(c.buf) < n:
-                c._fill()
-        except EOFError:
-            raise Cut(resp.status)
-        resp.body, c.buf = c.buf[:n], c.buf[n:]
-    return resp
-
-
 def exchange(srv, reqs, pipelined, tally):
     """reqs on one new connection, one after another or all in one write;
     each request's fate goes to tally: its status, "cut" (a head, then a
@@ -274,10 +241,10 @@ def exchange(srv, reqs, pipelined, tally):
             for i, r in enumerate(reqs):
                 if not pipelined:
                     c.send(r.raw)
-                resp = read_answer(c, r.head)
+                resp = c.response(head=r.head)
                 if r.expect_body is not None and resp.status == 100:
                     c.send(r.expect_body)
-                    resp = read_answer(c, r.head)
+                    resp = c.response(head=r.head)
                 if resp.status < 200:
                     tally.add(r, str(resp.status), "an interim answer where none was asked for")
                     return
@@ -296,7 +263,7 @@ def exchange(srv, reqs, pipelined, tally):
             tally.add(reqs[i], "HANG")
             for rest in reqs[i + 1:]:
                 tally.add(rest, "after HANG")
-        except Cut as e:
+        except CutBody as e:
             # Only a streamed answer may be cut (a piece could not be made).
             tally.add(reqs[i], "cut", None if reqs[i].route == "GET /stream"
                       else f"{e.status} cut short")
