@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tests/models/check_models.py: check the Promela models of the count protocol.
+"""tests/models/check_models.py: check the Promela models (count protocol, collector).
 
 For every .pml file in this folder (or those named on the command line):
 read its first line, which must be `/* spin: ARGS */`, and run
