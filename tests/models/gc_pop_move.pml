@@ -17,6 +17,7 @@
  * clear; the mark may read H1 after the pop and H2 before the store, so X's
  * only outside reference is never seen by a scan: only the touch saves it.
  *
+ * One handshake: W1's second one only orders more; gc_borrowed.pml models it.
  * Each atomic block is one atomic access of the C code (`at` names the C
  * function). Sequentially consistent memory; cells are not reused.
  * Checked: every object freed is unreachable from every root (G1, G2, M's

@@ -16,14 +16,16 @@
  * M1 (a plain worker): starts quiescent, leaves quiescence at a moment of
  * its choosing (gy_quiescent_end: state, then the pending handshake), may
  * gy_load G or upgrade the weak reference Wk to A (read; touch; the doom
- * check when the touch found the object sealed; try-incref), then keeps or
- * drops what it got, and goes quiescent.
+ * check when the touch found the object sealed; try-incref; gy_load then
+ * re-reads G and undoes its increment if G changed), then keeps or drops
+ * what it got, and goes quiescent.
  * The collector: phase WATCH, the handshake (a quiescent thread counts as
  * acknowledged), the candidate walk (untouched live objects), update (the
  * two halves read separately), subtract and mark over live fields, the seal
  * (one RMW per trash member: touched -> abort), the publication under the
  * doom lock, and the clears, whose refcount cascade frees the set.
  *
+ * One handshake: W1's second one only orders more; gc_borrowed.pml models it.
  * Each atomic block is one atomic access of the C code (`at` names the C
  * function); the count protocol itself (a decrement that frees at zero, a
  * try-incref that fails on a dead or doomed object) is one step here, as its
@@ -119,42 +121,54 @@ proctype M0() {
 
 proctype M1() {
   byte x = NONE, c, nx;
-  bit s;
+  bit s, fromG = 0;
   atomic { at = gy_quiescent_end; quiet[1] = 0 }
   skip /* MUTANT (gy_quiescent_end): leaves quiescence without answering the handshake */
   if
-  :: atomic { at = gy_load; x = G }            /* gy_load(&G) */
-  :: atomic { at = gy_weakref_get; x = Wk }    /* or gy_weakref_get(Wk) */
+  :: atomic { at = gy_load; x = G; fromG = 1 }  /* gy_load(&G): read the field */
+  :: atomic { at = gy_weakref_get; x = Wk }     /* or gy_weakref_get(Wk): read the target */
+  :: skip
+  fi;
+  if
+  :: x != NONE ->                                /* the upgrade: touch, doom check, try-incref */
+     touch(1, x, s);
      if
-     :: x != NONE ->
-        touch(1, x, s);
+     :: s -> /* gy__gc_doom_check: the slow path of an upgrade of a sealed object */
+        atomic { lock == 0 -> at = doom_lock; lock = 1 }
+        atomic { at = gy__gc_doom_check;
+          if
+          :: published && trash[x] -> x = NONE   /* doomed: the upgrade fails */
+          :: else -> skip
+          fi }
         if
-        :: s -> /* gy__gc_doom_check: the slow path of an upgrade of a sealed object */
-           atomic { lock == 0 -> at = doom_lock; lock = 1 }
-           atomic { at = gy__gc_doom_check;
-             if
-             :: published && trash[x] -> x = NONE   /* doomed: the upgrade fails */
-             :: else -> skip
-             fi }
-           if
-           :: x != NONE -> atomic { at = gy__gc_doom_check; late = 1 }
-           :: else
-           fi;
-           atomic { at = doom_unlock; lock = 0 }
+        :: x != NONE -> atomic { at = gy__gc_doom_check; late = 1 }
         :: else
         fi;
+        atomic { at = doom_unlock; lock = 0 }
+     :: else
+     fi;
+     if
+     :: x != NONE ->
+        atomic { at = gy__try_incref;
+          if
+          :: !freed[x] && loc[x] + sh[x] > 0 -> sh[x]++; held1 = x
+          :: else -> skip
+          fi }
+     :: else
+     fi;
+     if
+     :: fromG && held1 != NONE ->                /* gy_load re-reads the field; undo if it changed */
+        atomic { at = gy_load; s = (G != held1) }
         if
-        :: x != NONE ->
-           atomic { at = gy__try_incref;
-             if
-             :: !freed[x] && loc[x] + sh[x] > 0 -> sh[x]++; held1 = x
-             :: else -> skip
-             fi }
+        :: s ->
+           touch(1, held1, s);
+           atomic { at = decref_shared; assert(!freed[held1]); sh[held1]--; c = held1; held1 = NONE;
+             cascade(c, nx) }
         :: else
         fi
      :: else
      fi
-  :: skip
+  :: else
   fi;
   atomic { at = gy_safepoint; seen[1] = phase }
   if
@@ -260,4 +274,3 @@ init {
     run M0(); run M1(); run Collector()
   }
 }
-
