@@ -78,6 +78,13 @@ typedef struct gc_state {
     /* The garbage list; collect_lock for the collector, `lock` for its
      * pointer. Owned by the collector; dropped at runtime shutdown. */
     gy_list *garbage;
+    /* Concurrent mode: an automatic collection is asked of the collector's
+     * thread or running. Written under `lock` (set by a mutator's safe
+     * point, cleared by the thread after the collection); read relaxed
+     * without it as a hint, so safe points that find it set cost one load.
+     * While set, rt.gc_young_limit is "never" (gy__gc_limit_update), so
+     * allocations do not keep flushing into gc_young meanwhile. */
+    _Atomic bool auto_requested;
     /* Clears of trash handed to owner threads and not yet run there
      * (phase_clear, gy__gc_posted_clear_done); while above zero, members of
      * those sets that outlived their clear stay hidden. Atomic RMW. */
@@ -88,6 +95,40 @@ extern gc_state gy__gc;
 
 /* Take collect_lock from an attached thread: quiescent while waiting. */
 void gy__gc_collect_lock(void);
+
+/* gc.c, for thread.c. One collection with its gc callbacks (collect_lock
+ * held); `automatic`: counted in gy_gc_info.automatic, else explicit_. */
+void gy__gc_collect_with_callbacks(int generation, bool automatic, gy_gc_result *res);
+/* Which generation thresholds call for, or -1 (`lock` held). */
+int gy__gc_generation_due(void);
+/* rt.gc_young_limit from enabled, threshold 0 and auto_requested (`lock`). */
+void gy__gc_limit_update(void);
+
+/* --- the collector's thread (thread.c) ----------------------------------
+ * The mode of the running runtime (GY_GC_MODE_STW or _CONCURRENT), DEFAULT
+ * when none runs. Relaxed: set at runtime start before it is used. */
+int gy__gc_mode(void);
+/* The start/stop/thread_detach hooks (gc_hooks.h). `start` resolves
+ * GY_GC_MODE_DEFAULT (GYRE_GC_MODE) and, concurrent, starts the thread. */
+int gy__gc_thread_start(int gc_mode, gy_errmsg *err);
+void gy__gc_thread_stop(void);
+void gy__gc_thread_detach(void);
+/* After gy__gc_thread_stop and the shutdown hook: no mode any more. */
+void gy__gc_mode_reset(void);
+/* Concurrent mode: wake the thread for the automatic collection a safe
+ * point found due (the caller set auto_requested). Never blocks long. */
+void gy__gc_thread_wake_auto(void);
+/* Concurrent mode, on an attached plain thread: queue a request and wait
+ * (quiescent) for its result. GY_ESTATE when the thread is stopped. */
+int gy__gc_thread_collect(int generation, gy_gc_result *out, gy_errmsg *err);
+/* Concurrent mode: queue an asynchronous request for the calling thread. */
+int gy__gc_thread_collect_async(int generation, gy_gc_result_fn done, void *arg, gy_errmsg *err);
+/* Whether the calling thread has asynchronous requests whose `done` has not
+ * run (thread-local, no lock); run those already answered (its safe point). */
+bool gy__gc_thread_has_requests(void);
+void gy__gc_thread_answer(void);
+/* True on the collector's own thread. */
+bool gy__gc_on_thread(void);
 
 /* --- the algorithm (collect.c) ------------------------------------------
  * gy__gc_run: one collection of `generation` on the calling (attached)

@@ -26,9 +26,13 @@ const char *gy_gc_phase_name(int phase) {
     return phase >= 0 && phase < GY_GC_PHASES ? phase_names[phase] : NULL;
 }
 
-/* rt.gc_young_limit from the settings (lock held). */
-static void limit_update(void) {
-    int64_t limit = gy__gc.enabled && gy__gc.threshold[0] > 0 ? gy__gc.threshold[0] : INT64_MAX;
+/* rt.gc_young_limit from the settings (lock held): "never" while disabled,
+ * with threshold 0 at 0, or while an automatic request is pending or
+ * running on the collector's thread (its end sets the limit again). */
+void gy__gc_limit_update(void) {
+    bool on = gy__gc.enabled && gy__gc.threshold[0] > 0 &&
+              !atomic_load_explicit(&gy__gc.auto_requested, memory_order_relaxed);
+    int64_t limit = on ? gy__gc.threshold[0] : INT64_MAX;
     /* relaxed: a trigger; a thread may cross the old limit once more. */
     atomic_store_explicit(&gy__rt.gc_young_limit, limit, memory_order_relaxed);
 }
@@ -54,7 +58,7 @@ static size_t callbacks_copy(gc_callback *out) {
 }
 
 /* One collection with its callbacks; collect_lock held. */
-static void collect_with_callbacks(int generation, bool automatic, gy_gc_result *res) {
+void gy__gc_collect_with_callbacks(int generation, bool automatic, gy_gc_result *res) {
     gc_callback cbs[GY_GC_CALLBACKS_MAX];
     size_t ncb = callbacks_copy(cbs);
     gy_gc_callback_info info = {.generation = generation};
@@ -99,10 +103,16 @@ int gy_gc_collect(int generation, gy_gc_result *out, gy_errmsg *err) {
     if (gy__tls_heap == NULL) {
         return gy__errmsg_set(err, GY_ESTATE, "gy_gc_collect: the thread is not attached");
     }
-    if (in_collection) {
+    if (in_collection || gy__gc_on_thread()) {
         return gy__errmsg_set(err, GY_EBUSY,
                               "gy_gc_collect: called from inside a collection (finalizer or "
                               "callback)");
+    }
+    bool concurrent = gy__gc_mode() == GY_GC_MODE_CONCURRENT;
+    if (concurrent && gy__tls_heap->kind == GY_THREAD_LOOP) {
+        return gy__errmsg_set(err, GY_ESTATE,
+                              "gy_gc_collect: refused on a loop thread in concurrent mode (a loop "
+                              "never waits for the collector); use gy_gc_collect_async");
     }
     gy_gc_result res;
     /* A call to collect is a safe point: merges handed to this thread first,
@@ -111,8 +121,11 @@ int gy_gc_collect(int generation, gy_gc_result *out, gy_errmsg *err) {
     in_collection = true;
     gy_safepoint();
     in_collection = false;
+    if (concurrent) {
+        return gy__gc_thread_collect(generation, out, err);
+    }
     gy__gc_collect_lock();
-    collect_with_callbacks(generation, false, &res);
+    gy__gc_collect_with_callbacks(generation, false, &res);
     pthread_mutex_unlock(&gy__gc.collect_lock);
     if (out != NULL) {
         *out = res;
@@ -140,6 +153,9 @@ int gy_gc_collect_async(int generation, gy_gc_result_fn done, void *arg, gy_errm
     }
     if (done == NULL) {
         return gy__errmsg_set(err, GY_EINVAL, "gy_gc_collect_async: no callback");
+    }
+    if (gy__gc_mode() == GY_GC_MODE_CONCURRENT) {
+        return gy__gc_thread_collect_async(generation, done, arg, err);
     }
     async_req *req = malloc(sizeof *req);
     if (req == NULL) {
@@ -170,7 +186,7 @@ static void answer_async(void) {
     }
     gy_gc_result res;
     gy__gc_collect_lock();
-    collect_with_callbacks(generation, false, &res);
+    gy__gc_collect_with_callbacks(generation, false, &res);
     pthread_mutex_unlock(&gy__gc.collect_lock);
     while (reqs != NULL) {
         async_req *q = reqs;
@@ -183,7 +199,7 @@ static void answer_async(void) {
 /* Which generation thresholds call for (lock held), or -1: nothing unless
  * generation 0's count passed threshold 0 (CPython collects only from an
  * allocation that crossed it; threshold 0 == 0 turns it all off). */
-static int generation_due(void) {
+int gy__gc_generation_due(void) {
     long count0 = (long)atomic_load_explicit(&gy__rt.gc_young, memory_order_relaxed);
     if (gy__gc.threshold[0] <= 0 || count0 <= gy__gc.threshold[0]) {
         return -1;
@@ -200,9 +216,46 @@ static int generation_due(void) {
     return 0;
 }
 
+/* Concurrent mode's safe-point hook: run the `done` of this thread's
+ * answered requests; if a collection is due and none is asked for or
+ * running, wake the collector's thread. Never collects, never waits. */
+static void collect_due_concurrent(void) {
+    if (gy__gc_thread_has_requests()) {
+        if (in_collection) {
+            /* gy_gc_collect's own safe point (or, on the collector's
+             * thread, a finalizer's): later. Keep the bit. */
+            atomic_fetch_or_explicit(&gy__tls_heap->pending, GY__PEND_COLLECT,
+                                     memory_order_relaxed);
+        } else {
+            gy__gc_thread_answer();
+        }
+    }
+    /* relaxed: a hint (the decision is made under the lock); while a
+     * request is pending or running, this is all a safe point costs. */
+    if (atomic_load_explicit(&gy__gc.auto_requested, memory_order_relaxed)) {
+        return;
+    }
+    pthread_mutex_lock(&gy__gc.lock);
+    bool ask = gy__gc.enabled &&
+               !atomic_load_explicit(&gy__gc.auto_requested, memory_order_relaxed) &&
+               gy__gc_generation_due() >= 0;
+    if (ask) {
+        atomic_store_explicit(&gy__gc.auto_requested, true, memory_order_relaxed);
+        gy__gc_limit_update(); /* no more triggers until it is served */
+    }
+    pthread_mutex_unlock(&gy__gc.lock);
+    if (ask) {
+        gy__gc_thread_wake_auto();
+    }
+}
+
 /* The safe-point hook: answer this thread's requests, then collect if the
  * thresholds say so (unless another collection is running). */
 static void collect_due(void) {
+    if (gy__gc_mode() == GY_GC_MODE_CONCURRENT) {
+        collect_due_concurrent();
+        return;
+    }
     if (in_collection) {
         /* A safe point inside our own finalizer: later. Keep the bit. */
         if (async_pending != NULL) {
@@ -221,11 +274,11 @@ static void collect_due(void) {
         return; /* disabled, or someone else is collecting */
     }
     pthread_mutex_lock(&gy__gc.lock);
-    int g = gy__gc.enabled ? generation_due() : -1;
+    int g = gy__gc.enabled ? gy__gc_generation_due() : -1;
     pthread_mutex_unlock(&gy__gc.lock);
     if (g >= 0) {
         gy_gc_result res;
-        collect_with_callbacks(g, true, &res);
+        gy__gc_collect_with_callbacks(g, true, &res);
     }
     pthread_mutex_unlock(&gy__gc.collect_lock);
 }
@@ -236,7 +289,7 @@ static bool set_enabled(bool on) {
     pthread_mutex_lock(&gy__gc.lock);
     bool was = gy__gc.enabled;
     gy__gc.enabled = on;
-    limit_update();
+    gy__gc_limit_update();
     pthread_mutex_unlock(&gy__gc.lock);
     return was;
 }
@@ -268,7 +321,7 @@ int gy_gc_set_threshold(long t0, long t1, long t2, gy_errmsg *err) {
     }
     pthread_mutex_lock(&gy__gc.lock);
     memcpy(gy__gc.threshold, t, sizeof t);
-    limit_update();
+    gy__gc_limit_update();
     pthread_mutex_unlock(&gy__gc.lock);
     return GY_OK;
 }
@@ -537,15 +590,20 @@ static void on_shutdown(void) {
     memset(&gy__gc.info, 0, sizeof gy__gc.info);
     gy__gc.long_lived_total = gy__gc.long_lived_pending = 0;
     gy__gc.ncallbacks = 0;
+    atomic_store_explicit(&gy__gc.auto_requested, false, memory_order_relaxed);
     atomic_store_explicit(&gy__gc.posted_clears, 0, memory_order_relaxed);
     atomic_store_explicit(&gy__gc.debug, 0, memory_order_relaxed);
-    limit_update();
+    gy__gc_limit_update();
     pthread_mutex_unlock(&gy__gc.lock);
+    gy__gc_mode_reset();
 }
 
 static const gy__gc_hooks hooks = {
     .collect_due = collect_due,
     .shutdown = on_shutdown,
+    .start = gy__gc_thread_start,
+    .stop = gy__gc_thread_stop,
+    .thread_detach = gy__gc_thread_detach,
     .hidden = gy__gc_hidden,
     .posted_clear_done = gy__gc_posted_clear_done,
 };
@@ -553,7 +611,7 @@ static const gy__gc_hooks hooks = {
 /* Linked in, the collector is on: from program start, before any runtime. */
 __attribute__((constructor)) static void collector_install(void) {
     pthread_mutex_lock(&gy__gc.lock);
-    limit_update();
+    gy__gc_limit_update();
     pthread_mutex_unlock(&gy__gc.lock);
     gy__gc_hooks_install(&hooks);
 }

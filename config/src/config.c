@@ -17,6 +17,7 @@
 /* The choices of each ENUM setting, named choices_<setting>. */
 static const char *const choices_log_level[] = {"debug", "info", "warn", "error", NULL};
 static const char *const choices_admin_group_level[] = {"user", "operator", "admin", NULL};
+static const char *const choices_gc_mode[] = {"concurrent", "stw", NULL};
 
 #define CHOICES_BOOL(name) NULL
 #define CHOICES_INT(name) NULL

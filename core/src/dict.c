@@ -5,6 +5,7 @@
 #include "spinlock.h"
 #include <string.h>
 
+#include "gc_touch.h"
 #include "gyre/dict.h"
 #include "heap.h"
 
@@ -71,9 +72,15 @@ static int dict_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
 
 static void dict_clear(gy_object *self) {
     gy_dict *d = (gy_dict *)self;
+    gy__heap *h = gy__tls_heap;
     gy__spin_lock(&d->lock);
     dict_entry *entries = d->entries;
     size_t cap = d->cap;
+    for (size_t i = 0; h != NULL && h->gc_watch != 0 && i < cap; i++) {
+        if (entries[i].key != NULL && entries[i].key != TOMBSTONE) {
+            (void)gy__gc_touch(h, entries[i].value); /* T1: before they leave */
+        }
+    }
     d->entries = NULL;
     d->len = d->used = d->cap = 0;
     gy__spin_unlock(&d->lock);
@@ -148,6 +155,7 @@ int gy_dict_set(gy_dict *d, const char *key, void *value) {
     dict_entry *e = d->cap ? find_slot(d->entries, d->cap, key, len, hash) : NULL;
     if (e != NULL && e->key != NULL && e->key != TOMBSTONE) {
         old = e->value;
+        (void)gy__gc_touch(gy__tls_heap, old); /* T1: before it leaves the entry */
         e->value = value;
     } else {
         char *copy = gy__mem_alloc(&d->ob, len + 1);
@@ -207,6 +215,7 @@ int gy__dict_del_if(gy_dict *d, const char *key, const void *expected) {
         dict_entry *e = find_slot(d->entries, d->cap, key, len, hash);
         if (e->key != NULL && e->key != TOMBSTONE && (expected == NULL || e->value == expected)) {
             old = e->value;
+            (void)gy__gc_touch(gy__tls_heap, old); /* T1: before it leaves the entry */
             oldkey = e->key;
             e->key = TOMBSTONE;
             e->value = NULL;

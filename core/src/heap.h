@@ -181,6 +181,13 @@ struct gy__heap {
     uint64_t nfreed; /* objects this heap's thread freed */
     uint32_t budget; /* cascade budget per safe point; 0 = unlimited */
     int kind;
+    bool internal; /* attached by gy__thread_attach_internal (threads_lock) */
+    /* The collection this thread has answered (collector/DESIGN.md 9.4), 0
+     * for none: while it is non-zero every barrier of this thread touches
+     * (gc_touch.h). Written by this thread only, when it answers a
+     * handshake at a safe point or leaves quiescence; read only by this
+     * thread's barriers, so a plain field. */
+    uint32_t gc_watch;
     /* The loop's wake function, guarded by wake_lock so that once detach
      * has cleared it no other thread is still calling it (the loop may then
      * free what wake_arg points to). `wakeable` is a lock-free hint. */
@@ -203,6 +210,9 @@ struct gy__heap {
     /* Counted by this heap's thread (relaxed RMW; statistics). */
     _Atomic uint64_t last_ref_races, tryincref_refused;
     _Atomic uint64_t internal_failures; /* bag/outbox allocations that failed */
+    /* World stops this heap's thread made (relaxed: the owner counts, a
+     * statistic read by anyone). */
+    _Atomic uint64_t world_stops_made;
     /* Tracked allocations minus frees not yet added to rt.gc_young (owner:
      * relaxed load + store; the collector resets it with the world stopped). */
     _Atomic int32_t gc_delta;
@@ -223,7 +233,8 @@ typedef struct gy__runtime {
     pthread_mutex_t threads_lock; /* heaps list, attach/detach, world stops */
     gy__heap *heaps;              /* every heap, attached or orphaned */
     _Atomic uint64_t nattached;
-    pthread_mutex_t park_lock; /* with park_cond: parked threads wait for resume */
+    _Atomic uint64_t ninternal; /* of nattached: the runtime's own threads (threads_lock) */
+    pthread_mutex_t park_lock;  /* with park_cond: parked threads wait for resume */
     pthread_cond_t park_cond;
     _Atomic int stop_requested; /* seq_cst: read by threads at safe points */
     _Atomic uint64_t world_stops;
@@ -487,6 +498,9 @@ static inline gy_object *gy__tcache_pop(gy__heap *h, uint32_t index) {
     return tc != NULL && tc->n > 0 ? tc->cells[--tc->n] : NULL;
 }
 
+/* The collector's touch of a tracked object (gc_touch.c, gc_touch.h). */
+bool gy__gc_touch_slow(gy_object *ob);
+
 /* Make `ob` (a cell of `size` bytes taken for type index `index`) a new
  * object owned by h with a count of 1. */
 static inline void gy__cell_init_object(gy__heap *h, uint32_t index, gy_object *ob, uint32_t size) {
@@ -500,6 +514,10 @@ static inline void gy__cell_init_object(gy__heap *h, uint32_t index, gy_object *
     if (seg->gcw != NULL) {
         /* A tracked type: generation 0, counted towards threshold 0. */
         seg->gcw[gy__cell_index(seg, ob)] = 0;
+        if (__builtin_expect(h->gc_watch != 0, 0)) {
+            /* B1: born while a collection watches, so never its candidate. */
+            (void)gy__gc_touch_slow(ob);
+        }
         if (!(atomic_load_explicit(&seg->gc_gens, memory_order_relaxed) & 1)) {
             atomic_fetch_or_explicit(&seg->gc_gens, 1, memory_order_relaxed);
             gy__young_segment_add(h, seg);

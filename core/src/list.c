@@ -4,6 +4,7 @@
 #include "spinlock.h"
 #include <string.h>
 
+#include "gc_touch.h"
 #include "gyre/list.h"
 #include "heap.h"
 
@@ -28,9 +29,13 @@ static int list_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
 /* Drop every item and the array; the references are released after unlock. */
 static void list_clear(gy_object *self) {
     gy_list *l = (gy_list *)self;
+    gy__heap *h = gy__tls_heap;
     gy__spin_lock(&l->lock);
     gy_object **items = l->items;
     size_t len = l->len, cap = l->cap;
+    for (size_t i = 0; h != NULL && h->gc_watch != 0 && i < len; i++) {
+        (void)gy__gc_touch(h, items[i]); /* T1: before they leave the list */
+    }
     l->items = NULL;
     l->len = l->cap = 0;
     gy__spin_unlock(&l->lock);
@@ -107,6 +112,7 @@ int gy_list_set(gy_list *l, size_t i, void *item) {
         return GY_ERANGE;
     }
     gy_object *old = l->items[i];
+    (void)gy__gc_touch(gy__tls_heap, old); /* T1: before it leaves the slot */
     l->items[i] = item;
     gy__spin_unlock(&l->lock);
     gy_decref(old);
@@ -119,6 +125,9 @@ int gy_list_pop(gy_list *l, gy_object **out) {
         gy__spin_unlock(&l->lock);
         return GY_ERANGE;
     }
+    /* T1: the popped item is touched before it leaves the list (its
+     * reference moves to the caller with no count change: DESIGN.md R3). */
+    (void)gy__gc_touch(gy__tls_heap, l->items[l->len - 1]);
     *out = l->items[--l->len];
     gy__spin_unlock(&l->lock);
     return GY_OK;

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "gc_hooks.h"
+#include "gc_touch.h"
 #include "gyre/failpoint.h"
 #include "heap.h"
 #include "trace_hooks.h"
@@ -293,9 +294,7 @@ void gy__object_dealloc(gy_object *ob) {
 
 /* --- incref / decref ------------------------------------------------------ */
 
-void gy_incref(void *obj) {
-    gy_object *ob = obj;
-    gy__heap *h = gy__tls_heap;
+static inline void incref_unwatched(gy__heap *h, gy_object *ob) {
     if (is_owner(h, ob)) {
         uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
         if (l != GY__UNOWNED) {
@@ -306,6 +305,23 @@ void gy_incref(void *obj) {
     /* relaxed: an increment needs no ordering (the caller already holds a
      * reference); decrements order the free. */
     atomic_fetch_add_explicit(&ob->gy__shared, GY__RC_ONE, memory_order_relaxed);
+}
+
+/* The watched paths are out of line and reached by a tail call, so the fast
+ * paths keep no stack frame for the barrier's call. */
+__attribute__((noinline)) static void incref_watched(gy__heap *h, gy_object *ob) {
+    (void)gy__gc_touch_slow(ob); /* T1: before the count changes */
+    incref_unwatched(h, ob);
+}
+
+void gy_incref(void *obj) {
+    gy_object *ob = obj;
+    gy__heap *h = gy__tls_heap;
+    if (__builtin_expect(h != NULL && h->gc_watch != 0, 0)) {
+        incref_watched(h, ob);
+        return;
+    }
+    incref_unwatched(h, ob);
 }
 
 /* The owner's local count reached zero (ref_local is 0). This is where an
@@ -410,9 +426,24 @@ static inline bool free_simple(gy__heap *h, gy_object *ob) {
     return true;
 }
 
+static void decref_unwatched(gy__heap *h, gy_object *ob);
+
+__attribute__((noinline)) static void decref_watched(gy__heap *h, gy_object *ob) {
+    (void)gy__gc_touch_slow(ob); /* T1: before the count changes */
+    decref_unwatched(h, ob);
+}
+
 void gy_decref(void *obj) {
     gy_object *ob = obj;
     gy__heap *h = gy__tls_heap;
+    if (__builtin_expect(h != NULL && h->gc_watch != 0, 0)) {
+        decref_watched(h, ob);
+        return;
+    }
+    decref_unwatched(h, ob);
+}
+
+static inline void decref_unwatched(gy__heap *h, gy_object *ob) {
     if (is_owner(h, ob)) {
         uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
         if (l != GY__UNOWNED) {
@@ -463,6 +494,14 @@ bool gy__try_incref(gy__heap *h, gy_object *ob) {
         abort();
     }
 #endif
+    /* T1 and D1: touch first; an object a running collection has sealed is
+     * upgraded only if its set is not doomed (the doom lock decides). */
+    if (gy__gc_touch(h, ob) && !gy__gc_doom_check(ob, GY__DOOM_UPGRADE)) {
+        if (h != NULL) {
+            atomic_fetch_add_explicit(&h->tryincref_refused, 1, memory_order_relaxed);
+        }
+        return false;
+    }
     if (is_owner(h, ob)) {
         uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
         if (l != GY__UNOWNED &&
@@ -522,8 +561,23 @@ void gy_store_steal(gy_ref *field, void *value) {
          * racing with us is ordered after this clear. */
         return;
     }
-    /* acq_rel: publish the new object's contents; see the old one's. */
-    gy_object *old = atomic_exchange_explicit(&field->gy__ptr, value, memory_order_acq_rel);
+    gy_object *old;
+    gy__heap *h = gy__tls_heap;
+    if (__builtin_expect(h != NULL && h->gc_watch != 0, 0)) {
+        /* T1 while a collection watches: the new value before it is
+         * installed, the old one before it leaves the field (read, touch,
+         * then the CAS; a racing store makes us touch its value too).
+         * acq_rel / acquire: as the exchange below. */
+        gy__gc_xtouch(h, value);
+        old = atomic_load_explicit(&field->gy__ptr, memory_order_acquire);
+        do {
+            gy__gc_xtouch(h, old);
+        } while (!atomic_compare_exchange_weak_explicit(
+            &field->gy__ptr, &old, value, memory_order_acq_rel, memory_order_acquire));
+    } else {
+        /* acq_rel: publish the new object's contents; see the old one's. */
+        old = atomic_exchange_explicit(&field->gy__ptr, value, memory_order_acq_rel);
+    }
     const gy__gc_hooks *hooks = gy__gc_hooks_get();
     if (hooks != NULL && hooks->store != NULL && (old != NULL || value != NULL)) {
         hooks->store(field, old, value);
@@ -546,6 +600,11 @@ void gy_ref_clear(gy_ref *field) { gy_store_steal(field, NULL); }
 
 /* Merge a queued object (we own its segment). */
 static void merge_queued(gy__heap *h, gy_object *ob) {
+    /* T2: a merge moves count between the halves a collection reads
+     * separately; D1 tells a sealed set's collection (it always proceeds). */
+    if (gy__gc_touch(h, ob)) {
+        (void)gy__gc_doom_check(ob, GY__DOOM_MERGE);
+    }
     int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
     uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
     /* Give up the local half before the CAS that moves it into the shared
@@ -649,6 +708,9 @@ static int disown_one(gy_object *ob, void *arg) {
     uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
     if (l == GY__UNOWNED) {
         return 0;
+    }
+    if (gy__gc_touch(gy__tls_heap, ob)) { /* T2, D1: as merge_queued */
+        (void)gy__gc_doom_check(ob, GY__DOOM_MERGE);
     }
     atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
     /* Move the local count into the shared half and mark the object merged.

@@ -23,6 +23,8 @@ _Thread_local gy__heap *gy__tls_heap GY__TLS_MODEL;
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static void runtime_teardown(void);
+
 int gy_runtime_running(void) {
     /* acquire: pairs with the release in init, so the runtime is set up. */
     return atomic_load_explicit(&gy__rt.running, memory_order_acquire);
@@ -41,11 +43,20 @@ int gy_runtime_init(const gy_runtime_options *opts, gy_errmsg *err) {
         pthread_mutex_unlock(&init_lock);
         return fprc;
     }
+    int gc_mode = opts != NULL ? opts->gc_mode : GY_GC_MODE_DEFAULT;
+    if (gc_mode < GY_GC_MODE_DEFAULT || gc_mode > GY_GC_MODE_CONCURRENT) {
+        pthread_mutex_unlock(&init_lock);
+        return gy__errmsg_set(err, GY_EINVAL,
+                              "gy_runtime_init: gc_mode %d is not a gy_gc_mode (0 default, 1 stw, "
+                              "2 concurrent)",
+                              gc_mode);
+    }
     /* Keep the type table: types stay registered across restarts. */
     uint32_t ntypes = atomic_load_explicit(&gy__rt.ntypes, memory_order_relaxed);
     uint32_t serial = atomic_load_explicit(&gy__rt.segment_serial, memory_order_relaxed);
     gy__rt.heaps = NULL;
     atomic_store_explicit(&gy__rt.nattached, 0, memory_order_relaxed);
+    atomic_store_explicit(&gy__rt.ninternal, 0, memory_order_relaxed);
     atomic_store_explicit(&gy__rt.stop_requested, 0, memory_order_relaxed);
     atomic_store_explicit(&gy__rt.world_stops, 0, memory_order_relaxed);
     atomic_store_explicit(&gy__rt.gc_young, 0, memory_order_relaxed);
@@ -69,6 +80,17 @@ int gy_runtime_init(const gy_runtime_options *opts, gy_errmsg *err) {
     }
     /* release: everything above is visible to whoever sees running. */
     atomic_store_explicit(&gy__rt.running, 1, memory_order_release);
+    /* The collector starts last: its thread attaches to a running runtime. */
+    const gy__gc_hooks *hooks = gy__gc_hooks_get();
+    if (hooks != NULL && hooks->start != NULL) {
+        rc = hooks->start(gc_mode, err);
+        if (rc != GY_OK) {
+            /* Its thread (if any) has detached: give back what init made. */
+            runtime_teardown();
+            pthread_mutex_unlock(&init_lock);
+            return rc;
+        }
+    }
     pthread_mutex_unlock(&init_lock);
     return GY_OK;
 }
@@ -110,7 +132,17 @@ void gy__heap_wake(gy__heap *h) {
     pthread_mutex_unlock(&h->wake_lock);
 }
 
+static int thread_attach(const gy_thread_options *opts, bool internal, gy_errmsg *err);
+
 int gy_thread_attach(const gy_thread_options *opts, gy_errmsg *err) {
+    return thread_attach(opts, false, err);
+}
+
+int gy__thread_attach_internal(const gy_thread_options *opts, gy_errmsg *err) {
+    return thread_attach(opts, true, err);
+}
+
+static int thread_attach(const gy_thread_options *opts, bool internal, gy_errmsg *err) {
     if (!gy_runtime_running()) {
         return gy__errmsg_set(err, GY_ESTATE, "gy_thread_attach: the runtime is not running");
     }
@@ -141,6 +173,7 @@ int gy_thread_attach(const gy_thread_options *opts, gy_errmsg *err) {
         gy__rt.heaps = h;
     }
     h->kind = opts->kind;
+    h->internal = internal;
     pthread_mutex_lock(&h->wake_lock);
     h->wake = opts->wake;
     h->wake_arg = opts->wake_arg;
@@ -153,6 +186,9 @@ int gy_thread_attach(const gy_thread_options *opts, gy_errmsg *err) {
     /* release: a stopper that reads RUNNING sees the fields above. */
     atomic_store_explicit(&h->state, GY__RUNNING, memory_order_release);
     atomic_fetch_add_explicit(&gy__rt.nattached, 1, memory_order_relaxed);
+    if (internal) {
+        atomic_fetch_add_explicit(&gy__rt.ninternal, 1, memory_order_relaxed);
+    }
     pthread_mutex_unlock(&gy__rt.threads_lock);
     gy__tls_heap = h;
     ck_epoch_begin(&h->epoch, NULL);
@@ -179,6 +215,10 @@ int gy_thread_detach(void) {
     gy__heap *h = gy__tls_heap;
     if (h == NULL) {
         return GY_ESTATE;
+    }
+    const gy__gc_hooks *hooks = gy__gc_hooks_get();
+    if (hooks != NULL && hooks->thread_detach != NULL) {
+        hooks->thread_detach(); /* the collector's answers for this thread */
     }
     if (atomic_load_explicit(&h->pending, memory_order_relaxed) & GY__PEND_COLLECT) {
         gy__safepoint_slow(h); /* answer the collector's requests first */
@@ -214,6 +254,10 @@ int gy_thread_detach(void) {
     h->wake = NULL; /* from here on nobody calls it (see gy__heap_wake) */
     pthread_mutex_unlock(&h->wake_lock);
     atomic_fetch_sub_explicit(&gy__rt.nattached, 1, memory_order_relaxed);
+    if (h->internal) {
+        atomic_fetch_sub_explicit(&gy__rt.ninternal, 1, memory_order_relaxed);
+        h->internal = false;
+    }
     pthread_mutex_unlock(&gy__rt.threads_lock);
     gy__tls_heap = NULL;
     return GY_OK;
@@ -453,6 +497,12 @@ void gy__world_stop(void) {
     }
     pthread_mutex_unlock(&gy__rt.park_lock);
     atomic_fetch_add_explicit(&gy__rt.world_stops, 1, memory_order_relaxed);
+    if (me != NULL) {
+        /* relaxed: a statistic only this thread writes. */
+        atomic_store_explicit(&me->world_stops_made,
+                              atomic_load_explicit(&me->world_stops_made, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    }
     /* threads_lock stays held until gy__world_resume. */
 }
 
@@ -574,6 +624,21 @@ static int report_leak(const gy_type *type, const gy_type_stats *st, void *arg) 
     return 0;
 }
 
+/* Give back every heap, the weak reference tables and the arena, and mark
+ * the runtime stopped (init_lock held, no thread attached). */
+static void runtime_teardown(void) {
+    for (gy__heap *h = gy__rt.heaps; h != NULL;) {
+        gy__heap *next = h->next;
+        gy__arena_release_heap(h);
+        heap_free(h);
+        h = next;
+    }
+    gy__rt.heaps = NULL;
+    gy__weakref_shutdown();
+    gy__arena_shutdown();
+    atomic_store_explicit(&gy__rt.running, 0, memory_order_release);
+}
+
 int gy_runtime_shutdown(gy_errmsg *err) {
     pthread_mutex_lock(&init_lock);
     if (!gy_runtime_running()) {
@@ -581,7 +646,9 @@ int gy_runtime_shutdown(gy_errmsg *err) {
         return gy__errmsg_set(err, GY_ESTATE, "gy_runtime_shutdown: the runtime is not running");
     }
     pthread_mutex_lock(&gy__rt.threads_lock);
-    uint64_t attached = atomic_load_explicit(&gy__rt.nattached, memory_order_relaxed);
+    /* The runtime's own threads (the collector's) are not the caller's. */
+    uint64_t attached = atomic_load_explicit(&gy__rt.nattached, memory_order_relaxed) -
+                        atomic_load_explicit(&gy__rt.ninternal, memory_order_relaxed);
     pthread_mutex_unlock(&gy__rt.threads_lock);
     if (attached != 0) {
         pthread_mutex_unlock(&init_lock);
@@ -589,8 +656,11 @@ int gy_runtime_shutdown(gy_errmsg *err) {
             err, GY_EBUSY, "gy_runtime_shutdown: %llu thread(s) still attached; detach them first",
             (unsigned long long)attached);
     }
-    gy__tls_heap = gy__rt.heaps; /* a heap to free the roots from (NULL: none) */
     const gy__gc_hooks *hooks = gy__gc_hooks_get();
+    if (hooks != NULL && hooks->stop != NULL) {
+        hooks->stop(); /* joins the collector's thread, which detaches itself */
+    }
+    gy__tls_heap = gy__rt.heaps; /* a heap to free the roots from (NULL: none) */
     if (hooks != NULL && hooks->shutdown != NULL) {
         hooks->shutdown();
     }
@@ -603,16 +673,7 @@ int gy_runtime_shutdown(gy_errmsg *err) {
     leak_report r = {text, 0, sizeof text, 0};
     text[0] = '\0';
     (void)gy_types_foreach(report_leak, &r);
-    for (gy__heap *h = gy__rt.heaps; h != NULL;) {
-        gy__heap *next = h->next;
-        gy__arena_release_heap(h);
-        heap_free(h);
-        h = next;
-    }
-    gy__rt.heaps = NULL;
-    gy__weakref_shutdown();
-    gy__arena_shutdown();
-    atomic_store_explicit(&gy__rt.running, 0, memory_order_release);
+    runtime_teardown();
     pthread_mutex_unlock(&init_lock);
     if (r.count > 0) {
         return gy__errmsg_set(err, GY_ELEAK, "%s", text);

@@ -3,6 +3,7 @@
  * is generated from it. Names follow Python's gc module. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -146,6 +147,22 @@ static int gy__gc_get_stats(gy__admin_session *s, int argc, char **argv, json_t 
     return GY_OK;
 }
 
+/* gc.get_thread: the mode and the collector's thread (gyre/gc.h). */
+static int gy__gc_get_thread(gy__admin_session *s, int argc, char **argv, json_t **out,
+                             gy_errmsg *err) {
+    (void)s, (void)argc, (void)argv, (void)err;
+    static const char *const states[] = {"stopped", "idle", "running", "paused"};
+    gy_gc_thread_stats t;
+    gy_gc_get_thread_stats(&t);
+    const char *mode = gy_gc_mode_name(gy_gc_get_mode());
+    *out = json_pack("{s:s, s:s, s:I, s:f, s:I, s:I, s:I}", "mode", mode ? mode : "?", "state",
+                     t.state >= 0 && t.state < 4 ? states[t.state] : "?", "runs",
+                     (json_int_t)t.runs, "busy_s", (double)t.busy_ns / 1e9, "increments",
+                     (json_int_t)t.increments, "handshakes", (json_int_t)t.handshakes,
+                     "aborted_sets", (json_int_t)t.aborted_sets);
+    return GY_OK;
+}
+
 static int gy__gc_enable(gy__admin_session *s, int argc, char **argv, json_t **out,
                          gy_errmsg *err) {
     (void)argc, (void)argv, (void)err;
@@ -219,6 +236,51 @@ void gy__admin_pause_check(gy__admin *a) {
     }
 }
 
+/* gc.collect's collection on a plain thread of its own (concurrent mode). */
+typedef struct gy__collect_job {
+    int generation, rc;
+    gy_gc_result res;
+    gy_errmsg err;
+} gy__collect_job;
+
+static void *gy__collect_thread(void *arg) {
+    gy__collect_job *j = arg;
+    j->rc = gy_thread_attach(NULL, &j->err);
+    if (j->rc == GY_OK) {
+        j->rc = gy_gc_collect(j->generation, &j->res, &j->err);
+        gy_thread_detach();
+    }
+    return NULL;
+}
+
+/* gy_gc_collect for the control loop. In concurrent mode a loop may not
+ * wait in gy_gc_collect, so a short-lived plain thread asks and the control
+ * loop waits for it quiescent: world stops count it as stopped, and the
+ * collector never waits for the control loop (what it hands over waits in
+ * the inbox), so this cannot deadlock. It does hold the admin socket while
+ * the collection runs, as gc.collect always did; the HTTP loops never
+ * wait. (Answering admin commands later, from gy_gc_collect_async's
+ * callback, is the cleaner follow-up.) */
+static int gy__admin_collect(int generation, gy_gc_result *res, gy_errmsg *err) {
+    if (gy_gc_get_mode() != GY_GC_MODE_CONCURRENT) {
+        return gy_gc_collect(generation, res, err);
+    }
+    gy__collect_job j = {.generation = generation};
+    pthread_t t;
+    if (pthread_create(&t, NULL, gy__collect_thread, &j) != 0) {
+        return gy__server_errmsg(err, GY_EAGAIN, "gc.collect: cannot start a thread");
+    }
+    gy_quiescent_begin();
+    pthread_join(t, NULL);
+    gy_quiescent_end();
+    gy_safepoint(); /* what the collection freed of ours */
+    if (j.rc != GY_OK && err != NULL) {
+        *err = j.err;
+    }
+    *res = j.res;
+    return j.rc;
+}
+
 static int gy__gc_collect(gy__admin_session *s, int argc, char **argv, json_t **out,
                           gy_errmsg *err) {
     (void)s;
@@ -230,7 +292,7 @@ static int gy__gc_collect(gy__admin_session *s, int argc, char **argv, json_t **
         }
     }
     gy_gc_result r;
-    int rc = gy_gc_collect((int)gen, &r, err);
+    int rc = gy__admin_collect((int)gen, &r, err);
     if (rc != GY_OK) {
         return rc;
     }
@@ -466,6 +528,8 @@ const gy__admin_cmd gy__admin_cmds[] = {
     {"gc.get_count", "", 0, 0, U, "counts toward each threshold", gy__gc_get_count},
     {"gc.get_stats", "", 0, 0, U, "per generation: collections, collected, uncollectable",
      gy__gc_get_stats},
+    {"gc.get_thread", "", 0, 0, U, "the collector's mode, its thread's state and work",
+     gy__gc_get_thread},
     {"gc.disable", "[SECONDS] [max-bytes N]", 0, 3, O,
      "pause automatic collection (until the time or heap growth runs out)", gy__gc_disable},
     {"gc.enable", "", 0, 0, O, "resume automatic collection", gy__gc_enable},

@@ -293,6 +293,20 @@ char *gy__metrics_render(gy_server *srv) {
                        "Counts toward each threshold (what gc.get_count answers).", c);
     gy__family(&b, "gyre_gc_enabled", "gauge", "1 when automatic collection is on.");
     gy__p(&b, "gyre_gc_enabled %d\n", gy_gc_isenabled() ? 1 : 0);
+    gy_gc_thread_stats gt;
+    gy_gc_get_thread_stats(&gt);
+    gy__family(&b, "gyre_gc_thread_state", "gauge",
+               "The collector's thread: 0 stopped (stw mode), 1 idle, 2 running, 3 paused.");
+    gy__p(&b, "gyre_gc_thread_state %d\n", gt.state);
+    gy__family(&b, "gyre_gc_thread_runs_total", "counter",
+               "Collections the collector's thread ran.");
+    gy__p(&b, "gyre_gc_thread_runs_total %llu\n", (unsigned long long)gt.runs);
+    gy__family(&b, "gyre_gc_thread_busy_seconds_total", "counter",
+               "Time the collector's thread spent collecting.");
+    gy__p(&b, "gyre_gc_thread_busy_seconds_total %.9f\n", (double)gt.busy_ns / 1e9);
+    gy__family(&b, "gyre_gc_thread_handshakes_total", "counter",
+               "World stops the collector's thread made.");
+    gy__p(&b, "gyre_gc_thread_handshakes_total %llu\n", (unsigned long long)gt.handshakes);
     gy_runtime_stats rt;
     gy_runtime_get_stats(&rt);
     gy__family(&b, "gyre_heap_objects", "gauge", "Live objects in Gyre's heap.");

@@ -147,7 +147,12 @@ int gy_server_main(int argc, char **argv, const gy_server_app *app) {
     gy__server_log(GY_LOG_INFO, "%s %s starting (config: %s)", prog, GY_VERSION_STRING,
                    path ? path : "embedded gyre.conf");
     gy__raise_nofile();
-    if (gy_runtime_init(NULL, &err) != GY_OK) {
+    /* gc_mode is read once, here: it cannot change while the runtime runs
+     * (settings.def marks it restart-only). */
+    gy_runtime_options ropts = {.gc_mode = strcmp(gy_config_str(cfg, "gc_mode"), "stw") == 0
+                                               ? GY_GC_MODE_STW
+                                               : GY_GC_MODE_CONCURRENT};
+    if (gy_runtime_init(&ropts, &err) != GY_OK) {
         gy__server_log(GY_LOG_ERROR, "runtime: %s", err.text);
         gy_config_free(cfg);
         return 70;

@@ -90,6 +90,22 @@
  * (look_fin_trash) and as a live object freed by the clearing of the trash,
  * while half-cleared trash is around (look_fin_clearing).
  *
+ * Where a collection runs depends on gc_mode (gyre/gc.h). In stw mode, on
+ * the thread that asked (or whose safe point found it due): a worker or the
+ * main thread. In concurrent mode (the default) every collection runs on
+ * the collector's own thread, "gyre-gc", and so do its gc callbacks, the
+ * finalizers and weakref callbacks of its trash and the clears of its
+ * non-loop-affine trash; that thread gets a record of its own
+ * (workers[TID_COLLECTOR], bound at its first callback, see bind_record)
+ * for its events and random stream, and every check below applies to it as
+ * to any other thread ("the collecting thread" is then always the
+ * collector's). A loop asks for collections with gy_gc_collect_async in
+ * that mode (gy_gc_collect is refused on a loop; see collect_any_thread).
+ * An object of an attached owner whose last reference the collector's
+ * clears drop is usually freed by that owner at its next safe point, outside
+ * any collection (biased counts); look_fin_clearing counts the frees on the
+ * collecting thread itself, so it is rarer in concurrent mode.
+ *
  * The ledger with a collector. A collection calls clear on each trash
  * object while holding it (count > 0: the collector's reference, or for a
  * loop-affine member cleared on its owner loop the hand-off's); when the
@@ -104,8 +120,12 @@
  *   the per-type counters agree);
  * - a clear at count > 0 (the collector's) is allowed only in this variant,
  *   only as an object's first clear, and only inside a collection on the
- *   clearing thread or, for a loop-affine object, on its owner outside one
- *   (a hand-off); exactly one more clear, the free, must follow;
+ *   clearing thread (which is then the collecting one: in concurrent mode
+ *   the collector's own thread, where every gc callback must run) or, for
+ *   a loop-affine object, on its owner outside one (a hand-off: in
+ *   concurrent mode every loop-affine trash member goes this way, its
+ *   owner never being the collecting thread); exactly one more clear, the
+ *   free, must follow;
  * - finalized at most once (exactly once for types with a finalizer),
  *   before the first clear and never during it, as in the core variant;
  * - a weak reference's callback: the collector calls the callbacks of weak
@@ -126,7 +146,18 @@
  * kept for their loop-affine members' finalizers (gy_gc_info.deferred),
  * looks that found torture nodes, gy_gc_get_objects while a loop slept with
  * work in its inbox, and looks from finalizers inside a collection. A few
- * seconds per stage by default, like the core variant. */
+ * seconds per stage by default, like the core variant.
+ *
+ * Built a third time with -DGY_TORTURE_CONTINUOUS=1 as well:
+ * stress.gc_torture, the collector at work all the time. One more plain
+ * thread (record TID_CONTINUOUS) calls gy_gc_collect of a random generation
+ * back to back, a gy_safepoint between, from the workers' start to their
+ * end, so that in concurrent mode the collector's thread collects without
+ * pause while the mutators race (in stw mode that thread collects itself).
+ * The same checks, plus: every generation was collected and asked for, and
+ * the final quiescent full collections leave created = freed (the ledger's
+ * end check). It prints what it asked and what served it per generation.
+ * --seconds N for long runs. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -140,12 +171,55 @@
 #ifndef GY_TORTURE_GC
 #define GY_TORTURE_GC 0
 #endif
+#ifndef GY_TORTURE_CONTINUOUS
+#define GY_TORTURE_CONTINUOUS 0
+#endif
+#if GY_TORTURE_CONTINUOUS && !GY_TORTURE_GC
+#error "GY_TORTURE_CONTINUOUS needs GY_TORTURE_GC"
+#endif
 #if GY_TORTURE_GC
 #ifdef GY_TORTURE_BEFORE_FIX
 #error "GY_TORTURE_GC needs the collector of issue 13's fix"
 #endif
 #include "collector.h" /* gy__gc_hidden, gy__gc.posted_clears */
 #include "gyre/gc.h"
+
+/* gy_gc_collect from any thread: a loop in concurrent mode may not wait in
+ * it (GY_ESTATE), so there it asks with gy_gc_collect_async and passes safe
+ * points until the answer is delivered (a test's loop may wait this way:
+ * it never blocks the collector). */
+typedef struct any_collect {
+    atomic_int done;
+    int rc;
+    gy_gc_result res;
+} any_collect;
+static void any_collect_done(int rc, const gy_gc_result *res, void *arg) {
+    any_collect *c = arg;
+    c->rc = rc;
+    c->res = *res;
+    atomic_store(&c->done, 1);
+}
+static int collect_any_thread(int generation, gy_gc_result *res, gy_errmsg *err) {
+    int rc = gy_gc_collect(generation, res, err);
+    if (rc != GY_ESTATE || gy_gc_get_mode() != GY_GC_MODE_CONCURRENT) {
+        return rc;
+    }
+    any_collect c = {0};
+    rc = gy_gc_collect_async(generation, any_collect_done, &c, err);
+    while (rc == GY_OK && !atomic_load(&c.done)) {
+        gy_quiescent_begin();
+        sched_yield();
+        gy_quiescent_end();
+        gy_safepoint();
+    }
+    if (rc == GY_OK) {
+        rc = c.rc;
+        if (res != NULL) {
+            *res = c.res;
+        }
+    }
+    return rc;
+}
 #endif
 
 /* --- parameters ------------------------------------------------------------ */
@@ -186,6 +260,15 @@ static int opt_threads = DEFAULT_THREADS;
 static bool opt_widen = true;
 
 typedef struct worker worker;
+/* The records besides the workers' (0..opt_threads-1): the main thread's;
+ * the collector's own thread's ("gyre-gc", concurrent mode: its gc
+ * callbacks, finalizers, weakref callbacks and clears run there, and its
+ * first callback binds it this record, see bind_record); the continuous
+ * variant's collecting thread's. */
+#define TID_MAIN opt_threads
+#define TID_COLLECTOR (opt_threads + 1)
+#define TID_CONTINUOUS (opt_threads + 2)
+#define RECORDS (MAX_THREADS + 3)
 static _Thread_local worker *me; /* the calling thread's worker (main's too) */
 static int worker_tid(void);
 static uint64_t worker_ops(void);
@@ -202,9 +285,13 @@ _Noreturn static void torture_fail(const char *fmt, ...) {
     }
     va_list ap;
     va_start(ap, fmt);
-    if (worker_tid() == opt_threads) {
+    int tid = worker_tid();
+    if (tid == TID_MAIN || tid == TID_COLLECTOR || tid == TID_CONTINUOUS) {
         fprintf(stderr,
-                "refcount_torture: FAIL (seed %llu, main thread): ", (unsigned long long)opt_seed);
+                "refcount_torture: FAIL (seed %llu, %s thread): ", (unsigned long long)opt_seed,
+                tid == TID_MAIN        ? "main"
+                : tid == TID_COLLECTOR ? "the collector's"
+                                       : "the continuous collecting");
     } else {
         fprintf(stderr, "refcount_torture: FAIL (seed %llu, thread %d, op %llu): ",
                 (unsigned long long)opt_seed, worker_tid(), (unsigned long long)worker_ops());
@@ -281,19 +368,37 @@ struct worker {
     _Atomic(gy__heap *) heap; /* set once attached (the heap outlives the detach) */
 };
 
-static worker workers[MAX_THREADS + 1];           /* [opt_threads] is the main thread */
-static _Atomic bool thread_gone[MAX_THREADS + 1]; /* detaching or detached */
-static _Atomic bool thread_done[MAX_THREADS + 1]; /* detached */
-static atomic_long progress;                      /* operations done, flushed every 1024 */
+static worker workers[RECORDS];
+static _Atomic bool thread_gone[RECORDS]; /* detaching or detached */
+static _Atomic bool thread_done[RECORDS]; /* detached */
+static atomic_long progress;              /* operations done, flushed every 1024 */
 static atomic_int wakes;
 #if GY_TORTURE_GC
-static _Atomic bool sleeping[MAX_THREADS + 1]; /* a loop in its quiescent sleep */
-static _Thread_local bool slept;               /* this loop slept since its last safe point */
-static _Thread_local bool in_gc;               /* a collection runs on this thread (callbacks) */
+static _Atomic bool sleeping[RECORDS]; /* a loop in its quiescent sleep */
+static _Thread_local bool slept;       /* this loop slept since its last safe point */
+static _Thread_local bool in_gc;       /* a collection runs on this thread (callbacks) */
 #endif
 
 static int worker_tid(void) { return me != NULL ? me->tid : -1; }
 static uint64_t worker_ops(void) { return me != NULL ? me->ev[EV_ops] : 0; }
+
+/* At the entry of every callback Gyre makes (finalize, clear, weakref and
+ * gc callbacks): the calling thread's record. Every thread of the test has
+ * one from its start; the collector's own thread (concurrent mode) gets
+ * workers[TID_COLLECTOR] here, at its first callback (its events are read
+ * after the last collection answered). Any other thread is a failure. */
+static void bind_record(void) {
+    if (me != NULL) {
+        return;
+    }
+#if GY_TORTURE_GC
+    if (gy__gc_on_thread()) {
+        me = &workers[TID_COLLECTOR];
+        return;
+    }
+#endif
+    torture_fail("a callback on a thread that is neither the test's nor the collector's");
+}
 #define MASK_WORDS ((EV_COUNT + 63) / 64)
 static _Atomic uint64_t seen_mask[MASK_WORDS]; /* events that happened on any thread */
 static inline void ev_hit(int e) {
@@ -706,6 +811,7 @@ static void finalizer_look(tnode *n) {
 #endif
 
 static void node_finalize(gy_object *self) {
+    bind_record();
     tnode *n = check_node(self, "finalize (entry)");
     uint64_t serial = n->serial;
     ledger_finalize(serial);
@@ -753,6 +859,7 @@ static bool held_at_clear(gy_object *o) {
 }
 
 static void node_clear(gy_object *self) {
+    bind_record();
     tnode *n = (tnode *)self;
     uint64_t s = n->serial;
     bool held = held_at_clear(self);
@@ -781,8 +888,9 @@ static void node_clear(gy_object *self) {
     if (held) {
         EV(gc_clear);
         if (!in_gc) {
-            /* Not inside a collection on this thread: a clear the collector
-             * handed to the owner of a loop-affine trash object. */
+            /* Not inside a collection on this thread (the collecting one:
+             * in concurrent mode always the collector's own): a clear the
+             * collector handed to the owner of a loop-affine trash object. */
             CHECK(n->kind == K_AFFINE,
                   "clear: serial %llu (%s) cleared while held outside any collection here",
                   (unsigned long long)s, node_types[n->kind].name);
@@ -1042,6 +1150,7 @@ static void op_dict(void) {
 /* A weakref's callback: at most once per weakref, while its referent dies
  * (finalized if it has a finalizer, not yet cleared). */
 static void weak_callback(gy_weakref *wr, void *arg) {
+    bind_record();
     uint64_t ws = (uint64_t)(uintptr_t)arg;
     wring *e = &weak_ring[ws % RING];
     gy_object *t = gy_weakref_get(wr);
@@ -1569,7 +1678,7 @@ static void op_look(void) {
 static void gc_now(bool look) {
     gy_gc_result res;
     gy_errmsg err = {0};
-    CHECK(gy_gc_collect((int)below(3), &res, &err) == GY_OK, "gy_gc_collect: %s", err.text);
+    CHECK(collect_any_thread((int)below(3), &res, &err) == GY_OK, "gy_gc_collect: %s", err.text);
     EV(gc_explicit);
     if (look) {
         look_all();
@@ -1601,6 +1710,10 @@ static void op_sleep(void) {
 /* The collection callbacks (on the collecting thread). */
 static void on_collection(gy_gc_phase phase, const gy_gc_callback_info *info, void *arg) {
     (void)arg;
+    bind_record();
+    /* Concurrent mode: every collection runs on the collector's thread. */
+    CHECK(gy_gc_get_mode() != GY_GC_MODE_CONCURRENT || gy__gc_on_thread(),
+          "a gc callback on thread %d, not the collector's, in concurrent mode", me->tid);
     if (phase == GY_GC_START) {
         in_gc = true;
         gc_fin_looks[0] = gc_fin_looks[1] = 0;
@@ -1852,6 +1965,42 @@ static bool workers_done(void) {
     return true;
 }
 
+#if GY_TORTURE_CONTINUOUS
+/* The continuous variant's collecting thread (plain): gy_gc_collect of a
+ * random generation, back to back, a safe point between, until the workers
+ * are done, so that a collection runs (or is asked for) at every moment of
+ * the run. What it saw (written by it, read after its join): collections
+ * asked per generation, answers per generation of the collection that
+ * served them (requests pending together share one, of the oldest
+ * generation asked), and what they collected. */
+static atomic_bool continuous_stop;
+static pthread_t continuous_thread;
+static uint64_t continuous_asked[GY_GC_GENERATIONS], continuous_served[GY_GC_GENERATIONS];
+static uint64_t continuous_collected;
+
+static void *continuous_main(void *arg) {
+    me = arg;
+    gy_thread_options plain = {.kind = GY_THREAD_PLAIN, .name = "torture-collect"};
+    gy_errmsg err = {0};
+    CHECK(gy_thread_attach(&plain, &err) == GY_OK, "gy_thread_attach: %s", err.text);
+    while (!atomic_load(&continuous_stop)) {
+        int g = (int)below(GY_GC_GENERATIONS);
+        gy_gc_result res;
+        CHECK(gy_gc_collect(g, &res, &err) == GY_OK, "gy_gc_collect (continuous): %s", err.text);
+        CHECK(res.generation >= g && res.generation < GY_GC_GENERATIONS,
+              "gy_gc_collect(%d) answered by a collection of generation %d", g, res.generation);
+        continuous_asked[g]++;
+        continuous_served[res.generation]++;
+        continuous_collected += res.collected;
+        gy_safepoint();
+    }
+    atomic_store(&thread_gone[me->tid], true);
+    CHECK(gy_thread_detach() == GY_OK, "gy_thread_detach");
+    atomic_store(&thread_done[me->tid], true);
+    return NULL;
+}
+#endif
+
 /* Wait for the workers. Quiescent meanwhile (a world stop must not wait for
  * this thread); in the collector variant it wakes every millisecond or so
  * to collect and look (see the header). */
@@ -1878,6 +2027,10 @@ static void join_workers(void) {
     for (int i = 0; i < opt_threads; i++) {
         pthread_join(workers[i].thread, NULL);
     }
+#if GY_TORTURE_CONTINUOUS
+    atomic_store(&continuous_stop, true);
+    pthread_join(continuous_thread, NULL);
+#endif
     gy_quiescent_end();
 }
 
@@ -1919,10 +2072,21 @@ static int64_t live_total(void) {
 static void test_refcount_torture(void **state) {
     (void)state;
     GY_TEST_UP();
-    worker *main_w = &workers[opt_threads];
-    main_w->tid = opt_threads;
+    worker *main_w = &workers[TID_MAIN];
+    main_w->tid = TID_MAIN;
     me = main_w;
     build_op_table();
+#if GY_TORTURE_GC
+    /* Before any callback can bind it (gy_gc_callback_add publishes it);
+     * seeded apart, so the workers' streams stay those of the seed. */
+    uint64_t extra_seeder = opt_seed ^ 0x6c6c6f63u;
+    workers[TID_COLLECTOR].tid = TID_COLLECTOR;
+    workers[TID_COLLECTOR].rng = splitmix(&extra_seeder) | 1;
+#if GY_TORTURE_CONTINUOUS
+    workers[TID_CONTINUOUS].tid = TID_CONTINUOUS;
+    workers[TID_CONTINUOUS].rng = splitmix(&extra_seeder) | 1;
+#endif
+#endif
 #if GY_TORTURE_GC
     gy_errmsg gc_err = {0};
     CHECK(gy_gc_set_threshold(50, 5, 5, &gc_err) == GY_OK, "gy_gc_set_threshold: %s", gc_err.text);
@@ -1961,6 +2125,10 @@ static void test_refcount_torture(void **state) {
         assert_int_equal(pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]), 0);
     }
     main_w->rng = splitmix(&seeder) | 1;
+#if GY_TORTURE_CONTINUOUS
+    assert_int_equal(
+        pthread_create(&continuous_thread, NULL, continuous_main, &workers[TID_CONTINUOUS]), 0);
+#endif
     pthread_t watchdog;
     assert_int_equal(pthread_create(&watchdog, NULL, watchdog_main, NULL), 0);
     join_workers();
@@ -1992,7 +2160,7 @@ static void test_refcount_torture(void **state) {
         gy_safepoint();
 #if GY_TORTURE_GC
         gy_gc_result res;
-        CHECK(gy_gc_collect(2, &res, NULL) == GY_OK, "gy_gc_collect (teardown)");
+        CHECK(collect_any_thread(2, &res, NULL) == GY_OK, "gy_gc_collect (teardown)");
         gy_safepoint();
         quiet = res.collected == 0;
 #endif
@@ -2004,7 +2172,9 @@ static void test_refcount_torture(void **state) {
     gy_runtime_get_stats(&st1);
 
     uint64_t ev[EV_COUNT] = {0};
-    for (int i = 0; i <= opt_threads; i++) {
+    /* Every record: the workers', main's and (collector variant) the
+     * collector thread's and the continuous collecting thread's. */
+    for (int i = 0; i < opt_threads + 3; i++) {
         for (int e = 0; e < EV_COUNT; e++) {
             ev[e] += workers[i].ev[e];
         }
@@ -2066,6 +2236,30 @@ static void test_refcount_torture(void **state) {
                   (unsigned long long)(gi.finalizers - gc_info0.finalizers),
                   (unsigned long long)(gi.weakrefs_cleared - gc_info0.weakrefs_cleared),
                   atomic_load(&looks_posted));
+    gy_gc_thread_stats thr;
+    gy_gc_get_thread_stats(&thr);
+    print_message("  gc mode %s; the collector's thread: runs %llu, busy %.1f ms, world stops "
+                  "%llu\n",
+                  gy_gc_mode_name(gy_gc_get_mode()), (unsigned long long)thr.runs,
+                  (double)thr.busy_ns / 1e6, (unsigned long long)thr.handshakes);
+#if GY_TORTURE_CONTINUOUS
+    print_message("  continuous: asked %llu/%llu/%llu, served by collections of generation "
+                  "%llu/%llu/%llu, collected %llu\n",
+                  (unsigned long long)continuous_asked[0], (unsigned long long)continuous_asked[1],
+                  (unsigned long long)continuous_asked[2], (unsigned long long)continuous_served[0],
+                  (unsigned long long)continuous_served[1],
+                  (unsigned long long)continuous_served[2],
+                  (unsigned long long)continuous_collected);
+    /* The collector ran all along: every generation was collected. */
+    for (int g = 0; g < GY_GC_GENERATIONS; g++) {
+        if (gs[g].collections == 0 || continuous_asked[g] == 0) {
+            fail_msg("continuous: generation %d: %llu collections, %llu asked by the continuous "
+                     "thread",
+                     g, (unsigned long long)gs[g].collections,
+                     (unsigned long long)continuous_asked[g]);
+        }
+    }
+#endif
     CHECK(gy_gc_callback_remove(on_collection, NULL) == GY_OK, "gy_gc_callback_remove");
 #endif
 

@@ -31,8 +31,31 @@ register(Benchmark(
         # Debian's python3 package (3.11), named explicitly, not whatever
         # python3 comes first on PATH.
         Side("cpython", ("/usr/bin/python3", "{root}/tools/benchmarks/alloc/alloc_cpython.py")),
+        # Instructions per step under callgrind, the same binary in each
+        # collector mode (collector idle): what the barriers of the
+        # concurrent collector cost where no collection watches.
+        Side("instr_owner", ("env", "GYRE_GC_MODE=concurrent",
+                             "{root}/tools/benchmarks/alloc/instructions.sh",
+                             "{build}/tools/benchmarks/bench_alloc_gyre", "owner",
+                             "alloc_owner_1t_instructions")),
+        Side("instr_owner_stw", ("env", "GYRE_GC_MODE=stw",
+                                 "{root}/tools/benchmarks/alloc/instructions.sh",
+                                 "{build}/tools/benchmarks/bench_alloc_gyre", "owner",
+                                 "alloc_owner_1t_instructions")),
+        Side("instr_incref", ("env", "GYRE_GC_MODE=concurrent",
+                              "{root}/tools/benchmarks/alloc/instructions.sh",
+                              "{build}/tools/benchmarks/bench_alloc_gyre", "incref",
+                              "incref_decref_owner_instructions")),
+        Side("instr_incref_stw", ("env", "GYRE_GC_MODE=stw",
+                                  "{root}/tools/benchmarks/alloc/instructions.sh",
+                                  "{build}/tools/benchmarks/bench_alloc_gyre", "incref",
+                                  "incref_decref_owner_instructions")),
     ),
     comparisons=(
+        Comparison("alloc_owner_1t_instructions", "instr", "instr_owner", "stw",
+                   "instr_owner_stw", "<=1.03"),
+        Comparison("incref_decref_owner_instructions", "instr", "instr_incref", "stw",
+                   "instr_incref_stw", "<=1.03"),
         Comparison("alloc_owner_1t", "ns", "gyre", "jemalloc", "jemalloc", "<=1.3"),
         Comparison("alloc_owner_1t", "ns", "gyre", "glibc", "glibc"),
         Comparison("alloc_owner_1t", "ns", "gyre", "mimalloc", "mimalloc"),
@@ -44,7 +67,7 @@ register(Benchmark(
     rounds=7,
     targets=("bench_alloc_gyre", "bench_alloc_jemalloc", "bench_alloc_glibc",
              "bench_alloc_mimalloc"),
-    packages=("libmimalloc-dev", "python3"),
+    packages=("libmimalloc-dev", "python3", "valgrind"),
 ))
 
 

@@ -15,10 +15,37 @@
  * in generation 2 are new since the last full collection (CPython's guard
  * against quadratic full collections). Defaults: 700, 10, 10.
  *
- * When collections run. Automatic collections run at a safe point
- * (gy_safepoint) of the thread whose allocation crossed threshold 0; an
- * explicit gy_gc_collect runs on the calling thread. Either stops every
- * other attached thread at a safe point (quiescent threads count as stopped;
+ * Modes (gy_runtime_options.gc_mode, fixed from gy_runtime_init to
+ * gy_runtime_shutdown; gy_gc_get_mode tells which one runs). Both run the
+ * same stop-the-world algorithm; they differ in which thread runs it:
+ *
+ *   GY_GC_MODE_CONCURRENT (the default): one background thread of the
+ *     runtime, "gyre-gc", attached as a plain thread, runs every collection.
+ *     An allocation that crosses threshold 0 only signals it: the mutator's
+ *     next safe point checks whether a collection is due and, if so and
+ *     none is already asked for or running, wakes the thread and returns at
+ *     once (mutators never wait for the collector; later safe points cost
+ *     one atomic load while the request is pending). gy_gc_collect queues a
+ *     request and waits (quiescent) for its result, and is refused on a
+ *     loop thread (GY_ESTATE: loops use gy_gc_collect_async, whose result
+ *     is delivered back to the loop). Requests pending when the thread
+ *     starts a collection share it (one collection of the oldest
+ *     generation asked). gc callbacks, finalizers and weakref callbacks run
+ *     on the collector's thread; loop-affine objects are still finalized
+ *     and cleared by their owner loops (below). The thread waits quiescent,
+ *     so world stops never wait for it.
+ *   GY_GC_MODE_STW: no thread; automatic collections run at a safe point of
+ *     the thread whose allocation crossed threshold 0, gy_gc_collect on the
+ *     calling thread (loops included), gy_gc_collect_async at the calling
+ *     thread's next safe point; callbacks, finalizers and weakref
+ *     callbacks run on that thread.
+ *
+ *   GY_GC_MODE_DEFAULT means: the environment variable GYRE_GC_MODE ("stw"
+ *   or "concurrent") when it is set (any other value makes gy_runtime_init
+ *   fail with GY_EINVAL), else concurrent.
+ *
+ * When collections run. In either mode, a collection stops every other
+ * attached thread at a safe point (quiescent threads count as stopped;
  * loops are woken through their wake function) for the marking phase and,
  * when user code ran in between, briefly again to check for resurrection.
  * Weakref callbacks, finalizers and clears run on the collecting thread with
@@ -62,8 +89,9 @@
  * those owned by other attached threads when those threads next pass a
  * safe point (biased counts: core/DESIGN.md). `collected` counts both.
  *
- * Thread-safety: every function is safe from any attached thread. A
- * collection runs at a time; gy_gc_collect called while another thread
+ * Thread-safety: every function is safe from any attached thread (and
+ * gy_gc_get_mode, gy_gc_mode_name, gy_gc_get_thread_stats from any thread).
+ * A collection runs at a time; gy_gc_collect called while another thread
  * collects waits for it (quiescent), and called from inside a collection
  * (a finalizer or callback) fails with GY_EBUSY; so does gy_gc_get_objects,
  * and gy_gc_freeze, gy_gc_unfreeze and gy_gc_get_freeze_count do nothing
@@ -81,6 +109,7 @@
 #include "gyre/error.h"
 #include "gyre/list.h"
 #include "gyre/object.h"
+#include "gyre/runtime.h"
 
 enum {
     GY_GC_GENERATIONS = 3,
@@ -112,14 +141,28 @@ typedef struct gy_gc_result {
     uint64_t phase_ns[GY_GC_PHASES];
 } gy_gc_result;
 
+/* gy_gc_get_mode: the mode of the running runtime (GY_GC_MODE_STW or
+ * GY_GC_MODE_CONCURRENT, DEFAULT resolved); GY_GC_MODE_DEFAULT when no
+ * runtime runs. gy_gc_mode_name: "stw", "concurrent", "default"; NULL for
+ * a value that is not a gy_gc_mode. Any thread. */
+GY_API gy_gc_mode gy_gc_get_mode(void);
+GY_API const char *gy_gc_mode_name(int mode);
+
 /* gy_gc_collect: collect `generation` (0, 1 or 2: that one and all younger
- * ones) now, on this thread, and wait for the result. `out` may be NULL;
+ * ones) now and wait for the result: on this thread in GY_GC_MODE_STW, on
+ * the collector's thread in GY_GC_MODE_CONCURRENT (this thread waits
+ * quiescent, then passes a safe point, so what the collection freed of its
+ * own objects is freed when this returns). `out` may be NULL;
  * out->collected + out->uncollectable is what Python's gc.collect returns.
  * Runs even while automatic collection is disabled. Returns 0; GY_EINVAL
- * (bad generation); GY_ESTATE (thread not attached); GY_EBUSY (called from
- * inside a collection: a finalizer or callback). When the collector cannot
- * allocate its working memory the collection examines fewer objects, or
- * none (gy_gc_info counts it); that is not an error. */
+ * (bad generation); GY_ESTATE (thread not attached; in concurrent mode also
+ * on a GY_THREAD_LOOP thread, which never waits for the collector: use
+ * gy_gc_collect_async there, and after the collector's thread has stopped,
+ * i.e. during gy_runtime_shutdown); GY_EBUSY (called from inside a
+ * collection: a finalizer or callback, which in concurrent mode run on the
+ * collector's thread). When the collector cannot allocate its working
+ * memory the collection examines fewer objects, or none (gy_gc_info counts
+ * it); that is not an error. */
 GY_API int gy_gc_collect(int generation, gy_gc_result *out, gy_errmsg *err);
 
 /* Called with the result of gy_gc_collect_async (rc 0 or an error). */
@@ -128,15 +171,30 @@ typedef void (*gy_gc_result_fn)(int rc, const gy_gc_result *result, void *arg);
 /* gy_gc_collect_async: request a collection of `generation`; `done` runs on
  * the calling thread with the result, at one of its later safe points (a
  * loop is woken through its wake function), never inside this call.
- * Requests pending at the same safe point share one collection (of the
- * oldest generation asked). A thread that detaches first is answered
- * during gy_thread_detach. Returns 0, GY_EINVAL, GY_ESTATE, GY_ENOMEM. */
+ * Requests a thread makes between two of its safe points share one
+ * collection, of the oldest generation asked. In GY_GC_MODE_STW that
+ * collection runs on the calling thread at its next safe point. In
+ * GY_GC_MODE_CONCURRENT the next safe point sends the requests to the
+ * collector's thread (which serves everything pending when it starts a
+ * collection, from any thread, with one), and the result is handed back:
+ * the requesting thread is woken and runs `done` at a safe point after the
+ * collection. A thread that detaches with requests pending is answered
+ * during gy_thread_detach with the real result: in concurrent mode
+ * gy_thread_detach waits (quiescent) for the collector to finish them and
+ * runs `done` there. `done` gets rc GY_ESTATE (and a zeroed result) only
+ * for a request the collector's thread stopped before taking (runtime
+ * shutdown). The caller keeps `arg` valid until `done` ran. Returns 0,
+ * GY_EINVAL, GY_ESTATE (not attached; the collector's thread stopped),
+ * GY_ENOMEM; on error `done` never runs. */
 GY_API int gy_gc_collect_async(int generation, gy_gc_result_fn done, void *arg, gy_errmsg *err);
 
 /* gy_gc_enable / gy_gc_disable: switch automatic collection on or off;
  * each returns the previous state (true: enabled). gy_gc_isenabled reads it.
  * Counts keep growing while disabled; the first allocation after enable
- * past threshold 0 starts a collection. */
+ * past threshold 0 starts a collection. Disabling lets a running collection
+ * finish and drops an automatic request not yet started; explicit
+ * collections still run. In concurrent mode the collector's thread shows
+ * GY_GC_THREAD_PAUSED while disabled and idle. */
 GY_API bool gy_gc_enable(void);
 GY_API bool gy_gc_disable(void);
 GY_API bool gy_gc_isenabled(void);
@@ -181,6 +239,33 @@ typedef struct gy_gc_info {
 
 GY_API void gy_gc_get_info(gy_gc_info *out);
 
+/* The collector's thread (concurrent mode). */
+typedef enum gy_gc_thread_state {
+    GY_GC_THREAD_STOPPED = 0, /* no thread: STW mode, or no runtime */
+    GY_GC_THREAD_IDLE = 1,    /* waiting for work */
+    GY_GC_THREAD_RUNNING = 2, /* running a collection */
+    GY_GC_THREAD_PAUSED = 3,  /* idle while automatic collection is disabled */
+} gy_gc_thread_state;
+
+typedef struct gy_gc_thread_stats {
+    int state;             /* a gy_gc_thread_state */
+    uint64_t runs;         /* collections the thread ran */
+    uint64_t busy_ns;      /* wall time spent in them (callbacks included) */
+    uint64_t increments;   /* marking increments; = runs for now */
+    uint64_t handshakes;   /* world stops the thread made */
+    uint64_t aborted_sets; /* 0 for now */
+    /* increments and aborted_sets are filled by the incremental,
+     * concurrent marking of a later stage (a collection then runs in
+     * several increments, and a set it cannot finish is aborted). */
+} gy_gc_thread_stats;
+
+/* gy_gc_get_thread_stats: a snapshot. Since the runtime started; in STW
+ * mode (or before any runtime) state is GY_GC_THREAD_STOPPED and every
+ * count 0; after gy_runtime_shutdown the state is STOPPED and the counts
+ * of the last run stay readable until the next gy_runtime_init. Any
+ * thread. */
+GY_API void gy_gc_get_thread_stats(gy_gc_thread_stats *out);
+
 /* gy_gc_get_objects: a NEW list holding (new references to) every tracked
  * object in `generation` (0..2), or in all three when it is -1 (frozen
  * objects are not listed, as in CPython). Stops the world while it walks.
@@ -191,7 +276,9 @@ GY_API int gy_gc_get_objects(int generation, gy_list **out, gy_errmsg *err);
  * which is never collected (for fork-heavy servers, as CPython's
  * gc.freeze). gy_gc_unfreeze: move them back to the oldest generation.
  * gy_gc_get_freeze_count: how many live objects are frozen. All three stop
- * the world. Attached threads only (no-ops otherwise). */
+ * the world, on the calling thread in either mode (as gy_gc_get_objects
+ * does), after a running collection. Attached threads only (no-ops
+ * otherwise). */
 GY_API void gy_gc_freeze(void);
 GY_API void gy_gc_unfreeze(void);
 GY_API size_t gy_gc_get_freeze_count(void);
@@ -203,7 +290,8 @@ GY_API bool gy_gc_is_tracked(const void *obj);
 GY_API bool gy_gc_is_finalized(const void *obj);
 
 /* Callbacks at the start and stop of every collection (Python's
- * gc.callbacks), on the collecting thread, no Gyre lock held. At START
+ * gc.callbacks), on the collecting thread (the collector's thread in
+ * concurrent mode), no Gyre lock held. At START
  * only `generation` is meaningful. */
 typedef enum gy_gc_phase { GY_GC_START = 0, GY_GC_STOP = 1 } gy_gc_phase;
 typedef struct gy_gc_callback_info {

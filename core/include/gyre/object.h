@@ -42,7 +42,17 @@ typedef struct gy_ref {
 
 /* traverse calls visit(child, arg) for each object the object references
  * (NULL fields skipped); a non-zero return from visit stops the traversal and
- * is returned. GY_VISIT does this for one gy_ref field. */
+ * is returned. GY_VISIT does this for one gy_ref field.
+ * The contract for the collector (collector/DESIGN.md section 9): traverse
+ * may run on the collector's thread while other threads use the object
+ * (in gc_mode concurrent; in stw it runs with the world stopped). So it
+ * reads only gy_ref fields, through GY_VISIT (an atomic load), and storage
+ * the type resizes itself follows the rules of gy_list and gy_dict: slots
+ * that are gy_ref, a length read atomically, old storage retired through
+ * the epoch scheme, never freed while a traverse may read it. It takes no
+ * lock, allocates nothing, calls no Gyre function but visit, and never
+ * blocks. A reference it misses or sees twice because a mutator moved it is
+ * the barriers' business (gy_store and the container functions), not its. */
 typedef int (*gy_visit_fn)(gy_object *child, void *arg);
 typedef int (*gy_traverse_fn)(gy_object *self, gy_visit_fn visit, void *arg);
 /* clear drops every reference the object holds and releases its backing
@@ -52,16 +62,28 @@ typedef int (*gy_traverse_fn)(gy_object *self, gy_visit_fn visit, void *arg);
  * freed when clear returns. */
 typedef void (*gy_clear_fn)(gy_object *self);
 /* finalize runs at most once per object, before clear, with the object still
- * intact; it may store a new reference to the object somewhere (resurrect). */
+ * intact; it may store a new reference to the object somewhere (resurrect).
+ * Where it runs: when the last reference goes, on the thread that dropped it
+ * (loop-affine objects: on their owner thread). For cyclic trash: in
+ * gc_mode stw on the thread that collects; in concurrent mode on the
+ * collector's own thread, except for GY_TYPE_LOOP_AFFINE objects without
+ * GY_TYPE_FINALIZE_ANY_THREAD, which run on their owner loop at a safe
+ * point (their trash set then waits for a later collection). No Gyre lock
+ * is held while it runs. The same holds for clear and for weakref
+ * callbacks; gc callbacks (gyre/gc.h) run on the collecting thread. */
 typedef void (*gy_finalize_fn)(gy_object *self);
 
 /* Type flags. */
 enum {
     GY_TYPE_LEAF = 1u << 0,    /* holds no references: never tracked; traverse/clear optional */
     GY_TYPE_ACYCLIC = 1u << 1, /* holds references but is never part of a cycle: never tracked */
-    GY_TYPE_LOOP_AFFINE = 1u << 2, /* finalized and freed only on the thread that allocated it */
-    GY_TYPE_FINALIZE_ANY_THREAD = 1u << 3, /* finalize may run on any thread (the collector's) */
-    GY_TYPE_LEGACY_FINALIZER = 1u << 4,    /* finalize must not meet cyclic trash (uncollectable) */
+    /* finalized, cleared and freed only on the thread that allocated it, in
+     * both gc modes (the collector hands that work to the owner loop) */
+    GY_TYPE_LOOP_AFFINE = 1u << 2,
+    /* with LOOP_AFFINE: finalize may run on any thread (in concurrent mode,
+     * the collector's), clear and free still on the owner */
+    GY_TYPE_FINALIZE_ANY_THREAD = 1u << 3,
+    GY_TYPE_LEGACY_FINALIZER = 1u << 4, /* finalize must not meet cyclic trash (uncollectable) */
 };
 
 /* Internal state Gyre keeps in each type; zero-initialise it. */

@@ -18,19 +18,40 @@
 #include "gyre/common.h"
 #include "gyre/error.h"
 
+/* The collector's mode (gyre/gc.h says what each does). Core carries it
+ * opaquely in gy_runtime_options.gc_mode; the collector reads it at runtime
+ * start, and it stays fixed until gy_runtime_shutdown. */
+typedef enum gy_gc_mode {
+    /* The environment variable GYRE_GC_MODE ("stw" or "concurrent") if set,
+     * else GY_GC_MODE_CONCURRENT. */
+    GY_GC_MODE_DEFAULT = 0,
+    GY_GC_MODE_STW = 1,        /* collections run on the thread that asks */
+    GY_GC_MODE_CONCURRENT = 2, /* collections run on the collector's thread */
+} gy_gc_mode;
+
 /* Runtime options; zero-initialise and set what you need. */
 typedef struct gy_runtime_options {
     /* Default deferred-free budget (objects per safe point) for loop threads
      * that attach with cascade_budget 0. 0 means 4096. */
     uint32_t cascade_budget;
+    /* The collector's mode, a gy_gc_mode (0: GY_GC_MODE_DEFAULT); read by
+     * the collector at runtime start. */
+    int gc_mode;
 } gy_runtime_options;
 
-/* gy_runtime_init: start the runtime. `opts` may be NULL. Returns 0,
- * GY_ESTATE if it is already running, GY_ENOMEM. Nothing changed on error. */
+/* gy_runtime_init: start the runtime, and the collector when one is linked
+ * (in GY_GC_MODE_CONCURRENT it starts the collector's thread, "gyre-gc").
+ * `opts` may be NULL. Returns 0, GY_ESTATE if it is already running,
+ * GY_EINVAL (opts->gc_mode is not a gy_gc_mode, or GYRE_GC_MODE holds
+ * something other than "stw" or "concurrent": the message names it),
+ * GY_ENOMEM, or the error of starting the collector's thread. Nothing
+ * changed on error. */
 GY_API int gy_runtime_init(const gy_runtime_options *opts, gy_errmsg *err);
 
 /* gy_runtime_shutdown: stop the runtime. Every thread must be detached
- * (GY_EBUSY otherwise, nothing changed). Runs every pending free, then checks
+ * (GY_EBUSY otherwise, nothing changed; the collector's own thread does not
+ * count). Then it stops the collector (joining its thread after the
+ * collection it runs, if any, completes). Runs every pending free, then checks
  * that no object is alive: GY_ELEAK with a message naming each leaking type,
  * its count and bytes ("leaked: node x3 (72 B)"). The runtime is stopped and
  * all arena memory released whatever the result, so a leaked object must not
@@ -91,7 +112,7 @@ GY_API void gy_quiescent_end(void);
 /* Per-thread statistics, summed over every heap (attached and orphaned) by
  * gy_runtime_stats. */
 typedef struct gy_runtime_stats {
-    uint64_t threads_attached;
+    uint64_t threads_attached;  /* the collector's thread included (concurrent mode) */
     uint64_t objects_live;      /* every type */
     uint64_t bytes_live;        /* object cells + backing storage */
     uint64_t objects_allocated; /* since init */

@@ -10,7 +10,14 @@
  *   alloc_shared_2t  ns per object: gy_new on thread A, handed to thread B
  *                    through a ck_ring SPSC ring, gy_incref + gy_decref +
  *                    gy_decref on B (three shared-count RMW); the owner A
- *                    merges and frees at its safe points */
+ *                    merges and frees at its safe points
+ *   incref_decref_owner  ns per step: gy_incref + gy_decref by the owner of
+ *                    a live tracked object (two reference fields), through a
+ *                    pointer the compiler cannot see through; a safe point
+ *                    every 1024 steps
+ * Parts for callgrind (tools/benchmarks/alloc/instructions.sh): "owner"
+ * and "incref" run one loop of BENCH_OWNER_STEPS steps; GYRE_GC_MODE picks
+ * the collector's mode (the instruction rows compare concurrent with stw). */
 #include <ck_ring.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -153,6 +160,28 @@ static double shared_2t(void) {
     return dt * 1e9 / SHARED_OBJECTS;
 }
 
+/* The object, through a volatile pointer: the loop cannot be folded. */
+static node *volatile incref_target;
+
+static double incref_decref_owner(void) {
+    node *n;
+    check(gy_new(&node_type, &n), "gy_new");
+    incref_target = n;
+    const unsigned steps = OWNER_STEPS;
+    double t0 = bench_now();
+    for (unsigned step = 0; step < steps; step++) {
+        node *o = incref_target;
+        gy_incref(o);
+        gy_decref(o);
+        if ((step & 1023) == 0) {
+            gy_safepoint();
+        }
+    }
+    double dt = bench_now() - t0;
+    gy_decref(n);
+    return dt * 1e9 / steps;
+}
+
 int main(int argc, char **argv) {
     /* An optional argument runs one part only (for profiling). */
     const char *only = argc > 1 ? argv[1] : "";
@@ -171,6 +200,9 @@ int main(int argc, char **argv) {
     }
     if (!*only || !strcmp(only, "owner")) {
         printf("@bench alloc_owner_1t %.3f ns\n", owner_1t());
+    }
+    if (!*only || !strcmp(only, "incref")) {
+        printf("@bench incref_decref_owner %.3f ns\n", incref_decref_owner());
     }
     if (!*only || !strcmp(only, "shared")) {
         printf("@bench alloc_shared_2t %.3f ns\n", shared_2t());
