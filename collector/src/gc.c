@@ -59,6 +59,9 @@ static size_t callbacks_copy(gc_callback *out) {
 
 /* One collection with its callbacks; collect_lock held. */
 void gy__gc_collect_with_callbacks(int generation, bool automatic, gy_gc_result *res) {
+    /* On a mutator (stw mode) the whole collection is that thread's pause;
+     * the collector's own thread is nobody's mutator. */
+    uint64_t t0 = gy__gc_on_thread() ? 0 : gy__clock_ns();
     gc_callback cbs[GY_GC_CALLBACKS_MAX];
     size_t ncb = callbacks_copy(cbs);
     gy_gc_callback_info info = {.generation = generation};
@@ -85,6 +88,9 @@ void gy__gc_collect_with_callbacks(int generation, bool automatic, gy_gc_result 
         cbs[i].fn(GY_GC_STOP, &info, cbs[i].arg);
     }
     in_collection = false;
+    if (t0 != 0) {
+        gy__pause_record(gy__tls_heap, GY_PAUSE_COLLECTOR_WORK, t0, gy__clock_ns());
+    }
 }
 
 static int check_generation(int generation, gy_errmsg *err, const char *fn) {

@@ -163,6 +163,19 @@ enum {
     GY__PEND_COLLECT = 1u << 5, /* the collector's hook runs at the next safe point */
 };
 
+/* A thread's pauses (pause.c; gyre/runtime.h gy_pause_stats). Counters:
+ * written by the owner only (relaxed load + store), read by anyone
+ * (relaxed). The ring of its last collector pauses, for the MMU, is the
+ * owner's; the worst MMU so far, in parts per million, is published. */
+enum { GY__PAUSE_RING = 64 };
+typedef struct gy__pause_rec {
+    _Atomic uint64_t count[GY_PAUSE_KINDS], total_ns[GY_PAUSE_KINDS], max_ns[GY_PAUSE_KINDS];
+    _Atomic uint64_t hist[GY_PAUSE_KINDS][GY_PAUSE_BUCKETS];
+    _Atomic uint32_t mmu_ppm[2]; /* 1 ms, 10 ms windows; 1000000 = no pause */
+    uint64_t ring_start[GY__PAUSE_RING], ring_end[GY__PAUSE_RING];
+    uint32_t ring_n, ring_next;
+} gy__pause_rec;
+
 struct gy__heap {
     ck_epoch_record_t epoch; /* first: cache-line aligned */
     /* Owner-only hot state. */
@@ -216,7 +229,8 @@ struct gy__heap {
     /* Tracked allocations minus frees not yet added to rt.gc_young (owner:
      * relaxed load + store; the collector resets it with the world stopped). */
     _Atomic int32_t gc_delta;
-    gy__heap *next; /* rt.heaps list; threads_lock */
+    gy__pause_rec pause; /* this thread's pauses (pause.c) */
+    gy__heap *next;      /* rt.heaps list; threads_lock */
     /* Segments of tracked types that got a generation-0 object since the
      * collector last looked: a generation-0 collection walks only these.
      * seg_lock (appended by the owner when it sets a segment's gen-0 bit,
@@ -252,6 +266,10 @@ typedef struct gy__runtime {
      * heap gets GY__PEND_COLLECT. Relaxed: a trigger, not a synchronisation. */
     _Atomic int64_t gc_young;
     _Atomic int64_t gc_young_limit;
+    /* Time to safepoint of world stops (pause.c): written by the stopper
+     * with threads_lock held, read by anyone (relaxed). */
+    _Atomic uint64_t ttsp_count, ttsp_total_ns, ttsp_max_ns;
+    _Atomic uint64_t ttsp_hist[GY_PAUSE_BUCKETS];
 } gy__runtime;
 
 extern gy__runtime gy__rt;
@@ -497,6 +515,14 @@ static inline gy_object *gy__tcache_pop(gy__heap *h, uint32_t index) {
     gy__tcache *tc = h->tcache[index];
     return tc != NULL && tc->n > 0 ? tc->cells[--tc->n] : NULL;
 }
+
+/* Pauses (pause.c): the monotonic clock in ns; record a pause of `kind`
+ * from start to end on h (the calling thread's heap; NULL: nothing); a
+ * world stop's time to safepoint; reset a heap's record. */
+uint64_t gy__clock_ns(void);
+void gy__pause_record(gy__heap *h, int kind, uint64_t start_ns, uint64_t end_ns);
+void gy__pause_ttsp(uint64_t ns);
+void gy__pause_init(gy__pause_rec *rec);
 
 /* The collector's touch of a tracked object (gc_touch.c, gc_touch.h). */
 bool gy__gc_touch_slow(gy_object *ob);

@@ -237,17 +237,11 @@ static bool deferred_push(gy__heap *h, gy_object *ob) {
     return true;
 }
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 uint32_t gy__refcount_drain_deferred(gy__heap *h, uint32_t budget) {
     if (h->ndeferred == 0) {
         return 0;
     }
-    uint64_t t0 = now_ns();
+    uint64_t t0 = gy__clock_ns();
     uint64_t start = h->nfreed;
     h->depth++; /* frees below push onto the stack instead of recursing */
     /* The budget counts every object freed, nested frees included. */
@@ -259,7 +253,11 @@ uint32_t gy__refcount_drain_deferred(gy__heap *h, uint32_t budget) {
     uint64_t done = h->nfreed - start;
     /* relaxed: statistics. */
     atomic_fetch_add_explicit(&h->cascade_objects, done, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->cascade_ns, now_ns() - t0, memory_order_relaxed);
+    uint64_t t1 = gy__clock_ns();
+    atomic_fetch_add_explicit(&h->cascade_ns, t1 - t0, memory_order_relaxed);
+    /* The program's own cascade (or, rarely, the deferred tail of one a
+     * collector's clear started): reported apart, not a collector pause. */
+    gy__pause_record(h, GY_PAUSE_PROGRAM_CASCADE, t0, t1);
     if (h->ndeferred > 0) {
         /* Out of budget: continue at the next safe point, which we ask for. */
         atomic_fetch_or_explicit(&h->pending, GY__PEND_DEFERRED, memory_order_relaxed);
@@ -674,6 +672,10 @@ bool gy__object_post_to_owner(gy_object *ob, gy__post_kind what) {
 }
 
 void gy__refcount_process_nodes(gy__heap *h, ck_stack_entry_t *e) {
+    /* The finalizers and clears the collector handed to this thread, and
+     * the cascades they start inline, are collector work: one pause per
+     * batch, from the first such item to the end of the last. */
+    uint64_t work_start = 0, work_end = 0;
     while (e != NULL) {
         ck_stack_entry_t *next = e->next;
         gy__outbox *box = (gy__outbox *)((char *)e - offsetof(gy__outbox, entry));
@@ -684,17 +686,26 @@ void gy__refcount_process_nodes(gy__heap *h, ck_stack_entry_t *e) {
                 dealloc_here(h, ob); /* a loop-affine free, now on its owner */
                 break;
             case SLOT_FINALIZE:
-                finalize_here(ob);
+            case SLOT_CLEAR: {
+                uint64_t t = gy__clock_ns();
+                work_start = work_start != 0 ? work_start : t;
+                if ((box->slots[i] & SLOT_KIND) == SLOT_FINALIZE) {
+                    finalize_here(ob);
+                } else {
+                    clear_here(ob, true);
+                }
+                work_end = gy__clock_ns();
                 break;
-            case SLOT_CLEAR:
-                clear_here(ob, true);
-                break;
+            }
             default:
                 merge_queued(h, ob);
             }
         }
         free(box);
         e = next;
+    }
+    if (work_start != 0) {
+        gy__pause_record(h, GY_PAUSE_COLLECTOR_WORK, work_start, work_end);
     }
 }
 

@@ -59,6 +59,12 @@ int gy_runtime_init(const gy_runtime_options *opts, gy_errmsg *err) {
     atomic_store_explicit(&gy__rt.ninternal, 0, memory_order_relaxed);
     atomic_store_explicit(&gy__rt.stop_requested, 0, memory_order_relaxed);
     atomic_store_explicit(&gy__rt.world_stops, 0, memory_order_relaxed);
+    atomic_store_explicit(&gy__rt.ttsp_count, 0, memory_order_relaxed);
+    atomic_store_explicit(&gy__rt.ttsp_total_ns, 0, memory_order_relaxed);
+    atomic_store_explicit(&gy__rt.ttsp_max_ns, 0, memory_order_relaxed);
+    for (int b = 0; b < GY_PAUSE_BUCKETS; b++) {
+        atomic_store_explicit(&gy__rt.ttsp_hist[b], 0, memory_order_relaxed);
+    }
     atomic_store_explicit(&gy__rt.gc_young, 0, memory_order_relaxed);
     /* No limit until a collector sets one. */
     if (atomic_load_explicit(&gy__rt.gc_young_limit, memory_order_relaxed) == 0) {
@@ -109,6 +115,7 @@ static gy__heap *heap_new(void) {
     ck_stack_init(&h->inbox);
     ck_epoch_register(&gy__rt.epoch, &h->epoch, NULL);
     atomic_store_explicit(&h->state, GY__DETACHED, memory_order_relaxed);
+    gy__pause_init(&h->pause);
     return h;
 }
 
@@ -266,6 +273,7 @@ int gy_thread_detach(void) {
 /* --- safe points ---------------------------------------------------------- */
 
 static void park(gy__heap *h) {
+    uint64_t t0 = gy__clock_ns();
     pthread_mutex_lock(&gy__rt.park_lock);
     /* release: the stopper that reads PARKED sees all our writes. */
     atomic_store_explicit(&h->state, GY__PARKED, memory_order_release);
@@ -275,6 +283,7 @@ static void park(gy__heap *h) {
     }
     atomic_store_explicit(&h->state, GY__RUNNING, memory_order_release);
     pthread_mutex_unlock(&gy__rt.park_lock);
+    gy__pause_record(h, GY_PAUSE_STOP, t0, gy__clock_ns());
 }
 
 void gy__runtime_drain_orphans(void) {
@@ -390,12 +399,14 @@ void gy_quiescent_end(void) {
                                                     memory_order_acq_rel, memory_order_acquire)) {
             break;
         }
-        /* HELD by a world stop: wait for the resume. */
+        /* HELD by a world stop: wait for the resume (a pause). */
+        uint64_t t0 = gy__clock_ns();
         pthread_mutex_lock(&gy__rt.park_lock);
         while (atomic_load_explicit(&h->state, memory_order_acquire) == GY__HELD) {
             pthread_cond_wait(&gy__rt.park_cond, &gy__rt.park_lock);
         }
         pthread_mutex_unlock(&gy__rt.park_lock);
+        gy__pause_record(h, GY_PAUSE_STOP, t0, gy__clock_ns());
     }
     ck_epoch_begin(&h->epoch, NULL);
     GY__TSAN_ACQUIRE(&gy__rt.epoch);
@@ -496,6 +507,10 @@ void gy__world_stop(void) {
         pthread_cond_timedwait(&gy__rt.park_cond, &gy__rt.park_lock, &until);
     }
     pthread_mutex_unlock(&gy__rt.park_lock);
+    struct timespec parked;
+    clock_gettime(CLOCK_MONOTONIC, &parked);
+    gy__pause_ttsp((uint64_t)(parked.tv_sec - start.tv_sec) * 1000000000u +
+                   (uint64_t)(parked.tv_nsec - start.tv_nsec));
     atomic_fetch_add_explicit(&gy__rt.world_stops, 1, memory_order_relaxed);
     if (me != NULL) {
         /* relaxed: a statistic only this thread writes. */

@@ -163,6 +163,54 @@ static int gy__gc_get_thread(gy__admin_session *s, int argc, char **argv, json_t
     return GY_OK;
 }
 
+/* A pause histogram as {"<1us": n, "<2us": n, ...}: bucket b's upper bound. */
+static json_t *pause_hist_json(const uint64_t hist[GY_PAUSE_BUCKETS]) {
+    json_t *h = json_object();
+    for (int b = 0; b < GY_PAUSE_BUCKETS; b++) {
+        if (hist[b] == 0) {
+            continue;
+        }
+        char key[32];
+        if (b == GY_PAUSE_BUCKETS - 1) {
+            snprintf(key, sizeof key, ">=%luus", 1ul << (b - 1));
+        } else {
+            snprintf(key, sizeof key, "<%luus", 1ul << b);
+        }
+        json_object_set_new(h, key, json_integer((json_int_t)hist[b]));
+    }
+    return h;
+}
+
+/* gc.get_pause_stats: the mutators' pauses by kind (count, total, max,
+ * histogram), the MMU over 1 ms and 10 ms, the time to safepoint, the
+ * collector thread's CPU and the young count (gyre/runtime.h, gyre/gc.h). */
+static int gy__gc_get_pause_stats(gy__admin_session *s, int argc, char **argv, json_t **out,
+                                  gy_errmsg *err) {
+    (void)s, (void)argc, (void)argv, (void)err;
+    gy_pause_stats p;
+    gy_runtime_get_pause_stats(&p);
+    json_t *kinds = json_object();
+    for (int k = 0; k < GY_PAUSE_KINDS; k++) {
+        json_object_set_new(kinds, gy_pause_kind_name(k),
+                            json_pack("{s:I, s:f, s:f, s:o}", "count", (json_int_t)p.count[k],
+                                      "total_s", (double)p.total_ns[k] / 1e9, "max_us",
+                                      (double)p.max_ns[k] / 1e3, "histogram",
+                                      pause_hist_json(p.hist[k])));
+    }
+    gy_gc_thread_stats t;
+    gy_gc_get_thread_stats(&t);
+    long count[GY_GC_GENERATIONS];
+    gy_gc_get_count(count);
+    *out =
+        json_pack("{s:o, s:f, s:f, s:{s:I, s:f, s:f, s:o}, s:f, s:I}", "pauses", kinds, "mmu_1ms",
+                  p.mmu_1ms, "mmu_10ms", p.mmu_10ms, "time_to_safepoint", "count",
+                  (json_int_t)p.ttsp_count, "total_s", (double)p.ttsp_total_ns / 1e9, "max_us",
+                  (double)p.ttsp_max_ns / 1e3, "histogram", pause_hist_json(p.ttsp_hist),
+                  "collector_cpu_s", (double)t.busy_ns / 1e9, "young_count", (json_int_t)count[0]);
+    return *out != NULL ? GY_OK
+                        : gy__server_errmsg(err, GY_ENOMEM, "gc.get_pause_stats: out of memory");
+}
+
 static int gy__gc_enable(gy__admin_session *s, int argc, char **argv, json_t **out,
                          gy_errmsg *err) {
     (void)argc, (void)argv, (void)err;
@@ -530,6 +578,9 @@ const gy__admin_cmd gy__admin_cmds[] = {
      gy__gc_get_stats},
     {"gc.get_thread", "", 0, 0, U, "the collector's mode, its thread's state and work",
      gy__gc_get_thread},
+    {"gc.get_pause_stats", "", 0, 0, U,
+     "mutator pauses by kind (histograms), MMU 1 ms / 10 ms, time to safepoint",
+     gy__gc_get_pause_stats},
     {"gc.disable", "[SECONDS] [max-bytes N]", 0, 3, O,
      "pause automatic collection (until the time or heap growth runs out)", gy__gc_disable},
     {"gc.enable", "", 0, 0, O, "resume automatic collection", gy__gc_enable},

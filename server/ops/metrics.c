@@ -307,6 +307,37 @@ char *gy__metrics_render(gy_server *srv) {
     gy__family(&b, "gyre_gc_thread_handshakes_total", "counter",
                "World stops the collector's thread made.");
     gy__p(&b, "gyre_gc_thread_handshakes_total %llu\n", (unsigned long long)gt.handshakes);
+    gy_pause_stats ps;
+    gy_runtime_get_pause_stats(&ps);
+    gy__family(&b, "gyre_gc_mutator_pause_seconds", "histogram",
+               "Pauses timed by the mutators themselves, by kind (program_cascade is the "
+               "program's own, not the collector's).");
+    for (int k = 0; k < GY_PAUSE_KINDS; k++) {
+        uint64_t cum = 0;
+        for (int bk = 0; bk < GY_PAUSE_BUCKETS - 1; bk++) {
+            cum += ps.hist[k][bk];
+            gy__p(&b, "gyre_gc_mutator_pause_seconds_bucket{kind=\"%s\",le=\"%g\"} %llu\n",
+                  gy_pause_kind_name(k), (double)(1ull << bk) / 1e6, (unsigned long long)cum);
+        }
+        gy__p(&b, "gyre_gc_mutator_pause_seconds_bucket{kind=\"%s\",le=\"+Inf\"} %llu\n",
+              gy_pause_kind_name(k), (unsigned long long)ps.count[k]);
+        gy__p(&b, "gyre_gc_mutator_pause_seconds_sum{kind=\"%s\"} %.9f\n", gy_pause_kind_name(k),
+              (double)ps.total_ns[k] / 1e9);
+        gy__p(&b, "gyre_gc_mutator_pause_seconds_count{kind=\"%s\"} %llu\n", gy_pause_kind_name(k),
+              (unsigned long long)ps.count[k]);
+    }
+    gy__family(&b, "gyre_gc_mutator_pause_max_seconds", "gauge", "The longest pause of each kind.");
+    for (int k = 0; k < GY_PAUSE_KINDS; k++) {
+        gy__p(&b, "gyre_gc_mutator_pause_max_seconds{kind=\"%s\"} %.9f\n", gy_pause_kind_name(k),
+              (double)ps.max_ns[k] / 1e9);
+    }
+    gy__family(&b, "gyre_gc_mmu", "gauge",
+               "Minimum mutator utilisation since start, worst thread, per window.");
+    gy__p(&b, "gyre_gc_mmu{window=\"1ms\"} %.6f\n", ps.mmu_1ms);
+    gy__p(&b, "gyre_gc_mmu{window=\"10ms\"} %.6f\n", ps.mmu_10ms);
+    gy__family(&b, "gyre_gc_time_to_safepoint_max_seconds", "gauge",
+               "The longest wait of a world stop for every thread to park.");
+    gy__p(&b, "gyre_gc_time_to_safepoint_max_seconds %.9f\n", (double)ps.ttsp_max_ns / 1e9);
     gy_runtime_stats rt;
     gy_runtime_get_stats(&rt);
     gy__family(&b, "gyre_heap_objects", "gauge", "Live objects in Gyre's heap.");

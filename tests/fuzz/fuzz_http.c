@@ -59,6 +59,7 @@
 
 #include "conn.h"
 #include "gyre/failpoint.h"
+#include "gy_collect.h" /* gy_test_collect: a collection from this loop */
 #include "gyre/gc.h"
 #include "loop_adopt.h"
 
@@ -288,44 +289,20 @@ static uint64_t live_objects(void) {
     return st.objects_live;
 }
 
-/* settle's answer in concurrent mode (runs on this thread, at a safe
- * point): the rc, PENDING until then. */
-enum { PENDING = 1 };
-static void settle_done(int rc, const gy_gc_result *res, void *arg) {
-    (void)res;
-    *(int *)arg = rc;
-}
-
 /* A full collection, then the objects left alive. This thread is a loop
  * (gy__loop_adopt): in concurrent mode gy_gc_collect is refused there
- * (GY_ESTATE: a loop never waits for the collector), so it asks with
- * gy_gc_collect_async and passes safe points, quiescent in between (as a
- * loop in its poll), until the answer is delivered. The safe point after
- * it runs what the collection handed to this loop: the clears of its
- * loop-affine trash (connections) and the frees of its objects whose last
- * reference the collector's thread dropped. */
+ * (GY_ESTATE: a loop never waits for the collector), so gy_test_collect asks
+ * with gy_gc_collect_async and passes safe points until the answer is
+ * delivered. The safe point after it runs what the collection handed to
+ * this loop: the clears of its loop-affine trash (connections) and the
+ * frees of its objects whose last reference the collector's thread
+ * dropped. */
 static uint64_t settle(void) {
     gy_safepoint();
     gy_errmsg err = {0};
-    const char *what = "gy_gc_collect";
-    int rc = gy_gc_collect(2, NULL, &err);
-    if (rc == GY_ESTATE && gy_gc_get_mode() == GY_GC_MODE_CONCURRENT) {
-        what = "gy_gc_collect_async";
-        int answer = PENDING;
-        rc = gy_gc_collect_async(2, settle_done, &answer, &err);
-        while (rc == GY_OK && answer == PENDING) {
-            gy_quiescent_begin();
-            usleep(20);
-            gy_quiescent_end();
-            gy_safepoint();
-        }
-        if (rc == GY_OK && answer != GY_OK) {
-            rc = answer;
-            snprintf(err.text, sizeof err.text, "its answer");
-        }
-    }
+    int rc = gy_test_collect(2, NULL, &err);
     if (rc != GY_OK) {
-        fprintf(stderr, "fuzz_http: settle: %s: %s (%s)\n", what, gy_err_name(rc), err.text);
+        fprintf(stderr, "fuzz_http: settle: gy_gc_collect: %s (%s)\n", gy_err_name(rc), err.text);
         abort();
     }
     gy_safepoint();

@@ -31,42 +31,7 @@
 #endif
 
 #if GY_STRESS_GC
-/* gy_gc_collect from any thread: a loop in concurrent mode may not wait in
- * it (GY_ESTATE), so there it asks with gy_gc_collect_async and passes safe
- * points until the answer is delivered (a test's loop may wait this way:
- * it never blocks the collector). */
-typedef struct any_collect {
-    atomic_int done;
-    int rc;
-    gy_gc_result res;
-} any_collect;
-static void any_collect_done(int rc, const gy_gc_result *res, void *arg) {
-    any_collect *c = arg;
-    c->rc = rc;
-    c->res = *res;
-    atomic_store(&c->done, 1);
-}
-static int collect_any_thread(int generation, gy_gc_result *res, gy_errmsg *err) {
-    int rc = gy_gc_collect(generation, res, err);
-    if (rc != GY_ESTATE || gy_gc_get_mode() != GY_GC_MODE_CONCURRENT) {
-        return rc;
-    }
-    any_collect c = {0};
-    rc = gy_gc_collect_async(generation, any_collect_done, &c, err);
-    while (rc == GY_OK && !atomic_load(&c.done)) {
-        gy_quiescent_begin();
-        sched_yield();
-        gy_quiescent_end();
-        gy_safepoint();
-    }
-    if (rc == GY_OK) {
-        rc = c.rc;
-        if (res != NULL) {
-            *res = c.res;
-        }
-    }
-    return rc;
-}
+#include "gy_collect.h" /* gy_test_collect: gy_gc_collect from loops too */
 #endif
 
 #define THREADS 4
@@ -201,7 +166,7 @@ static void *worker(void *arg) {
         case 10: /* an explicit collection now and then, from any thread */
             if (op % 997 == 0) {
                 gy_gc_result res;
-                assert_int_equal(collect_any_thread((int)(r % 3), &res, NULL), GY_OK);
+                assert_int_equal(gy_test_collect((int)(r % 3), &res, NULL), GY_OK);
             }
             break;
 #endif
@@ -257,7 +222,7 @@ static void test_mixed_operations(void **state) {
      * left are finalized here. Twice: a set that waited for its owner's
      * finalizer goes in the second. */
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(collect_any_thread(2, NULL, NULL), GY_OK);
+        assert_int_equal(gy_test_collect(2, NULL, NULL), GY_OK);
         gy_safepoint();
     }
     gy_gc_gen_stats st[3];

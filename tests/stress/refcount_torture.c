@@ -100,8 +100,8 @@
  * for its events and random stream, and every check below applies to it as
  * to any other thread ("the collecting thread" is then always the
  * collector's). A loop asks for collections with gy_gc_collect_async in
- * that mode (gy_gc_collect is refused on a loop; see collect_any_thread).
- * An object of an attached owner whose last reference the collector's
+ * that mode (gy_gc_collect is refused on a loop; see gy_test_collect in
+ * tests/support/gy_collect.h). An object of an attached owner whose last reference the collector's
  * clears drop is usually freed by that owner at its next safe point, outside
  * any collection (biased counts); look_fin_clearing counts the frees on the
  * collecting thread itself, so it is rarer in concurrent mode.
@@ -184,42 +184,7 @@
 #include "collector.h" /* gy__gc_hidden, gy__gc.posted_clears */
 #include "gyre/gc.h"
 
-/* gy_gc_collect from any thread: a loop in concurrent mode may not wait in
- * it (GY_ESTATE), so there it asks with gy_gc_collect_async and passes safe
- * points until the answer is delivered (a test's loop may wait this way:
- * it never blocks the collector). */
-typedef struct any_collect {
-    atomic_int done;
-    int rc;
-    gy_gc_result res;
-} any_collect;
-static void any_collect_done(int rc, const gy_gc_result *res, void *arg) {
-    any_collect *c = arg;
-    c->rc = rc;
-    c->res = *res;
-    atomic_store(&c->done, 1);
-}
-static int collect_any_thread(int generation, gy_gc_result *res, gy_errmsg *err) {
-    int rc = gy_gc_collect(generation, res, err);
-    if (rc != GY_ESTATE || gy_gc_get_mode() != GY_GC_MODE_CONCURRENT) {
-        return rc;
-    }
-    any_collect c = {0};
-    rc = gy_gc_collect_async(generation, any_collect_done, &c, err);
-    while (rc == GY_OK && !atomic_load(&c.done)) {
-        gy_quiescent_begin();
-        sched_yield();
-        gy_quiescent_end();
-        gy_safepoint();
-    }
-    if (rc == GY_OK) {
-        rc = c.rc;
-        if (res != NULL) {
-            *res = c.res;
-        }
-    }
-    return rc;
-}
+#include "gy_collect.h" /* gy_test_collect: gy_gc_collect from loops too */
 #endif
 
 /* --- parameters ------------------------------------------------------------ */
@@ -1678,7 +1643,7 @@ static void op_look(void) {
 static void gc_now(bool look) {
     gy_gc_result res;
     gy_errmsg err = {0};
-    CHECK(collect_any_thread((int)below(3), &res, &err) == GY_OK, "gy_gc_collect: %s", err.text);
+    CHECK(gy_test_collect((int)below(3), &res, &err) == GY_OK, "gy_gc_collect: %s", err.text);
     EV(gc_explicit);
     if (look) {
         look_all();
@@ -2160,7 +2125,7 @@ static void test_refcount_torture(void **state) {
         gy_safepoint();
 #if GY_TORTURE_GC
         gy_gc_result res;
-        CHECK(collect_any_thread(2, &res, NULL) == GY_OK, "gy_gc_collect (teardown)");
+        CHECK(gy_test_collect(2, &res, NULL) == GY_OK, "gy_gc_collect (teardown)");
         gy_safepoint();
         quiet = res.collected == 0;
 #endif

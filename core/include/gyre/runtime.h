@@ -140,6 +140,49 @@ typedef struct gy_runtime_stats {
 /* gy_runtime_get_stats: a snapshot (exact when no thread is running). */
 GY_API void gy_runtime_get_stats(gy_runtime_stats *out);
 
+/* Pauses: intervals in which an attached thread does the collector's work
+ * or waits on it, each timed by the thread itself (collector/DESIGN.md
+ * section 9.9 and 9.13). Kinds: */
+typedef enum gy_pause_kind {
+    GY_PAUSE_STOP = 0,       /* parked in a world stop, or held on leaving quiescence */
+    GY_PAUSE_COLLECTOR_WORK, /* ran a collection (stw mode's collecting thread), or the
+                                finalizers and clears the collector handed to this thread,
+                                with the refcount cascades they start inline */
+    GY_PAUSE_ASSIST,         /* pacing: assists and allocation throttling (none yet) */
+    /* Not a collector pause: the program's own deferred refcount cascades (a
+     * big structure it dropped), reported beside the others. */
+    GY_PAUSE_PROGRAM_CASCADE,
+    GY_PAUSE_KINDS
+} gy_pause_kind;
+
+/* Histogram buckets: bucket 0 counts pauses under 1 us, bucket b (1..22)
+ * pauses in [2^(b-1), 2^b) us, bucket 23 those of 2^22 us (4.2 s) or more. */
+enum { GY_PAUSE_BUCKETS = 24 };
+
+typedef struct gy_pause_stats {
+    uint64_t count[GY_PAUSE_KINDS];
+    uint64_t total_ns[GY_PAUSE_KINDS];
+    uint64_t max_ns[GY_PAUSE_KINDS];
+    uint64_t hist[GY_PAUSE_KINDS][GY_PAUSE_BUCKETS];
+    /* Minimum mutator utilisation over 1 ms and 10 ms windows: 1 - (collector
+     * pause, every kind but PROGRAM_CASCADE, inside the window) / window,
+     * the worst window of the worst thread since init (1.0: none). Windows
+     * are judged at the end of each pause, over the thread's last 64. */
+    double mmu_1ms, mmu_10ms;
+    /* Time to safepoint: how long world stops waited for every thread to
+     * park (the stopper's wait; not a pause of the stopped threads). */
+    uint64_t ttsp_count, ttsp_total_ns, ttsp_max_ns;
+    uint64_t ttsp_hist[GY_PAUSE_BUCKETS];
+} gy_pause_stats;
+
+/* gy_runtime_get_pause_stats: the pauses of every thread since init, summed
+ * over heaps (attached and detached). Any thread. */
+GY_API void gy_runtime_get_pause_stats(gy_pause_stats *out);
+
+/* gy_pause_kind_name: "stop", "collector_work", "assist",
+ * "program_cascade"; NULL when out of range. */
+GY_API const char *gy_pause_kind_name(int kind);
+
 /* gy_memory_trim: give back the calling thread's memory that holds nothing
  * live: its cache of freed cells goes back to their segments, cells other
  * threads freed into its segments are collected, and every segment left

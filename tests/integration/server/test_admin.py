@@ -89,6 +89,19 @@ class Admin(unittest.TestCase):
                 self.assertIn(k, g)
         err(self, self.srv.admin("gc.collect 3"), "ERANGE")
 
+    def test_pause_stats(self):
+        before = ok(self, self.srv.admin("gc.get_pause_stats"))
+        ok(self, self.srv.admin("gc.collect 2"))  # a world stop (loops asleep are held)
+        p = ok(self, self.srv.admin("gc.get_pause_stats"))
+        self.assertEqual(set(p["pauses"]), {"stop", "collector_work", "assist", "program_cascade"})
+        for kind in p["pauses"].values():
+            self.assertEqual(sum(kind["histogram"].values()), kind["count"])
+            self.assertGreaterEqual(kind["max_us"], 0)
+        self.assertGreater(p["time_to_safepoint"]["count"], before["time_to_safepoint"]["count"])
+        self.assertGreaterEqual(p["time_to_safepoint"]["count"], 1)
+        self.assertTrue(0.0 <= p["mmu_10ms"] <= 1.0 and 0.0 <= p["mmu_1ms"] <= 1.0)
+        self.assertIn("collector_cpu_s", p)
+
     def test_freeze(self):
         n = ok(self, self.srv.admin("gc.freeze"))
         self.assertEqual(ok(self, self.srv.admin("gc.get_freeze_count")), n)
@@ -426,7 +439,11 @@ class AdminGcPause(unittest.TestCase):
             often = gen0_runs()
             ok(self, srv.admin("gc.set_threshold 100000"))
             rarely = gen0_runs()
-            self.assertGreater(often, 10)
+            # About 75 crossings of threshold 100. In concurrent mode (the
+            # default) crossings while the collector's thread is busy share
+            # its next run (no pacing yet: collector/DESIGN.md 9.11), so a
+            # slow build (TSan) sees fewer than in stw mode: 9 of them once.
+            self.assertGreater(often, 5)
             self.assertLessEqual(rarely, 1)
 
 
@@ -499,12 +516,25 @@ def parse_metrics(test, text):
             test.assertTrue(name in typed or family in typed, f"sample without TYPE: {name}")
             samples[(name, labels)] = value
     for name, kind in typed.items():
-        if kind == "histogram":
-            buckets = [(k[1], v) for k, v in samples.items() if k[0] == name + "_bucket"]
+        if kind != "histogram":
+            continue
+        # One series per label set other than le (e.g. kind="stop").
+        series = {}
+        for (sample, labels), v in samples.items():
+            if sample != name + "_bucket":
+                continue
+            pairs = [p for p in labels.strip("{}").split(",") if p]
+            le = [p for p in pairs if p.startswith("le=")]
+            test.assertEqual(len(le), 1, f"{name} bucket without le: {labels}")
+            rest = ",".join(p for p in pairs if not p.startswith("le="))
+            series.setdefault(rest, []).append((le[0], v))
+        test.assertTrue(series, f"histogram {name} has no buckets")
+        for rest, buckets in series.items():
             values = [v for _, v in buckets]
-            test.assertEqual(values, sorted(values), f"{name} buckets not cumulative")
-            inf = samples[(name + "_bucket", '{le="+Inf"}')]
-            test.assertEqual(inf, samples[(name + "_count", "")])
+            test.assertEqual(values, sorted(values), f"{name}{{{rest}}} buckets not cumulative")
+            inf = dict(buckets)['le="+Inf"']
+            count = samples[(name + "_count", "{" + rest + "}" if rest else "")]
+            test.assertEqual(inf, count, f"{name}{{{rest}}}: +Inf bucket != _count")
     return samples
 
 
@@ -536,6 +566,12 @@ class Metrics(unittest.TestCase):
             self.assertGreater(m2[("gyre_gc_collection_duration_seconds_count", "")],
                                m[("gyre_gc_collection_duration_seconds_count", "")])
             self.assertTrue(any(k[0] == "gyre_objects" for k in m2))
+            # Pauses timed by the mutators: every kind is exported (a loop
+            # asleep in its poll is held, not paused, so counts may be 0).
+            for kind in ("stop", "collector_work", "assist", "program_cascade"):
+                self.assertIn(("gyre_gc_mutator_pause_seconds_count", f'{{kind="{kind}"}}'), m2)
+            self.assertIn(("gyre_gc_mmu", '{window="10ms"}'), m2)
+            self.assertIn(("gyre_gc_time_to_safepoint_max_seconds", ""), m2)
             self.assertEqual(srv.metrics_get("/nope")[0], 404)
             # The same text over the admin socket.
             parse_metrics(self, ok(self, srv.admin("metrics")))
