@@ -69,6 +69,14 @@
  * (unless GY_TYPE_FINALIZE_ANY_THREAD) at its next safe point: its trash set
  * then survives that collection and is freed by a later one. Loop-affine
  * objects are also cleared and freed on their owner thread.
+ * The contract for a type's traverse (gyre/object.h has it in full): it
+ * may run on the collector's thread while other threads use the object
+ * (once marking is concurrent, collector/DESIGN.md section 9; today with
+ * the world stopped), so it reads only gy_ref fields through GY_VISIT, and
+ * storage a type resizes itself follows gy_list's and gy_dict's rules; it
+ * takes no lock, allocates nothing and never blocks. Changes to a type's
+ * references go through gy_store and the container functions, whose
+ * barriers tell a running collection (core's gc_touch.h).
  *
  * Uncollectable: an object of a GY_TYPE_LEGACY_FINALIZER type found in
  * cyclic trash, and all the trash it reaches, is not freed (its finalizer
