@@ -7,6 +7,8 @@ names and goals exactly as the issues write them. Real benchmarks arrive with
 the issues that build what they measure.
 """
 
+import os
+
 from harness import Benchmark, Comparison, Side
 
 BENCHMARKS: dict = {}
@@ -201,4 +203,66 @@ register(Benchmark(
     targets=("gyred",),
     packages=("python3",),
     per_run=("rss_excess", "retained_after", "heap_after"),
+))
+
+
+# The pause issue's rows (stage 5 of collector/DESIGN.md section 9), per live
+# heap size N: two mutators over N tracked objects, the same number of steps
+# on every side (tools/benchmarks/pauses/pauses_gyre.c says what each row
+# measures). zgc_goal (1000 us) and ideal (1) are the issue's fixed targets,
+# printed by the Gyre binary; every other anchor is measured in the same run.
+# GY_PAUSES_SIZES (default 100k,1M,10M) and GY_PAUSES_STEPS (steps per size)
+# shrink a run for testing; the rows follow the sizes, and the growth row
+# puts the largest size against the smallest (10M vs 100k by default).
+_PAUSES_SIZES = tuple(s for s in (os.environ.get("GY_PAUSES_SIZES") or "100k,1M,10M").split(",")
+                      if s)
+_PAUSES_GYRE = ("{build}/tools/benchmarks/bench_pauses_gyre",)
+
+
+def _pauses_rows() -> tuple:
+    rows = []
+    for n in _PAUSES_SIZES:
+        rows += [
+            Comparison(f"collector_pause_max_{n}", "us", "gyre", "zgc_goal", "gyre", "<=1",
+                       anchor_key="zgc_goal"),
+            Comparison(f"collector_pause_p99_{n}", "us", "gyre", "zgc_goal", "gyre",
+                       anchor_key="zgc_goal"),
+        ]
+        if n == _PAUSES_SIZES[-1] and len(_PAUSES_SIZES) > 1:
+            small = _PAUSES_SIZES[0]
+            rows.append(Comparison(f"collector_pause_max_{n}", "us", "gyre",
+                                   f"collector_pause_max_{small}", "gyre", "<=1.5",
+                                   anchor_key=f"collector_pause_max_{small}"))
+        rows += [
+            Comparison(f"mmu_10ms_{n}", "ratio", "gyre", "ideal", "gyre", ">=0.7",
+                       anchor_key="ideal"),
+            Comparison(f"step_p999_{n}", "us", "gyre", "break_cycles", "break_cycles", "<=1.5"),
+            Comparison(f"garbage_freed_{n}", "objects/s", "gyre", f"garbage_created_{n}", "gyre",
+                       ">=0.95", anchor_key=f"garbage_created_{n}"),
+            Comparison(f"throughput_{n}", "steps/s", "gyre", "break_cycles", "break_cycles",
+                       ">=0.85"),
+            Comparison(f"outstanding_garbage_max_{n}", "objects", "gyre", "stw", "stw", "<=2"),
+            Comparison(f"stw_pause_max_{n}", "us", "stw", "cpython", "cpython",
+                       gyre_key=f"collector_pause_max_{n}"),
+        ]
+    return tuple(rows)
+
+
+register(Benchmark(
+    name="pauses",
+    description="collector pauses, MMU, step latency, garbage rates seen by two mutators over "
+                "live heaps of 100k/1M/10M: concurrent vs stw vs cycles broken by hand vs CPython",
+    sides=(
+        Side("gyre", ("env", "GYRE_GC_MODE=concurrent", *_PAUSES_GYRE, "collector")),
+        Side("stw", ("env", "GYRE_GC_MODE=stw", *_PAUSES_GYRE, "collector")),
+        Side("break_cycles", ("env", "GYRE_GC_MODE=concurrent", *_PAUSES_GYRE, "break_cycles")),
+        # Debian's python3 package (3.11), named explicitly.
+        Side("cpython", ("/usr/bin/python3", "{root}/tools/benchmarks/pauses/pauses_cpython.py")),
+    ),
+    comparisons=_pauses_rows(),
+    rounds=5,
+    targets=("bench_pauses_gyre",),
+    packages=("python3",),
+    per_run=tuple(f"{k}_{n}" for n in _PAUSES_SIZES
+                  for k in ("full_collections", "collections", "rss")),
 ))
