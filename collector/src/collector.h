@@ -82,8 +82,8 @@ typedef struct gc_state {
      * thread or running. Written under `lock` (set by a mutator's safe
      * point, cleared by the thread after the collection); read relaxed
      * without it as a hint, so safe points that find it set cost one load.
-     * While set, rt.gc_young_limit is "never" (gy__gc_limit_update), so
-     * allocations do not keep flushing into gc_young meanwhile. */
+     * While set, rt.gc_young_limit is GC_BEHIND thresholds
+     * (gy__gc_limit_update): the throttle's trigger. */
     _Atomic bool auto_requested;
     /* Clears of trash handed to owner threads and not yet run there
      * (phase_clear, gy__gc_posted_clear_done); while above zero, members of
@@ -103,6 +103,10 @@ void gy__gc_collect_with_callbacks(int generation, bool automatic, gy_gc_result 
 int gy__gc_generation_due(void);
 /* rt.gc_young_limit from enabled, threshold 0 and auto_requested (`lock`). */
 void gy__gc_limit_update(void);
+/* Concurrent mode's throttle: how far behind (in thresholds 0) generation 0
+ * may get while an automatic collection is asked for or running, before a
+ * mutator's safe point waits for it (gc.c, throttle_if_behind). */
+#define GC_BEHIND 4
 
 /* --- the collector's thread (thread.c) ----------------------------------
  * The mode of the running runtime (GY_GC_MODE_STW or _CONCURRENT), DEFAULT
@@ -118,6 +122,9 @@ void gy__gc_mode_reset(void);
 /* Concurrent mode: wake the thread for the automatic collection a safe
  * point found due (the caller set auto_requested). Never blocks long. */
 void gy__gc_thread_wake_auto(void);
+/* Wait, quiescent, until no automatic collection is asked for or running
+ * (or the thread stops). A mutator that fell behind (gc.c). */
+void gy__gc_thread_wait_auto(void);
 /* Concurrent mode, on an attached plain thread: queue a request and wait
  * (quiescent) for its result. GY_ESTATE when the thread is stopped. */
 int gy__gc_thread_collect(int generation, gy_gc_result *out, gy_errmsg *err);

@@ -30,9 +30,14 @@ const char *gy_gc_phase_name(int phase) {
  * with threshold 0 at 0, or while an automatic request is pending or
  * running on the collector's thread (its end sets the limit again). */
 void gy__gc_limit_update(void) {
-    bool on = gy__gc.enabled && gy__gc.threshold[0] > 0 &&
-              !atomic_load_explicit(&gy__gc.auto_requested, memory_order_relaxed);
-    int64_t limit = on ? gy__gc.threshold[0] : INT64_MAX;
+    bool on = gy__gc.enabled && gy__gc.threshold[0] > 0;
+    /* While an automatic collection is asked for or running, the next
+     * trigger is the throttle's: generation 0 GC_BEHIND times its threshold
+     * (collect_due_concurrent). */
+    bool behind = atomic_load_explicit(&gy__gc.auto_requested, memory_order_relaxed);
+    int64_t limit = !on      ? INT64_MAX
+                    : behind ? gy__gc.threshold[0] * GC_BEHIND
+                             : gy__gc.threshold[0];
     /* relaxed: a trigger; a thread may cross the old limit once more. */
     atomic_store_explicit(&gy__rt.gc_young_limit, limit, memory_order_relaxed);
 }
@@ -222,6 +227,32 @@ int gy__gc_generation_due(void) {
     return 0;
 }
 
+/* Pacing, until the concurrent collector's own (collector/DESIGN.md 9.5,
+ * stage 5b): mutators never wait for the collector to start, but one whose
+ * safe point finds generation 0 at GC_BEHIND times its threshold while an
+ * automatic collection is asked for or running waits (quiescent) for that
+ * collection to end: allocation throttling, timed as an `assist` pause. It
+ * bounds the garbage a saturated machine piles up while the collector's
+ * thread waits for a core. Never on the collector's thread, nor inside a
+ * collection (a finalizer's safe point). */
+static void throttle_if_behind(void) {
+    if (in_collection || gy__gc_on_thread()) {
+        return;
+    }
+    pthread_mutex_lock(&gy__gc.lock);
+    long t0 = gy__gc.threshold[0];
+    bool behind =
+        gy__gc.enabled && t0 > 0 &&
+        atomic_load_explicit(&gy__gc.auto_requested, memory_order_relaxed) &&
+        (long)atomic_load_explicit(&gy__rt.gc_young, memory_order_relaxed) >= t0 * GC_BEHIND;
+    pthread_mutex_unlock(&gy__gc.lock);
+    if (behind) {
+        uint64_t start = gy__clock_ns();
+        gy__gc_thread_wait_auto();
+        gy__pause_record(gy__tls_heap, GY_PAUSE_ASSIST, start, gy__clock_ns());
+    }
+}
+
 /* Concurrent mode's safe-point hook: run the `done` of this thread's
  * answered requests; if a collection is due and none is asked for or
  * running, wake the collector's thread. Never collects, never waits. */
@@ -237,8 +268,10 @@ static void collect_due_concurrent(void) {
         }
     }
     /* relaxed: a hint (the decision is made under the lock); while a
-     * request is pending or running, this is all a safe point costs. */
+     * request is pending or running, this is all a safe point costs, unless
+     * the collector fell behind. */
     if (atomic_load_explicit(&gy__gc.auto_requested, memory_order_relaxed)) {
+        throttle_if_behind();
         return;
     }
     pthread_mutex_lock(&gy__gc.lock);

@@ -346,6 +346,26 @@ void gy__gc_thread_wake_auto(void) {
     pthread_mutex_unlock(&q.lock);
 }
 
+void gy__gc_thread_wait_auto(void) {
+    gy_quiescent_begin();
+    pthread_mutex_lock(&q.lock);
+    /* The thread clears auto_requested (under gy__gc.lock) before it takes
+     * q.lock to broadcast q.done, so this check and wait miss no end; the
+     * timeout is a guard, not a poll that matters. */
+    while (q.accepting && atomic_load_explicit(&gy__gc.auto_requested, memory_order_relaxed)) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 50 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&q.done, &q.lock, &until);
+    }
+    pthread_mutex_unlock(&q.lock);
+    gy_quiescent_end();
+}
+
 static bool enqueue_locked(gc_request *r) {
     if (!q.accepting) {
         return false;

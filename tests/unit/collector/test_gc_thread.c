@@ -338,6 +338,50 @@ static void test_disable_pauses(void **state) {
     GY_TEST_DOWN();
 }
 
+/* --- the throttle ------------------------------------------------------------------ */
+
+/* A collector made slow (1 ms per collection, in its START callback) and a
+ * loop that only allocates garbage: without the throttle the loop outruns
+ * it by tens of thousands of objects; with it, a safe point that finds
+ * generation 0 at GC_BEHIND thresholds while the asked collection has not
+ * ended waits for it (an `assist` pause), so garbage stays within twice
+ * that (the set being cleared plus the next one). */
+#define GC_BEHIND 4 /* collector/src/collector.h's, in thresholds 0 */
+
+static void slow_cb(gy_gc_phase phase, const gy_gc_callback_info *info, void *arg) {
+    (void)info, (void)arg;
+    if (phase == GY_GC_START) {
+        usleep(1000);
+    }
+}
+
+static void test_throttle_bounds_garbage(void **state) {
+    (void)state;
+    up(GY_GC_MODE_CONCURRENT);
+    assert_int_equal(gy_gc_set_threshold(100, 10, 10, NULL), GY_OK);
+    assert_int_equal(gy_gc_callback_add(slow_cb, NULL), GY_OK);
+    gy_pause_stats before, after;
+    gy_runtime_get_pause_stats(&before);
+    int64_t max_live = 0;
+    for (int i = 0; i < 20000; i++) {
+        make_garbage(1, 2);
+        gy_safepoint();
+        int64_t live = gc_live(&gc_node_type);
+        max_live = live > max_live ? live : max_live;
+    }
+    gy_runtime_get_pause_stats(&after);
+    uint64_t assists = after.count[GY_PAUSE_ASSIST] - before.count[GY_PAUSE_ASSIST];
+    print_message("throttle: most garbage alive at once %lld, assists %llu, longest %.2f ms\n",
+                  (long long)max_live, (unsigned long long)assists,
+                  after.max_ns[GY_PAUSE_ASSIST] / 1e6);
+    assert_true(assists > 0);
+    assert_true(max_live <= 2 * GC_BEHIND * 100 + 200);
+    assert_int_equal(gy_gc_callback_remove(slow_cb, NULL), GY_OK);
+    gc_collect_found(2, NULL);
+    assert_int_equal(gc_live(&gc_node_type), 0);
+    GY_TEST_DOWN();
+}
+
 /* --- shutdown ------------------------------------------------------------------------ */
 
 static void test_shutdown_joins(void **state) {
@@ -438,9 +482,10 @@ static void test_detach_answers_async(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_mode_default_and_env),   cmocka_unit_test(test_automatic_on_thread),
-    cmocka_unit_test(test_collect_plain),          cmocka_unit_test(test_collect_on_loop),
-    cmocka_unit_test(test_disable_pauses),         cmocka_unit_test(test_shutdown_joins),
-    cmocka_unit_test(test_finalizer_collect_busy), cmocka_unit_test(test_detach_answers_async),
+    cmocka_unit_test(test_mode_default_and_env), cmocka_unit_test(test_automatic_on_thread),
+    cmocka_unit_test(test_collect_plain),        cmocka_unit_test(test_collect_on_loop),
+    cmocka_unit_test(test_disable_pauses),       cmocka_unit_test(test_throttle_bounds_garbage),
+    cmocka_unit_test(test_shutdown_joins),       cmocka_unit_test(test_finalizer_collect_busy),
+    cmocka_unit_test(test_detach_answers_async),
 };
 GY_TEST_MAIN(tests)
