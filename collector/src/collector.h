@@ -106,7 +106,7 @@ void gy__gc_limit_update(void);
 /* Concurrent mode's throttle: how far behind (in thresholds 0) generation 0
  * may get while an automatic collection is asked for or running, before a
  * mutator's safe point waits for it (gc.c, throttle_if_behind). */
-#define GC_BEHIND 4
+#define GC_BEHIND 16
 
 /* --- the collector's thread (thread.c) ----------------------------------
  * The mode of the running runtime (GY_GC_MODE_STW or _CONCURRENT), DEFAULT

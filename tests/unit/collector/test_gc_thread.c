@@ -346,7 +346,7 @@ static void test_disable_pauses(void **state) {
  * generation 0 at GC_BEHIND thresholds while the asked collection has not
  * ended waits for it (an `assist` pause), so garbage stays within twice
  * that (the set being cleared plus the next one). */
-#define GC_BEHIND 4 /* collector/src/collector.h's, in thresholds 0 */
+#define GC_BEHIND 16 /* collector/src/collector.h's, in thresholds 0 */
 
 static void slow_cb(gy_gc_phase phase, const gy_gc_callback_info *info, void *arg) {
     (void)info, (void)arg;
