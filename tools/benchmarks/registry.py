@@ -22,6 +22,14 @@ def register(bench: Benchmark) -> Benchmark:
     return bench
 
 
+def _instr_side(name: str, mode: str, part: str, key: str) -> Side:
+    """A side counting instructions per step of one part of the alloc
+    benchmark under callgrind, with the collector in `mode` (idle)."""
+    return Side(name, ("env", f"GYRE_GC_MODE={mode}",
+                       "{root}/tools/benchmarks/alloc/instructions.sh",
+                       "{build}/tools/benchmarks/bench_alloc_gyre", part, key))
+
+
 register(Benchmark(
     name="alloc",
     description="Gyre object alloc+incref+decref+free vs raw allocators; RSS per object vs CPython",
@@ -36,22 +44,10 @@ register(Benchmark(
         # Instructions per step under callgrind, the same binary in each
         # collector mode (collector idle): what the barriers of the
         # concurrent collector cost where no collection watches.
-        Side("instr_owner", ("env", "GYRE_GC_MODE=concurrent",
-                             "{root}/tools/benchmarks/alloc/instructions.sh",
-                             "{build}/tools/benchmarks/bench_alloc_gyre", "owner",
-                             "alloc_owner_1t_instructions")),
-        Side("instr_owner_stw", ("env", "GYRE_GC_MODE=stw",
-                                 "{root}/tools/benchmarks/alloc/instructions.sh",
-                                 "{build}/tools/benchmarks/bench_alloc_gyre", "owner",
-                                 "alloc_owner_1t_instructions")),
-        Side("instr_incref", ("env", "GYRE_GC_MODE=concurrent",
-                              "{root}/tools/benchmarks/alloc/instructions.sh",
-                              "{build}/tools/benchmarks/bench_alloc_gyre", "incref",
-                              "incref_decref_owner_instructions")),
-        Side("instr_incref_stw", ("env", "GYRE_GC_MODE=stw",
-                                  "{root}/tools/benchmarks/alloc/instructions.sh",
-                                  "{build}/tools/benchmarks/bench_alloc_gyre", "incref",
-                                  "incref_decref_owner_instructions")),
+        _instr_side("instr_owner", "concurrent", "owner", "alloc_owner_1t_instructions"),
+        _instr_side("instr_owner_stw", "stw", "owner", "alloc_owner_1t_instructions"),
+        _instr_side("instr_incref", "concurrent", "incref", "incref_decref_owner_instructions"),
+        _instr_side("instr_incref_stw", "stw", "incref", "incref_decref_owner_instructions"),
     ),
     comparisons=(
         Comparison("alloc_owner_1t_instructions", "instr", "instr_owner", "stw",

@@ -10,38 +10,10 @@
 #include "gyre/gc.h"
 #include "gyre/gyre.h"
 
-typedef struct node {
-    gy_object ob;
-    gy_ref next, prev;
-} node;
-
-static int node_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
-    GY_VISIT(&((node *)self)->next, visit, arg);
-    GY_VISIT(&((node *)self)->prev, visit, arg);
-    return 0;
-}
-
-static void node_clear(gy_object *self) {
-    gy_ref_clear(&((node *)self)->next);
-    gy_ref_clear(&((node *)self)->prev);
-}
+#include "../ring_node.h" /* node, node_traverse, node_clear */
 
 static gy_type node_type = {
     .name = "Node", .size = sizeof(node), .traverse = node_traverse, .clear = node_clear};
-
-static node *node_new(void) {
-    node *n;
-    if (gy_new(&node_type, &n) != GY_OK) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return n;
-}
-
-static void link_next(node *a, node *b) {
-    gy_store(&a->next, b);
-    gy_store(&b->prev, a);
-}
 
 /* n/21 rings of 21 nodes, their heads in a list (a NEW reference). */
 static gy_list *create_gc_cycles(size_t n) {
@@ -50,18 +22,8 @@ static gy_list *create_gc_cycles(size_t n) {
         exit(1);
     }
     for (size_t c = 0; c < n / 21; c++) {
-        node *head = node_new(), *cur = head;
+        node *head = ring_make(&node_type, 21);
         gy_list_append(cycles, head);
-        for (int i = 0; i < 20; i++) {
-            node *nx = node_new();
-            link_next(cur, nx);
-            if (cur != head) {
-                gy_decref(cur);
-            }
-            cur = nx;
-        }
-        link_next(cur, head);
-        gy_decref(cur);
         gy_decref(head);
     }
     return cycles;

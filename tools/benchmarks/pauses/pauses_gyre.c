@@ -118,21 +118,7 @@ enum {
 #define DEFAULT_STEPS 2000000ull  /* per size, both mutators */
 #define DEFAULT_SIZES "100k,1M,10M"
 
-typedef struct node {
-    gy_object ob;
-    gy_ref next, prev;
-} node;
-
-static int node_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
-    GY_VISIT(&((node *)self)->next, visit, arg);
-    GY_VISIT(&((node *)self)->prev, visit, arg);
-    return 0;
-}
-
-static void node_clear(gy_object *self) {
-    gy_ref_clear(&((node *)self)->next);
-    gy_ref_clear(&((node *)self)->prev);
-}
+#include "../ring_node.h" /* node, node_traverse, node_clear */
 
 static gy_type node_type = {
     .name = "pauses_node", .size = sizeof(node), .traverse = node_traverse, .clear = node_clear};
@@ -153,20 +139,6 @@ static uint64_t rand_next(uint64_t *s) { /* xorshift64* */
     *s ^= *s << 25;
     *s ^= *s >> 27;
     return *s * 0x2545F4914F6CDD1DULL;
-}
-
-static node *node_new(void) {
-    node *n;
-    int rc = gy_new(&node_type, &n);
-    if (rc != GY_OK) {
-        die("gy_new", rc);
-    }
-    return n;
-}
-
-static void link_next(node *a, node *b) {
-    gy_store(&a->next, b);
-    gy_store(&b->prev, a);
 }
 
 /* --- growable arrays and the step histogram -------------------------------- */
@@ -351,20 +323,10 @@ static void build_heap(mutator *m) {
     }
     m->nheads = m->live / LIVE_RING;
     for (size_t c = 0; c < m->nheads; c++) {
-        node *head = node_new(), *cur = head;
+        node *head = ring_make(&node_type, LIVE_RING);
         if ((rc = gy_list_append(m->heads, head)) != GY_OK) {
             die("gy_list_append", rc);
         }
-        for (int i = 1; i < LIVE_RING; i++) {
-            node *nx = node_new();
-            link_next(cur, nx);
-            if (cur != head) {
-                gy_decref(cur);
-            }
-            cur = nx;
-        }
-        link_next(cur, head);
-        gy_decref(cur);
         gy_decref(head);
         if ((c & 1023) == 0) {
             gy_safepoint();
@@ -379,7 +341,7 @@ static void splice_old(mutator *m) {
     node *h = (node *)gy_list_get(m->heads, i);
     node *x = (node *)gy_load(&h->next);
     node *z = (node *)gy_load(&x->next);
-    node *y = node_new();
+    node *y = ring_node_new(&node_type);
     gy_store(&y->prev, h);
     gy_store(&y->next, z);
     gy_store(&h->next, y);
@@ -395,10 +357,10 @@ static void splice_old(mutator *m) {
 static void garbage_ring(void) {
     node *r[GARBAGE_RING];
     for (int i = 0; i < GARBAGE_RING; i++) {
-        r[i] = node_new();
+        r[i] = ring_node_new(&node_type);
     }
     for (int i = 0; i < GARBAGE_RING; i++) {
-        link_next(r[i], r[(i + 1) % GARBAGE_RING]);
+        ring_link_next(r[i], r[(i + 1) % GARBAGE_RING]);
     }
     if (run.break_cycles) {
         for (int i = 0; i < GARBAGE_RING; i++) {
