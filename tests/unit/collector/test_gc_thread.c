@@ -344,8 +344,10 @@ static void test_disable_pauses(void **state) {
  * loop that only allocates garbage: without the throttle the loop outruns
  * it by tens of thousands of objects; with it, a safe point that finds
  * generation 0 at GC_BEHIND thresholds while the asked collection has not
- * ended waits for it (an `assist` pause), so garbage stays within twice
- * that (the set being cleared plus the next one). */
+ * ended waits for it (an `assist` pause), so garbage stays within three
+ * times that: the set being cleared, the next one, and as much again
+ * because the set's frees pull generation 0's count down (clamped at 0, as
+ * CPython's) while the next one piles up (4,064 seen once under TSan). */
 #define GC_BEHIND 16 /* collector/src/collector.h's, in thresholds 0 */
 
 static void slow_cb(gy_gc_phase phase, const gy_gc_callback_info *info, void *arg) {
@@ -375,7 +377,7 @@ static void test_throttle_bounds_garbage(void **state) {
                   (long long)max_live, (unsigned long long)assists,
                   after.max_ns[GY_PAUSE_ASSIST] / 1e6);
     assert_true(assists > 0);
-    assert_true(max_live <= 2 * GC_BEHIND * 100 + 200);
+    assert_true(max_live <= 3 * GC_BEHIND * 100 + 400);
     assert_int_equal(gy_gc_callback_remove(slow_cb, NULL), GY_OK);
     gc_collect_found(2, NULL);
     assert_int_equal(gc_live(&gc_node_type), 0);
