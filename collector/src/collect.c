@@ -50,12 +50,6 @@
         }                                                                                          \
     } while (0)
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* The candidate array, kept between collections (collect_lock). */
 static gy_object **cand_buf;
 static size_t cand_cap;
@@ -642,14 +636,14 @@ static bool phase_finalize(run *r, gy_gc_info *info) {
         return false;
     }
     doom(r, true);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = gy__clock_ns();
     gy__world_stop();
     bool back = trash_resurrected(r);
     if (back) {
         doom(r, false);
     }
     gy__world_resume();
-    r->pause_ns += now_ns() - t0;
+    r->pause_ns += gy__clock_ns() - t0;
     if (back) {
         info->resurrections++;
         return true;
@@ -795,33 +789,33 @@ void gy__gc_run(int generation, gy_gc_result *res) {
     r.mask = (2u << generation) - 1;
     r.newgen = generation < 2 ? (unsigned)generation + 1 : 2;
     gy_gc_info info = {0};
-    uint64_t t0 = now_ns(), t;
+    uint64_t t0 = gy__clock_ns(), t;
 
     gy__world_stop();
-    uint64_t stop0 = now_ns();
+    uint64_t stop0 = gy__clock_ns();
     if (generation == 2) {
         cand_reserve(tracked_live() + 64);
     }
     phase_update(&r);
-    t = now_ns();
+    t = gy__clock_ns();
     res->phase_ns[GY_GC_PHASE_UPDATE] = t - stop0;
     phase_subtract(&r);
-    res->phase_ns[GY_GC_PHASE_SUBTRACT] = now_ns() - t;
-    t = now_ns();
+    res->phase_ns[GY_GC_PHASE_SUBTRACT] = gy__clock_ns() - t;
+    t = gy__clock_ns();
     phase_mark(&r);
 #if GC_VALIDATE
     validate_mark(&r);
 #endif
-    res->phase_ns[GY_GC_PHASE_MARK] = now_ns() - t;
-    t = now_ns();
+    res->phase_ns[GY_GC_PHASE_MARK] = gy__clock_ns() - t;
+    t = gy__clock_ns();
     phase_handle(&r);
 #if GC_VALIDATE
     validate_handle(&r);
 #endif
     r.stops_after = atomic_load_explicit(&gy__rt.world_stops, memory_order_relaxed);
-    res->phase_ns[GY_GC_PHASE_HANDLE] = now_ns() - t;
+    res->phase_ns[GY_GC_PHASE_HANDLE] = gy__clock_ns() - t;
     gy__world_resume();
-    r.pause_ns = now_ns() - stop0;
+    r.pause_ns = gy__clock_ns() - stop0;
     if (r.shrunk) {
         if (r.n == 0) {
             info.skipped_nomem++;
@@ -841,10 +835,10 @@ void gy__gc_run(int generation, gy_gc_result *res) {
         log_objects(&r, r.ntrash, r.n, "collectable");
     }
 
-    t = now_ns();
+    t = gy__clock_ns();
     bool survive = r.ntrash < r.n && phase_finalize(&r, &info);
-    res->phase_ns[GY_GC_PHASE_FINALIZE] = now_ns() - t;
-    t = now_ns();
+    res->phase_ns[GY_GC_PHASE_FINALIZE] = gy__clock_ns() - t;
+    t = gy__clock_ns();
     uint64_t collected = 0;
     if (survive) {
         release_kept(&r, r.ntrash, r.n);
@@ -856,13 +850,13 @@ void gy__gc_run(int generation, gy_gc_result *res) {
         collected = r.n - r.ntrash;
         phase_clear(&r);
     }
-    res->phase_ns[GY_GC_PHASE_CLEAR] = now_ns() - t;
+    res->phase_ns[GY_GC_PHASE_CLEAR] = gy__clock_ns() - t;
 
     res->collected = collected;
     res->uncollectable = r.ntrash - r.nreach;
     res->candidates = r.n;
     res->pause_ns = r.pause_ns;
-    res->duration_ns = now_ns() - t0;
+    res->duration_ns = gy__clock_ns() - t0;
 
     /* Keep the array unless it is far larger than this collection needed. */
     if (cand_cap > 65536 && r.n < cand_cap / 8) {

@@ -106,12 +106,6 @@ void gy__gc_mode_reset(void) {
 
 bool gy__gc_on_thread(void) { return on_collector_thread; }
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* --- the thread ------------------------------------------------------------ */
 
 /* Hand every served request its answer (q.lock held). Synchronous waiters
@@ -159,13 +153,13 @@ static void serve(gc_request *reqs, bool automatic_asked) {
     }
     gy_gc_result res;
     memset(&res, 0, sizeof res);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = gy__clock_ns();
     if (generation >= 0) {
         gy__gc_collect_lock();
         gy__gc_collect_with_callbacks(generation, automatic, &res);
         pthread_mutex_unlock(&gy__gc.collect_lock);
     }
-    uint64_t busy = now_ns() - t0;
+    uint64_t busy = gy__clock_ns() - t0;
     if (automatic_asked) {
         /* The request is served (or dropped): the next crossing of
          * threshold 0 may ask again. */

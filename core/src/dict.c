@@ -76,7 +76,7 @@ static void dict_clear(gy_object *self) {
     gy__spin_lock(&d->lock);
     dict_entry *entries = d->entries;
     size_t cap = d->cap;
-    for (size_t i = 0; h != NULL && h->gc_watch != 0 && i < cap; i++) {
+    for (size_t i = 0; gy__gc_watching(h) && i < cap; i++) {
         if (entries[i].key != NULL && entries[i].key != TOMBSTONE) {
             (void)gy__gc_touch(h, entries[i].value); /* T1: before they leave */
         }

@@ -13,20 +13,24 @@
 
 #include <stdbool.h>
 
+#include "gc_hooks.h"
 #include "heap.h"
 
 /* The slow path: ob's type is tracked and the collector's touch hook is
  * called; returns whether ob was sealed. */
 bool gy__gc_touch_slow(gy_object *ob);
 
-/* Touch ob (non-NULL) on behalf of the calling thread's heap h (NULL for a
- * thread that is not attached: it never watches). Returns true when ob is
- * sealed by a running collection (only a try-incref or a merge needs it). */
+/* Whether the calling thread's heap h (NULL for a thread that is not
+ * attached: it never watches) touches: a collection it answered watches.
+ * The barrier's whole cost when none does: one load, a branch not taken. */
+static inline bool gy__gc_watching(const gy__heap *h) {
+    return __builtin_expect(h != NULL && h->gc_watch != 0, 0);
+}
+
+/* Touch ob (non-NULL) on behalf of h. Returns true when ob is sealed by a
+ * running collection (only a try-incref or a merge needs it). */
 static inline bool gy__gc_touch(const gy__heap *h, gy_object *ob) {
-    if (__builtin_expect(h == NULL || h->gc_watch == 0, 1)) {
-        return false;
-    }
-    return gy__gc_touch_slow(ob);
+    return gy__gc_watching(h) && gy__gc_touch_slow(ob);
 }
 
 /* The same for a possibly NULL pointer. */
@@ -38,6 +42,15 @@ static inline void gy__gc_xtouch(const gy__heap *h, gy_object *ob) {
 
 /* A try-incref or merge found ob sealed: whether it may proceed (D1). */
 bool gy__gc_doom_check(gy_object *ob, int why);
+
+/* The touch of a merge or disown (T2): it moves count between the two
+ * halves a collection reads separately; a sealed object's collection is
+ * told (D1), and the merge always proceeds. */
+static inline void gy__gc_touch_merge(const gy__heap *h, gy_object *ob) {
+    if (gy__gc_touch(h, ob)) {
+        (void)gy__gc_doom_check(ob, GY__DOOM_MERGE);
+    }
+}
 
 /* The calling thread's answer to a handshake: its barriers touch while
  * `watch` is non-zero (collector/DESIGN.md 9.4). Only the thread itself

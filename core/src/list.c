@@ -33,7 +33,7 @@ static void list_clear(gy_object *self) {
     gy__spin_lock(&l->lock);
     gy_object **items = l->items;
     size_t len = l->len, cap = l->cap;
-    for (size_t i = 0; h != NULL && h->gc_watch != 0 && i < len; i++) {
+    for (size_t i = 0; gy__gc_watching(h) && i < len; i++) {
         (void)gy__gc_touch(h, items[i]); /* T1: before they leave the list */
     }
     l->items = NULL;

@@ -38,8 +38,6 @@ static unsigned bucket_of(uint64_t ns) {
     return b;
 }
 
-#define OWNER_ADD(field, delta) GY__COUNTER_ADD(field, delta)
-
 static void owner_max(_Atomic uint64_t *field, uint64_t v) {
     if (atomic_load_explicit(field, memory_order_relaxed) < v) {
         atomic_store_explicit(field, v, memory_order_relaxed);
@@ -71,10 +69,10 @@ void gy__pause_record(gy__heap *h, int kind, uint64_t start_ns, uint64_t end_ns)
     }
     gy__pause_rec *rec = &h->pause;
     uint64_t ns = end_ns - start_ns;
-    OWNER_ADD(rec->count[kind], 1);
-    OWNER_ADD(rec->total_ns[kind], ns);
+    GY__COUNTER_ADD(rec->count[kind], 1);
+    GY__COUNTER_ADD(rec->total_ns[kind], ns);
     owner_max(&rec->max_ns[kind], ns);
-    OWNER_ADD(rec->hist[kind][bucket_of(ns)], 1);
+    GY__COUNTER_ADD(rec->hist[kind][bucket_of(ns)], 1);
     if (kind == GY_PAUSE_PROGRAM_CASCADE) {
         return; /* not the collector's: outside the MMU */
     }
@@ -96,10 +94,10 @@ void gy__pause_record(gy__heap *h, int kind, uint64_t start_ns, uint64_t end_ns)
 
 void gy__pause_ttsp(uint64_t ns) {
     /* threads_lock held: one stopper at a time writes these. */
-    OWNER_ADD(gy__rt.ttsp_count, 1);
-    OWNER_ADD(gy__rt.ttsp_total_ns, ns);
+    GY__COUNTER_ADD(gy__rt.ttsp_count, 1);
+    GY__COUNTER_ADD(gy__rt.ttsp_total_ns, ns);
     owner_max(&gy__rt.ttsp_max_ns, ns);
-    OWNER_ADD(gy__rt.ttsp_hist[bucket_of(ns)], 1);
+    GY__COUNTER_ADD(gy__rt.ttsp_hist[bucket_of(ns)], 1);
 }
 
 static uint64_t rd(const _Atomic uint64_t *p) {

@@ -315,7 +315,7 @@ __attribute__((noinline)) static void incref_watched(gy__heap *h, gy_object *ob)
 void gy_incref(void *obj) {
     gy_object *ob = obj;
     gy__heap *h = gy__tls_heap;
-    if (__builtin_expect(h != NULL && h->gc_watch != 0, 0)) {
+    if (gy__gc_watching(h)) {
         incref_watched(h, ob);
         return;
     }
@@ -434,7 +434,7 @@ __attribute__((noinline)) static void decref_watched(gy__heap *h, gy_object *ob)
 void gy_decref(void *obj) {
     gy_object *ob = obj;
     gy__heap *h = gy__tls_heap;
-    if (__builtin_expect(h != NULL && h->gc_watch != 0, 0)) {
+    if (gy__gc_watching(h)) {
         decref_watched(h, ob);
         return;
     }
@@ -561,7 +561,7 @@ void gy_store_steal(gy_ref *field, void *value) {
     }
     gy_object *old;
     gy__heap *h = gy__tls_heap;
-    if (__builtin_expect(h != NULL && h->gc_watch != 0, 0)) {
+    if (gy__gc_watching(h)) {
         /* T1 while a collection watches: the new value before it is
          * installed, the old one before it leaves the field (read, touch,
          * then the CAS; a racing store makes us touch its value too).
@@ -598,11 +598,7 @@ void gy_ref_clear(gy_ref *field) { gy_store_steal(field, NULL); }
 
 /* Merge a queued object (we own its segment). */
 static void merge_queued(gy__heap *h, gy_object *ob) {
-    /* T2: a merge moves count between the halves a collection reads
-     * separately; D1 tells a sealed set's collection (it always proceeds). */
-    if (gy__gc_touch(h, ob)) {
-        (void)gy__gc_doom_check(ob, GY__DOOM_MERGE);
-    }
+    gy__gc_touch_merge(h, ob); /* T2, D1 */
     int32_t s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
     uint32_t l = atomic_load_explicit(&ob->gy__local, memory_order_relaxed);
     /* Give up the local half before the CAS that moves it into the shared
@@ -720,9 +716,7 @@ static int disown_one(gy_object *ob, void *arg) {
     if (l == GY__UNOWNED) {
         return 0;
     }
-    if (gy__gc_touch(gy__tls_heap, ob)) { /* T2, D1: as merge_queued */
-        (void)gy__gc_doom_check(ob, GY__DOOM_MERGE);
-    }
+    gy__gc_touch_merge(gy__tls_heap, ob); /* T2, D1 */
     atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
     /* Move the local count into the shared half and mark the object merged.
      * A queued object keeps QUEUED: its queue's consumer frees it. */

@@ -153,14 +153,22 @@ typedef struct park_vec {
     size_t n, cap;
 } park_vec;
 
-static void park_push(park_vec *pv, park p) {
-    if (pv->n == pv->cap) {
-        pv->cap = pv->cap ? pv->cap * 2 : 1024;
-        pv->v = realloc(pv->v, pv->cap * sizeof *pv->v);
-        if (pv->v == NULL) {
-            die("realloc", GY_ENOMEM);
-        }
+/* Room for element n of an array of `size`-byte elements with capacity
+ * *cap: the array, grown (doubled, 1024 at first) when it is full. */
+static void *vec_room(void *v, size_t *cap, size_t n, size_t size) {
+    if (n < *cap) {
+        return v;
     }
+    *cap = *cap ? *cap * 2 : 1024;
+    v = realloc(v, *cap * size);
+    if (v == NULL) {
+        die("realloc", GY_ENOMEM);
+    }
+    return v;
+}
+
+static void park_push(park_vec *pv, park p) {
+    pv->v = vec_room(pv->v, &pv->cap, pv->n, sizeof *pv->v);
     pv->v[pv->n++] = p;
 }
 
@@ -170,13 +178,7 @@ typedef struct u64_vec {
 } u64_vec;
 
 static void u64_push(u64_vec *uv, uint64_t x) {
-    if (uv->n == uv->cap) {
-        uv->cap = uv->cap ? uv->cap * 2 : 1024;
-        uv->v = realloc(uv->v, uv->cap * sizeof *uv->v);
-        if (uv->v == NULL) {
-            die("realloc", GY_ENOMEM);
-        }
-    }
+    uv->v = vec_room(uv->v, &uv->cap, uv->n, sizeof *uv->v);
     uv->v[uv->n++] = x;
 }
 
