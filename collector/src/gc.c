@@ -26,9 +26,10 @@ const char *gy_gc_phase_name(int phase) {
     return phase >= 0 && phase < GY_GC_PHASES ? phase_names[phase] : NULL;
 }
 
-/* rt.gc_young_limit from the settings (lock held): "never" while disabled,
- * with threshold 0 at 0, or while an automatic request is pending or
- * running on the collector's thread (its end sets the limit again). */
+/* rt.gc_young_limit from the settings (lock held): "never" while disabled
+ * or with threshold 0 at 0; GC_BEHIND thresholds while an automatic request
+ * is pending or running on the collector's thread (its end sets the limit
+ * again); else threshold 0. */
 void gy__gc_limit_update(void) {
     bool on = gy__gc.enabled && gy__gc.threshold[0] > 0;
     /* While an automatic collection is asked for or running, the next
@@ -255,7 +256,8 @@ static void throttle_if_behind(void) {
 
 /* Concurrent mode's safe-point hook: run the `done` of this thread's
  * answered requests; if a collection is due and none is asked for or
- * running, wake the collector's thread. Never collects, never waits. */
+ * running, wake the collector's thread. Never collects; waits only when
+ * the collector fell behind (throttle_if_behind). */
 static void collect_due_concurrent(void) {
     if (gy__gc_thread_has_requests()) {
         if (in_collection) {
@@ -280,7 +282,7 @@ static void collect_due_concurrent(void) {
                gy__gc_generation_due() >= 0;
     if (ask) {
         atomic_store_explicit(&gy__gc.auto_requested, true, memory_order_relaxed);
-        gy__gc_limit_update(); /* no more triggers until it is served */
+        gy__gc_limit_update(); /* only the throttle's trigger until it is served */
     }
     pthread_mutex_unlock(&gy__gc.lock);
     if (ask) {

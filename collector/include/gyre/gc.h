@@ -24,8 +24,12 @@
  *     An allocation that crosses threshold 0 only signals it: the mutator's
  *     next safe point checks whether a collection is due and, if so and
  *     none is already asked for or running, wakes the thread and returns at
- *     once (mutators never wait for the collector; later safe points cost
- *     one atomic load while the request is pending). gy_gc_collect queues a
+ *     once (later safe points cost one atomic load while the request is
+ *     pending). A mutator waits for the collector in one case only: its safe
+ *     point finds generation 0's count at 16 times threshold 0 while the
+ *     asked collection has not ended (the collector fell behind); it then
+ *     waits, quiescent, for that collection to end (allocation throttling,
+ *     reported as a GY_PAUSE_ASSIST pause, gyre/runtime.h). gy_gc_collect queues a
  *     request and waits (quiescent) for its result, and is refused on a
  *     loop thread (GY_ESTATE: loops use gy_gc_collect_async, whose result
  *     is delivered back to the loop). Requests pending when the thread
