@@ -82,9 +82,21 @@ static inline const gy_type *type_of(const gy_object *ob) { return gy__segment_o
 /* Plain word accesses happen with the world stopped. Outside a stop the
  * collector touches only the words of objects it holds (their cells cannot
  * be reused), with relaxed atomics. */
-static inline void word_store(uint32_t *w, uint32_t v) { __atomic_store_n(w, v, __ATOMIC_RELAXED); }
+static inline void word_store(uint32_t *w, uint32_t v) { gy__gc_word_reset(w, v); }
 
-static void gens_add(const gy_object *ob, unsigned gen) {
+void gy__gc_word_reset(uint32_t *w, uint32_t v) {
+    /* A CAS so that a concurrent touch's TAG (concurrent mode, S0) is kept;
+     * in stw mode no thread touches and the TAG bits are zero. release: a
+     * free that reads the word without CANDIDATE (acquire, in
+     * gy__arena_limbo_take) comes after every read the collector made of
+     * the object, its traverses included. */
+    uint32_t old = __atomic_load_n(w, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n(w, &old, (old & GC_TAG_MASK) | v, true, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED)) {
+    }
+}
+
+void gy__gc_gens_add(const gy_object *ob, unsigned gen) {
     gy__segment *seg = gy__segment_of(ob);
     uint8_t bit = (uint8_t)(1u << gen);
     if (!(atomic_load_explicit(&seg->gc_gens, memory_order_relaxed) & bit)) {
@@ -155,7 +167,8 @@ static void update_segment(run *r, gy__segment *s) {
      * generations is a candidate or has its bit in keep. */
     uint32_t bump = atomic_load_explicit(&s->bump, memory_order_relaxed);
     for (uint32_t i = 0; i < bump; i++) {
-        uint32_t w = s->gcw[i];
+        /* A touch's TAG (concurrent mode: this is its fallback) goes. */
+        uint32_t w = s->gcw[i] & ~GC_TAG_MASK;
         unsigned bit = 1u << (w & GC_GEN_MASK);
         if (!(bit & r->mask)) {
             continue;
@@ -202,7 +215,7 @@ static void update_segment(run *r, gy__segment *s) {
 
 /* Keep in h->young_segs only the segments that still hold generation 0
  * (seg_lock held): the invariant "gen-0 bit set => listed" holds after. */
-static void young_filter(gy__heap *h) {
+void gy__gc_young_filter(gy__heap *h) {
     uint32_t k = 0;
     for (uint32_t i = 0; i < h->nyoung; i++) {
         gy__segment *s = h->young_segs[i];
@@ -252,7 +265,7 @@ static void phase_update(run *r) {
                 }
             }
         }
-        young_filter(h);
+        gy__gc_young_filter(h);
         pthread_mutex_unlock(&h->seg_lock);
     }
     r->objs = cand_buf;
@@ -481,8 +494,8 @@ static bool is_trash(const gy_object *ob) {
  * reaches them. Generation 0's count is zero. */
 static void phase_handle(run *r) {
     for (size_t i = 0; i < r->nreach; i++) {
-        word_store(cand_word(r->objs[i]), r->newgen);
-        gens_add(r->objs[i], r->newgen);
+        *cand_word(r->objs[i]) = r->newgen; /* world stopped: plain */
+        gy__gc_gens_add(r->objs[i], r->newgen);
     }
     /* Uncollectable: legacy finalizers and the trash they reach. */
     for (size_t i = r->nreach; i < r->n; i++) {
@@ -493,8 +506,8 @@ static void phase_handle(run *r) {
     r->ntrash = closure(r, r->nreach, r->n, GC_ROOT, GC_UNCOLL);
     for (size_t i = r->nreach; i < r->ntrash; i++) {
         gy_incref(r->objs[i]); /* held until they are in the garbage list */
-        word_store(cand_word(r->objs[i]), r->newgen);
-        gens_add(r->objs[i], r->newgen);
+        *cand_word(r->objs[i]) = r->newgen;
+        gy__gc_gens_add(r->objs[i], r->newgen);
     }
     /* Weak references that are trash themselves: unregistered first, so
      * that their callbacks never run, not even when clearing the trash frees
@@ -585,16 +598,12 @@ static void doom(run *r, bool on) {
     }
 }
 
-/* Returns true when the trash must survive this collection (resurrected,
- * or a finalizer was handed to its owner thread). */
-static bool phase_finalize(run *r, gy_gc_info *info) {
+bool gy__gc_finalize_set(gy_object **objs, size_t lo, size_t hi, gy_gc_info *info,
+                         bool *user_code) {
     gy__heap *me = gy__tls_heap;
-    bool user_code = r->callbacks != NULL;
-    gy__weakref_run_pending(r->callbacks);
-    r->callbacks = NULL;
     bool deferred = false;
-    for (size_t i = r->ntrash; i < r->n; i++) {
-        gy_object *ob = r->objs[i];
+    for (size_t i = lo; i < hi; i++) {
+        gy_object *ob = objs[i];
         const gy_type *type = type_of(ob);
         if (type->finalize == NULL ||
             (atomic_load_explicit(&ob->gy__shared, memory_order_acquire) & GY__RC_FINALIZED)) {
@@ -616,10 +625,20 @@ static bool phase_finalize(run *r, gy_gc_info *info) {
         if (!(s & GY__RC_FINALIZED)) {
             type->finalize(ob);
             info->finalizers++;
-            user_code = true;
+            *user_code = true;
         }
     }
     gy__refcount_flush_outbox(me);
+    return deferred;
+}
+
+/* Returns true when the trash must survive this collection (resurrected,
+ * or a finalizer was handed to its owner thread). */
+static bool phase_finalize(run *r, gy_gc_info *info) {
+    bool user_code = r->callbacks != NULL;
+    gy__weakref_run_pending(r->callbacks);
+    r->callbacks = NULL;
+    bool deferred = gy__gc_finalize_set(r->objs, r->ntrash, r->n, info, &user_code);
     if (deferred) {
         info->deferred++;
         return true;
@@ -653,21 +672,24 @@ static bool phase_finalize(run *r, gy_gc_info *info) {
 
 /* --- 6. clear ---------------------------------------------------------------- */
 
-static void log_objects(const run *r, size_t lo, size_t hi, const char *what) {
+void gy__gc_log_objects(gy_object *const *objs, size_t lo, size_t hi, const char *what) {
     for (size_t i = lo; i < hi; i++) {
-        gy__log(GY_LOG_INFO, "gc", "gc: %s <%s %p>", what, type_of(r->objs[i])->name,
-                (void *)r->objs[i]);
+        gy__log(GY_LOG_INFO, "gc", "gc: %s <%s %p>", what, type_of(objs[i])->name, (void *)objs[i]);
     }
 }
 
 /* Reset the words of objs[lo..hi) (they stay, in the next generation) and
  * drop the hold on them. */
-static void release_kept(run *r, size_t lo, size_t hi) {
+void gy__gc_release_kept(gy_object **objs, size_t lo, size_t hi, unsigned newgen) {
     for (size_t i = lo; i < hi; i++) {
-        word_store(cand_word(r->objs[i]), r->newgen);
-        gens_add(r->objs[i], r->newgen);
-        gy_decref(r->objs[i]);
+        word_store(cand_word(objs[i]), newgen);
+        gy__gc_gens_add(objs[i], newgen);
+        gy_decref(objs[i]);
     }
+}
+
+static void release_kept(run *r, size_t lo, size_t hi) {
+    gy__gc_release_kept(r->objs, lo, hi, r->newgen);
 }
 
 /* Append objs[lo..hi) to the garbage list (created on first use): all of
@@ -676,13 +698,13 @@ static void release_kept(run *r, size_t lo, size_t hi) {
  * reach is uncollectable too, counted but not listed). Without memory an
  * object is not saved; it stays held by nothing but its cycle and is found
  * again by a later collection. */
-static void garbage_append(run *r, size_t lo, size_t hi, bool all) {
+void gy__gc_garbage_append(gy_object *const *objs, size_t lo, size_t hi, bool all) {
     if (lo == hi || (gy__gc.garbage == NULL && gy_list_new(&gy__gc.garbage) != GY_OK)) {
         return;
     }
     for (size_t i = lo; i < hi; i++) {
-        if (all || (type_of(r->objs[i])->flags & GY_TYPE_LEGACY_FINALIZER)) {
-            (void)gy_list_append(gy__gc.garbage, r->objs[i]);
+        if (all || (type_of(objs[i])->flags & GY_TYPE_LEGACY_FINALIZER)) {
+            (void)gy_list_append(gy__gc.garbage, objs[i]);
         }
     }
 }
@@ -705,43 +727,43 @@ static void garbage_append(run *r, size_t lo, size_t hi, bool all) {
  * is cleared here instead, rather than leave the set half cleared.
  * Post: the collector's holds are dropped (the objects owned here, or by no
  * thread, are freed). */
-static void phase_clear(run *r) {
+void gy__gc_clear_set(gy_object **objs, size_t lo, size_t hi, unsigned newgen) {
     gy__heap *me = gy__tls_heap;
     bool handoff = false;
-    for (size_t i = r->ntrash; i < r->n && !handoff; i++) {
-        handoff = (type_of(r->objs[i])->flags & GY_TYPE_LOOP_AFFINE) &&
-                  gy__segment_of(r->objs[i])->heap != me;
+    for (size_t i = lo; i < hi && !handoff; i++) {
+        handoff =
+            (type_of(objs[i])->flags & GY_TYPE_LOOP_AFFINE) && gy__segment_of(objs[i])->heap != me;
     }
     if (handoff) {
-        for (size_t i = r->ntrash; i < r->n; i++) {
-            word_store(cand_word(r->objs[i]), r->newgen | GC_HIDDEN);
-            gens_add(r->objs[i], r->newgen);
+        for (size_t i = lo; i < hi; i++) {
+            word_store(cand_word(objs[i]), newgen | GC_HIDDEN);
+            gy__gc_gens_add(objs[i], newgen);
             /* acq_rel: as doom(). */
-            atomic_fetch_or_explicit(&r->objs[i]->gy__shared, GY__RC_DOOMED, memory_order_acq_rel);
+            atomic_fetch_or_explicit(&objs[i]->gy__shared, GY__RC_DOOMED, memory_order_acq_rel);
         }
     }
-    for (size_t i = r->ntrash; i < r->n; i++) {
-        gy_object *ob = r->objs[i];
+    for (size_t i = lo; i < hi; i++) {
+        gy_object *ob = objs[i];
         const gy_type *type = type_of(ob);
         if ((type->flags & GY_TYPE_LOOP_AFFINE) && gy__segment_of(ob)->heap != me) {
             /* The owner clears it and drops our hold (stolen here).
              * acq_rel: counted before the owner can see the request. */
             atomic_fetch_add_explicit(&gy__gc.posted_clears, 1, memory_order_acq_rel);
             if (gy__object_post_to_owner(ob, GY__POST_CLEAR)) {
-                r->objs[i] = NULL;
+                objs[i] = NULL;
                 continue;
             }
             atomic_fetch_sub_explicit(&gy__gc.posted_clears, 1, memory_order_acq_rel);
         }
         type->clear(ob);
     }
-    for (size_t i = r->ntrash; i < r->n && !handoff; i++) {
-        word_store(cand_word(r->objs[i]), r->newgen);
-        gens_add(r->objs[i], r->newgen);
+    for (size_t i = lo; i < hi && !handoff; i++) {
+        word_store(cand_word(objs[i]), newgen);
+        gy__gc_gens_add(objs[i], newgen);
     }
-    for (size_t i = r->ntrash; i < r->n; i++) {
-        if (r->objs[i] != NULL) {
-            gy_decref(r->objs[i]); /* usually the last reference: freed here */
+    for (size_t i = lo; i < hi; i++) {
+        if (objs[i] != NULL) {
+            gy_decref(objs[i]); /* usually the last reference: freed here */
         }
     }
     /* Objects of other threads are freed by them at their next safe point;
@@ -751,6 +773,11 @@ static void phase_clear(run *r) {
         gy__runtime_drain_orphans();
     }
 }
+
+/* A stop-the-world collection (gy__gc_run) is under way: its trash carries
+ * CANDIDATE (the concurrent rule for `hidden` does not apply). Written by
+ * the collecting thread; relaxed: read by the hook as a hint, as the word. */
+static _Atomic bool stw_running;
 
 bool gy__gc_hidden(const gy_object *ob) {
     const uint32_t *w = gc_word(ob);
@@ -762,7 +789,19 @@ bool gy__gc_hidden(const gy_object *ob) {
      * try-incref refuses it anyway. Outside the stopped phases CANDIDATE
      * marks trash being destroyed; HIDDEN a member of a set whose clears
      * were handed off. */
-    return w != NULL && (__atomic_load_n(w, __ATOMIC_RELAXED) & GC_DESTROYING) != 0;
+    if (w == NULL) {
+        return false;
+    }
+    uint32_t v = __atomic_load_n(w, __ATOMIC_RELAXED);
+    if (gy__gc_mode() == GY_GC_MODE_CONCURRENT && gy__gc_mark_concurrent() &&
+        !atomic_load_explicit(&stw_running, memory_order_relaxed)) {
+        /* Every candidate carries CANDIDATE while the world runs: hidden
+         * are the members of a sealed set (from the seal: if the set is
+         * aborted they reappear, as live objects do after a snapshot) and
+         * HIDDEN ones (9.5). */
+        return (v & (GC_HIDDEN | GC_SEALED)) != 0;
+    }
+    return (v & GC_DESTROYING) != 0;
 }
 
 void gy__gc_posted_clear_done(gy_object *ob) {
@@ -780,7 +819,15 @@ void gy__gc_posted_clear_done(gy_object *ob) {
 
 /* --- the collection -------------------------------------------------------- */
 
+static void run_stw(int generation, gy_gc_result *res);
+
 void gy__gc_run(int generation, gy_gc_result *res) {
+    atomic_store_explicit(&stw_running, true, memory_order_relaxed);
+    run_stw(generation, res);
+    atomic_store_explicit(&stw_running, false, memory_order_relaxed);
+}
+
+static void run_stw(int generation, gy_gc_result *res) {
     memset(res, 0, sizeof *res);
     res->generation = generation;
     run r = {0};
@@ -827,12 +874,12 @@ void gy__gc_run(int generation, gy_gc_result *res) {
 
     /* World running. Uncollectable objects go to the garbage list. */
     if (r.debug & GY_GC_DEBUG_UNCOLLECTABLE) {
-        log_objects(&r, r.nreach, r.ntrash, "uncollectable");
+        gy__gc_log_objects(r.objs, r.nreach, r.ntrash, "uncollectable");
     }
-    garbage_append(&r, r.nreach, r.ntrash, (r.debug & GY_GC_DEBUG_SAVEALL) != 0);
+    gy__gc_garbage_append(r.objs, r.nreach, r.ntrash, (r.debug & GY_GC_DEBUG_SAVEALL) != 0);
     release_kept(&r, r.nreach, r.ntrash);
     if (r.debug & GY_GC_DEBUG_COLLECTABLE) {
-        log_objects(&r, r.ntrash, r.n, "collectable");
+        gy__gc_log_objects(r.objs, r.ntrash, r.n, "collectable");
     }
 
     t = gy__clock_ns();
@@ -844,11 +891,11 @@ void gy__gc_run(int generation, gy_gc_result *res) {
         release_kept(&r, r.ntrash, r.n);
     } else if (r.debug & GY_GC_DEBUG_SAVEALL) {
         collected = r.n - r.ntrash;
-        garbage_append(&r, r.ntrash, r.n, true);
+        gy__gc_garbage_append(r.objs, r.ntrash, r.n, true);
         release_kept(&r, r.ntrash, r.n);
     } else {
         collected = r.n - r.ntrash;
-        phase_clear(&r);
+        gy__gc_clear_set(r.objs, r.ntrash, r.n, r.newgen);
     }
     res->phase_ns[GY_GC_PHASE_CLEAR] = gy__clock_ns() - t;
 
@@ -865,6 +912,11 @@ void gy__gc_run(int generation, gy_gc_result *res) {
         cand_cap = 0;
     }
 
+    gy__gc_account(generation, res, r.nreach, &info, r.debug);
+}
+
+void gy__gc_account(int generation, const gy_gc_result *res, size_t nreach, const gy_gc_info *info,
+                    unsigned debug) {
     pthread_mutex_lock(&gy__gc.lock);
     if (generation < 2) {
         gy__gc.count[generation + 1]++;
@@ -873,10 +925,10 @@ void gy__gc_run(int generation, gy_gc_result *res) {
         gy__gc.count[g] = 0;
     }
     if (generation == 2) {
-        gy__gc.long_lived_total = r.nreach;
+        gy__gc.long_lived_total = nreach;
         gy__gc.long_lived_pending = 0;
     } else if (generation == 1) {
-        gy__gc.long_lived_pending += r.nreach;
+        gy__gc.long_lived_pending += nreach;
     }
     gy_gc_gen_stats *st = &gy__gc.stats[generation];
     st->collections++;
@@ -889,15 +941,15 @@ void gy__gc_run(int generation, gy_gc_result *res) {
         st->max_pause_ns = res->pause_ns;
     }
     gy_gc_info *gi = &gy__gc.info;
-    gi->shrunk_nomem += info.shrunk_nomem;
-    gi->skipped_nomem += info.skipped_nomem;
-    gi->resurrections += info.resurrections;
-    gi->deferred += info.deferred;
-    gi->finalizers += info.finalizers;
-    gi->weakrefs_cleared += info.weakrefs_cleared;
+    gi->shrunk_nomem += info->shrunk_nomem;
+    gi->skipped_nomem += info->skipped_nomem;
+    gi->resurrections += info->resurrections;
+    gi->deferred += info->deferred;
+    gi->finalizers += info->finalizers;
+    gi->weakrefs_cleared += info->weakrefs_cleared;
     pthread_mutex_unlock(&gy__gc.lock);
 
-    if (r.debug & GY_GC_DEBUG_STATS) {
+    if (debug & GY_GC_DEBUG_STATS) {
         gy__log(GY_LOG_INFO, "gc",
                 "gc: done, generation %d: %llu candidates, %llu unreachable, %llu uncollectable, "
                 "%.4fs elapsed (%.4fs stopped)",
@@ -938,6 +990,7 @@ void gy__gc_walk(unsigned gens, gc_cell_fn fn, void *arg) {
 }
 
 void gy__gc_release_buffers(void) {
+    gy__gc_release_concurrent_buffers();
     free(cand_buf);
     cand_buf = NULL;
     cand_cap = 0;

@@ -41,6 +41,13 @@
 /* Outside the stopped phases: an object the collector is destroying, never
  * handed out (CANDIDATE: this collection's trash; HIDDEN: phase_clear). */
 #define GC_DESTROYING (GC_CANDIDATE | GC_HIDDEN)
+/* Concurrent mode (collector/DESIGN.md 9.2): the collector's numbers live
+ * in gy__segment.gcv; bits 3 and 7-15 are not used but for SEALED, and the
+ * TAG of the last collection that saw a touch takes bits 16-31. */
+#define GC_SEALED (1u << 7)
+#define GC_TAG_SHIFT GY__GCW_TAG_SHIFT
+#define GC_TAG_MASK (0xFFFFu << GC_TAG_SHIFT)
+_Static_assert(GC_CANDIDATE == GY__GCW_CANDIDATE, "core and the collector agree on CANDIDATE");
 #define GC_SHIFT 7
 #define GC_VALUE_MAX ((1u << (32 - GC_SHIFT)) - 1)
 #define GC_FLAGS_MASK ((1u << GC_SHIFT) - 1)
@@ -136,6 +143,8 @@ bool gy__gc_thread_has_requests(void);
 void gy__gc_thread_answer(void);
 /* True on the collector's own thread. */
 bool gy__gc_on_thread(void);
+/* Whether concurrent mode marks concurrently (GYRE_GC_MARK=concurrent). */
+bool gy__gc_mark_concurrent(void);
 
 /* --- the algorithm (collect.c) ------------------------------------------
  * gy__gc_run: one collection of `generation` on the calling (attached)
@@ -156,5 +165,46 @@ bool gy__gc_hidden(const gy_object *ob);
 void gy__gc_posted_clear_done(gy_object *ob);
 /* Free the candidate array (runtime shutdown). */
 void gy__gc_release_buffers(void);
+
+/* Shared by both modes' collections (collect.c). Words are reset by CAS,
+ * keeping a touch's TAG. */
+void gy__gc_word_reset(uint32_t *w, uint32_t v);
+void gy__gc_gens_add(const gy_object *ob, unsigned gen);
+/* seg_lock held: keep in h->young_segs the segments with generation 0. */
+void gy__gc_young_filter(gy__heap *h);
+/* Reset the words of objs[lo..hi) to newgen and drop the collector's hold. */
+void gy__gc_release_kept(gy_object **objs, size_t lo, size_t hi, unsigned newgen);
+void gy__gc_log_objects(gy_object *const *objs, size_t lo, size_t hi, const char *what);
+void gy__gc_garbage_append(gy_object *const *objs, size_t lo, size_t hi, bool all);
+/* Run the finalizers of objs[lo..hi) (once each; loop-affine ones of other
+ * threads are posted to their owners: then returns true, the set waits). */
+bool gy__gc_finalize_set(gy_object **objs, size_t lo, size_t hi, gy_gc_info *info, bool *user_code);
+/* Clear the held trash objs[lo..hi) and drop the holds (section 2 step 6). */
+void gy__gc_clear_set(gy_object **objs, size_t lo, size_t hi, unsigned newgen);
+/* Counts and statistics after a collection. */
+void gy__gc_account(int generation, const gy_gc_result *res, size_t nreach, const gy_gc_info *info,
+                    unsigned debug);
+
+/* --- concurrent mode (concurrent.c, handshake.c) --------------------------
+ * gy__gc_run_concurrent: one collection of `generation` on the collector's
+ * thread, collect_lock held, without stopping the world (9.5); after three
+ * aborted sets in a row of one generation, the next one is gy__gc_run
+ * (the counted fallback, 9.8). */
+void gy__gc_run_concurrent(int generation, gy_gc_result *res);
+/* Free its arrays (runtime shutdown). */
+void gy__gc_release_concurrent_buffers(void);
+/* The touch and doom_check hooks (gc_hooks.h). */
+bool gy__gc_touch_hook(gy_object *ob);
+bool gy__gc_doom_check_hook(gy_object *ob, int why);
+/* Whether the current set is published (a hint without doom_lock). */
+bool gy__gc_set_published(void);
+/* Store the phase `bits` (GY__PHASE_WATCH | tag, or 0) with a new epoch and
+ * ask every attached thread to answer; with `wait`, return once each
+ * answered or is quiescent (the time it took is the time to safepoint).
+ * The collector's thread only; takes threads_lock. */
+void gy__gc_handshake(uint32_t bits, bool wait);
+/* Concurrent-mode counters (relaxed atomics; thread.c reports them). */
+extern _Atomic uint64_t gy__gc_handshakes, gy__gc_aborted_sets, gy__gc_anomalies,
+    gy__gc_fallback_stops;
 
 #endif /* GYRE_COLLECTOR_H */

@@ -79,7 +79,11 @@ void gy__gc_collect_with_callbacks(int generation, bool automatic, gy_gc_result 
         (atomic_load_explicit(&gy__gc.debug, memory_order_relaxed) & GY_GC_DEBUG_STATS)) {
         gy__log(GY_LOG_INFO, "gc", "gc: collecting generation %d...", generation);
     }
-    gy__gc_run(generation, res);
+    if (gy__gc_mode() == GY_GC_MODE_CONCURRENT && gy__gc_on_thread() && gy__gc_mark_concurrent()) {
+        gy__gc_run_concurrent(generation, res); /* the world keeps running */
+    } else {
+        gy__gc_run(generation, res);
+    }
     pthread_mutex_lock(&gy__gc.lock);
     if (automatic) {
         gy__gc.info.automatic++;
@@ -646,6 +650,8 @@ static const gy__gc_hooks hooks = {
     .stop = gy__gc_thread_stop,
     .thread_detach = gy__gc_thread_detach,
     .hidden = gy__gc_hidden,
+    .touch = gy__gc_touch_hook,
+    .doom_check = gy__gc_doom_check_hook,
     .posted_clear_done = gy__gc_posted_clear_done,
 };
 

@@ -23,6 +23,7 @@
 #endif
 
 static void segment_release(gy__heap *h, gy__segment *seg);
+static void segment_release_memory(gy__heap *h, gy__segment *seg);
 
 /* Raw size classes: 16-byte steps at first, then 1.5x. */
 static const uint32_t raw_class_size[GY__RAW_CLASSES] = {
@@ -274,6 +275,12 @@ static gy__segment *segment_new(gy__heap *h, gy_type *type, uint32_t tindex, uin
     memset(mem + header, 0, ncells * side);
     seg->serials = (_Atomic uint32_t *)(mem + header);
     seg->gcw = tracked ? (uint32_t *)(mem + header + ncells * sizeof(uint32_t)) : NULL;
+    /* A cell never handed out has generation 3 (permanent) in its word, so
+     * that a concurrent walk, which may see a cell counted in `bump` before
+     * its owner has made it an object, skips it without reading it. */
+    for (size_t i = 0; tracked && i < ncells; i++) {
+        seg->gcw[i] = 3;
+    }
     seg->recip = (uint32_t)(((uint64_t)1 << 32) / cell_size + 1);
     seg->cells =
         (char *)(((uintptr_t)(mem + header + ncells * side + colour) + 15) & ~(uintptr_t)15);
@@ -355,6 +362,25 @@ static void segment_release(gy__heap *h, gy__segment *seg) {
         seg->next->prev = seg->prev;
     }
     pthread_mutex_unlock(&h->seg_lock);
+    /* C1: while a collection watches, the collector may still read this
+     * segment (its snapshot of the lists, a pointer read from a field just
+     * emptied): unlinked, but held until the watch ends. relaxed: the
+     * collector reads segments only after this thread answered the watch;
+     * the global phase covers the collector's own thread. */
+    if (h->gc_watch != 0 ||
+        (atomic_load_explicit(&gy__rt.gc_phase, memory_order_relaxed) & GY__PHASE_WATCH)) {
+        seg->next = h->held;
+        h->held = seg;
+        return;
+    }
+    segment_release_memory(h, seg);
+}
+
+/* The second half of a release: the segment's memory goes to the spares or
+ * back to jemalloc. */
+static void segment_release_memory(gy__heap *h, gy__segment *seg) {
+    free(seg->gcv);
+    seg->gcv = NULL;
     GY__UNPOISON(seg->cells, (size_t)seg->ncells * seg->cell_size);
     seg->magic = 0;
     if (h->nspare < GY__SPARE_SEGMENTS) {
@@ -396,6 +422,7 @@ static void segment_collect_remote(gy__segment *seg) {
         return;
     }
     ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&seg->remote);
+    GY__TSAN_ACQUIRE(&seg->remote); /* see return_cell */
     uint32_t n = 0;
     while (e != NULL) {
         ck_stack_entry_t *next = e->next;
@@ -565,6 +592,9 @@ static void return_cell(gy__heap *h, void *cell) {
     /* relaxed: a hint for the owner; the stack push is the real hand-over.
      * Counted first, so the hint is never below the stack's size. */
     atomic_fetch_add_explicit(&seg->nremote, 1, memory_order_relaxed);
+    /* ck_stack's CAS orders what we did to the cell (the collector's reads
+     * of it included) before the owner's reuse; TSan cannot see it. */
+    GY__TSAN_RELEASE(&seg->remote);
     ck_stack_push_upmc(&seg->remote, (ck_stack_entry_t *)cell_link(cell));
     if (!(atomic_fetch_or_explicit(&owner->pending, GY__PEND_REMOTE, memory_order_release) &
           GY__PEND_REMOTE)) {
@@ -619,7 +649,78 @@ void gy__arena_reclaim_all(gy__heap *h) {
     ck_epoch_barrier(&h->epoch);
 }
 
+void gy__arena_release_held(gy__heap *h) {
+    while (h->held != NULL) {
+        gy__segment *seg = h->held;
+        h->held = seg->next;
+        segment_release_memory(h, seg);
+    }
+}
+
+/* --- C1: the limbo of a watching collection (collector/DESIGN.md 9.3) --- */
+
+void gy__arena_limbo_open(void) {
+    pthread_mutex_lock(&gy__rt.limbo_lock);
+    gy__rt.limbo_open = true;
+    pthread_mutex_unlock(&gy__rt.limbo_lock);
+}
+
+bool gy__arena_limbo_take(gy__heap *h, gy_object *ob) {
+    gy__segment *seg = gy__segment_of(ob);
+    uint32_t *w = &seg->gcw[gy__cell_index(seg, ob)];
+    /* seq_cst fence, then the word: against the walk's CAS of CANDIDATE,
+     * fence, then its re-read of the count. Either it sees this object
+     * dead (and drops it) or this free sees CANDIDATE. */
+    atomic_thread_fence(memory_order_seq_cst);
+    /* acquire: a word without CANDIDATE was reset by the collector after its
+     * last read of the object (release, gy__gc_word_reset). */
+    if (!(__atomic_load_n(w, __ATOMIC_ACQUIRE) & GY__GCW_CANDIDATE)) {
+        return false;
+    }
+    pthread_mutex_lock(&gy__rt.limbo_lock);
+    if (!gy__rt.limbo_open) {
+        pthread_mutex_unlock(&gy__rt.limbo_lock);
+        return false; /* the collection ended: the normal path */
+    }
+    if (gy__rt.nlimbo == gy__rt.limbo_cap) {
+        size_t cap = gy__rt.limbo_cap ? gy__rt.limbo_cap * 2 : 256;
+        void **grown = gy_failpoint("internal") ? NULL : realloc(gy__rt.limbo, cap * sizeof *grown);
+        if (grown == NULL) {
+            /* The cell must not be reused: it stays used (a bounded leak,
+             * never a use-after-free), counted. relaxed: a statistic. */
+            pthread_mutex_unlock(&gy__rt.limbo_lock);
+            cell_mark_dead(seg, ob);
+            atomic_fetch_add_explicit(&h->internal_failures, 1, memory_order_relaxed);
+            return true;
+        }
+        gy__rt.limbo = grown;
+        gy__rt.limbo_cap = cap;
+    }
+    gy__rt.limbo[gy__rt.nlimbo++] = ob;
+    pthread_mutex_unlock(&gy__rt.limbo_lock);
+    /* Dead for every reader (a late try-incref fails), but not poisoned:
+     * the collector may still traverse it (it finds its fields cleared). */
+    cell_mark_dead(seg, ob);
+    return true;
+}
+
+void gy__arena_limbo_close(gy__heap *h) {
+    pthread_mutex_lock(&gy__rt.limbo_lock);
+    gy__rt.limbo_open = false;
+    void **cells = gy__rt.limbo;
+    size_t n = gy__rt.nlimbo;
+    gy__rt.limbo = NULL;
+    gy__rt.nlimbo = gy__rt.limbo_cap = 0;
+    pthread_mutex_unlock(&gy__rt.limbo_lock);
+    for (size_t i = 0; i < n; i++) {
+        gy__arena_free_cell(h, cells[i]); /* after a grace period, to its segment */
+    }
+    free(cells);
+}
+
 void gy__arena_release_heap(gy__heap *h) {
+    h->gc_watch = 0; /* no collection runs at shutdown */
+    gy__arena_release_held(h);
     for (uint32_t t = 0; t < GY__MAX_TYPES; t++) {
         free(h->tcache[t]);
         h->tcache[t] = NULL;

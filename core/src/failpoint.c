@@ -111,7 +111,7 @@ static int fp_set_locked(const char *name, const char *spec, gy_errmsg *err) {
     if (!gy_failpoint_known(name)) {
         return gy__errmsg_set(err, GY_EINVAL,
                               "unknown failpoint '%s' (known: alloc, internal, gc.alloc, "
-                              "gc.worklist, race.*; gyre/failpoint_names.h)",
+                              "gc.worklist, gc.side, race.*; gyre/failpoint_names.h)",
                               name);
     }
     fp_mode mode;

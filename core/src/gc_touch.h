@@ -58,4 +58,10 @@ static inline void gy__gc_touch_merge(const gy__heap *h, gy_object *ob) {
  * thread that is not attached. */
 void gy__gc_watch_set(uint32_t watch);
 
+/* The answer to a handshake (collector/DESIGN.md 9.4), on h's own thread at
+ * a safe point, when it leaves quiescence, or when it attaches: watch what
+ * rt.gc_phase says, and publish the answered epoch. Releases the segments
+ * h held once no collection watches. */
+void gy__gc_watch_answer(gy__heap *h);
+
 #endif /* GYRE_CORE_GC_TOUCH_H */

@@ -101,6 +101,18 @@ typedef struct gy__segment {
     _Atomic uint32_t bump;
     uint32_t nused;                  /* cells not on free_list/bump: live, in a bag, or remote */
     struct gy__segment *next, *prev; /* the heap's list for this type or class; seg_lock */
+    /* The tag of the last concurrent collection during which the owner
+     * allocated here (collector/DESIGN.md 9.5 step 2): with the collector's
+     * clearing of gc_gens' bit 0, a Dekker pair (seq_cst on both sides), so
+     * that a birth during a walk never loses the segment its generation-0
+     * bit. Written by the owner while watching, read by the collector. */
+    _Atomic uint32_t gc_born;
+    /* The concurrent collector's number per cell (its count while counting),
+     * allocated by the collector on its first walk of the segment, freed
+     * with the segment (never while a collection watches: segments are then
+     * held, gy__arena_release_held). Only the collector's thread reads or
+     * writes the numbers. */
+    int32_t *gcv;
     /* Any thread: cells returned by other heaps' reclamation. */
     ck_stack_t remote; /* push_upmc by others, batch_pop_upmc by the owner */
     _Atomic uint32_t nremote;
@@ -160,8 +172,24 @@ enum {
     GY__PEND_DEFERRED = 1u << 2,
     GY__PEND_REMOTE = 1u << 3,
     GY__PEND_ORPHAN = 1u << 4,
-    GY__PEND_COLLECT = 1u << 5, /* the collector's hook runs at the next safe point */
+    GY__PEND_COLLECT = 1u << 5,   /* the collector's hook runs at the next safe point */
+    GY__PEND_HANDSHAKE = 1u << 6, /* answer the collector's phase (gy__gc_watch_answer) */
 };
+
+/* The concurrent collector's phase word, rt.gc_phase (collector/DESIGN.md
+ * 9.4): epoch << 32 | WATCH | tag. `epoch` numbers handshakes; WATCH says a
+ * collection watches; `tag` (1..65535) is its number, stamped into the
+ * bits GY__GCW_TAG_SHIFT.. of the words of objects touched while it
+ * watches. Written by the collector's thread only (seq_cst, against the
+ * state load of gy_quiescent_end: a Dekker pair); read by threads that
+ * answer a handshake and by the touch. */
+#define GY__PHASE_WATCH (1u << 16)
+#define GY__PHASE_TAG(p) ((uint32_t)(p)&0xFFFFu)
+#define GY__PHASE_EPOCH(p) ((uint32_t)((p) >> 32))
+/* In a tracked cell's word (collector/src/collector.h has the rest): the
+ * CANDIDATE bit, which core's free path reads (C1), and the TAG's place. */
+#define GY__GCW_CANDIDATE (1u << 2)
+#define GY__GCW_TAG_SHIFT 16
 
 /* A thread's pauses (pause.c; gyre/runtime.h gy_pause_stats). Counters:
  * written by the owner only (relaxed load + store), read by anyone
@@ -201,6 +229,14 @@ struct gy__heap {
      * handshake at a safe point or leaves quiescence; read only by this
      * thread's barriers, so a plain field. */
     uint32_t gc_watch;
+    /* The epoch of the last handshake this thread answered (release store by
+     * the thread, acquire load by the collector). */
+    _Atomic uint32_t gc_answered;
+    /* Segments that became empty while a collection watched: unlinked from
+     * the lists but not released, since the collector may still read them
+     * (C1); released when this thread answers a handshake that ends the
+     * watch. Owner only; linked through `next`. */
+    gy__segment *held;
     /* The loop's wake function, guarded by wake_lock so that once detach
      * has cleared it no other thread is still calling it (the loop may then
      * free what wake_arg points to). `wakeable` is a lock-free hint. */
@@ -270,6 +306,16 @@ typedef struct gy__runtime {
      * with threads_lock held, read by anyone (relaxed). */
     _Atomic uint64_t ttsp_count, ttsp_total_ns, ttsp_max_ns;
     _Atomic uint64_t ttsp_hist[GY_PAUSE_BUCKETS];
+    /* The concurrent collector's phase (GY__PHASE_*); 0: never watched. */
+    _Atomic uint64_t gc_phase;
+    /* C1's limbo: cells of this collection's candidates freed while it
+     * watches, kept (not reused, not poisoned) until it ends. limbo_lock is
+     * a leaf held O(1) by a freeing thread and by the collector when it
+     * opens or closes the limbo. */
+    pthread_mutex_t limbo_lock;
+    bool limbo_open;
+    void **limbo;
+    size_t nlimbo, limbo_cap;
 } gy__runtime;
 
 extern gy__runtime gy__rt;
@@ -314,6 +360,29 @@ void gy__arena_collect_remote(gy__heap *h);
 void gy__arena_reclaim_all(gy__heap *h);
 /* Release every segment of h (shutdown). */
 void gy__arena_release_heap(gy__heap *h);
+/* Release the segments h held while a collection watched (owner). */
+void gy__arena_release_held(gy__heap *h);
+/* C1: a dying object's cell, about to be freed by h: true when it was
+ * taken into the limbo instead (a candidate of the collection that
+ * watches), false when it takes the normal path. */
+bool gy__arena_limbo_take(gy__heap *h, gy_object *ob);
+static inline bool gy__arena_limbo_maybe(gy__heap *h, gy__segment *seg, gy_object *ob) {
+    /* acquire: a candidate exists only after this thread answered the
+     * watch, or on the collector's own thread; and a phase that no longer
+     * watches orders this free after every read the collector made of the
+     * object (its seq_cst store of the phase that ends the watch). Seen
+     * missing by TSan in stress.gc_torture: a relaxed load here let a free
+     * right after a collection race the collector's last traversals. */
+    return seg->gcw != NULL &&
+           __builtin_expect((atomic_load_explicit(&gy__rt.gc_phase, memory_order_acquire) &
+                             GY__PHASE_WATCH) != 0,
+                            0) &&
+           gy__arena_limbo_take(h, ob);
+}
+/* The collector, when a collection starts watching (open) and when it ends
+ * (close: the cells go back through `h`'s grace period). */
+void gy__arena_limbo_open(void);
+void gy__arena_limbo_close(gy__heap *h);
 /* The index of a cell in its segment: a multiply by the reciprocal, exact
  * for offsets below 2^16 and cell sizes up to 2^13. */
 static inline uint32_t gy__cell_index(const gy__segment *seg, const void *cell) {
@@ -340,7 +409,9 @@ void gy__object_mark_reachable(gy_object *ob);
  * "race.merge_queued" (right after the owner's merge CAS, where the
  * object may already be freed by another thread), "race.load" (in gy_load,
  * between reading the field and the try-incref) and "race.load_reread"
- * (after a successful try-incref, before the field is read again). Set it before starting threads.
+ * (after a successful try-incref, before the field is read again); the
+ * concurrent collector calls it with "race.gc_sealed" on its thread between
+ * a set's seal and its publication. Set it before starting threads.
  */
 typedef void (*gy__race_hook_fn)(const char *window);
 extern _Atomic(gy__race_hook_fn) gy__race_window_hook;
@@ -532,24 +603,35 @@ bool gy__gc_touch_slow(gy_object *ob);
 static inline void gy__cell_init_object(gy__heap *h, uint32_t index, gy_object *ob, uint32_t size) {
     GY__UNPOISON(ob, size);
     gy__zero_cell(ob, size);
-    /* relaxed: the object is not yet visible to any other thread. */
-    atomic_store_explicit(&ob->gy__local, 1, memory_order_relaxed);
-    atomic_store_explicit(&ob->gy__shared, 0, memory_order_relaxed);
-    GY__COUNTER_ADD(h->counters[index].allocated, 1);
     gy__segment *seg = gy__segment_of(ob);
     if (seg->gcw != NULL) {
-        /* A tracked type: generation 0, counted towards threshold 0. */
-        seg->gcw[gy__cell_index(seg, ob)] = 0;
-        if (__builtin_expect(h->gc_watch != 0, 0)) {
-            /* B1: born while a collection watches, so never its candidate. */
-            (void)gy__gc_touch_slow(ob);
+        /* A tracked type: generation 0, counted towards threshold 0. B1:
+         * born while a collection watches, it carries the collection's tag,
+         * so it is never its candidate. The word is stored before the count
+         * that makes the cell live (release below): a walk that reads the
+         * new count (acquire) reads this word. Atomic: the collector may
+         * RMW the word of the cell's previous, dead occupant meanwhile. */
+        uint32_t watch = h->gc_watch;
+        __atomic_store_n(&seg->gcw[gy__cell_index(seg, ob)], watch << GY__GCW_TAG_SHIFT,
+                         __ATOMIC_RELAXED);
+        if (__builtin_expect(watch != 0, 0)) {
+            /* seq_cst store, then seq_cst load of gc_gens: against the
+             * walk's clearing of bit 0 then load of gc_born. */
+            if (atomic_load_explicit(&seg->gc_born, memory_order_relaxed) != watch) {
+                atomic_store_explicit(&seg->gc_born, watch, memory_order_seq_cst);
+            }
         }
-        if (!(atomic_load_explicit(&seg->gc_gens, memory_order_relaxed) & 1)) {
+        if (!(atomic_load_explicit(&seg->gc_gens, memory_order_seq_cst) & 1)) {
             atomic_fetch_or_explicit(&seg->gc_gens, 1, memory_order_relaxed);
             gy__young_segment_add(h, seg);
         }
         gy__gc_young_add(h, 1);
     }
+    /* The shared word first, then the owner's count with release (see
+     * above); no other thread can reach the object yet. */
+    atomic_store_explicit(&ob->gy__shared, 0, memory_order_relaxed);
+    atomic_store_explicit(&ob->gy__local, 1, memory_order_release);
+    GY__COUNTER_ADD(h->counters[index].allocated, 1);
 }
 
 #endif /* GYRE_CORE_HEAP_H */

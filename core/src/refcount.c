@@ -160,6 +160,9 @@ static inline void release_cell(gy__heap *h, gy__segment *seg, gy_object *ob, in
         uint32_t i = gy__cell_index(seg, ob);
         atomic_fetch_add_explicit(&seg->serials[i], 1, memory_order_relaxed);
     }
+    if (gy__arena_limbo_maybe(h, seg, ob)) {
+        return; /* C1: a watching collection's candidate waits for its end */
+    }
     /* ASan builds always take the grace period: it is their quarantine, so a
      * use after free stays poisoned for a while instead of being reused. */
     if (!GY_ASAN && !(s & (GY__RC_PUBLISHED | GY__RC_ID_TAKEN)) && seg->heap == h) {

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "gc_hooks.h"
+#include "gc_touch.h"
 #include "heap.h"
 
 gy__runtime gy__rt;
@@ -75,6 +76,7 @@ int gy_runtime_init(const gy_runtime_options *opts, gy_errmsg *err) {
     atomic_store_explicit(&gy__rt.segment_serial, serial, memory_order_relaxed);
     pthread_mutex_init(&gy__rt.threads_lock, NULL);
     pthread_mutex_init(&gy__rt.park_lock, NULL);
+    pthread_mutex_init(&gy__rt.limbo_lock, NULL);
     pthread_cond_init(&gy__rt.park_cond, NULL);
     ck_epoch_init(&gy__rt.epoch);
     gy__weakref_init();
@@ -190,6 +192,9 @@ static int thread_attach(const gy_thread_options *opts, bool internal, gy_errmsg
                     ? (opts->cascade_budget ? opts->cascade_budget : gy__rt.default_budget)
                     : 0;
     snprintf(h->name, sizeof h->name, "%s", opts->name ? opts->name : "");
+    /* Watch what a running collection watches (threads_lock orders this
+     * against its handshakes, which hold it). */
+    gy__gc_watch_answer(h);
     /* release: a stopper that reads RUNNING sees the fields above. */
     atomic_store_explicit(&h->state, GY__RUNNING, memory_order_release);
     atomic_fetch_add_explicit(&gy__rt.nattached, 1, memory_order_relaxed);
@@ -309,6 +314,9 @@ void gy__runtime_drain_orphans(void) {
 void gy__safepoint_slow(gy__heap *h) {
     /* acquire: see what the setters published with their release. */
     unsigned p = atomic_exchange_explicit(&h->pending, 0, memory_order_acquire);
+    if (p & GY__PEND_HANDSHAKE) {
+        gy__gc_watch_answer(h); /* inside no operation: W2 */
+    }
     if (atomic_load_explicit(&gy__rt.stop_requested, memory_order_seq_cst)) {
         gy__refcount_flush_outbox(h);
         park(h);
@@ -395,8 +403,10 @@ void gy_quiescent_end(void) {
         int expected = GY__QUIESCENT;
         /* acq_rel: the stopper's (and collector's) writes happen before our
          * next access to objects. */
+        /* seq_cst: then the load of rt.gc_phase below, against the
+         * collector's store of the phase then load of our state (9.4). */
         if (atomic_compare_exchange_strong_explicit(&h->state, &expected, GY__RUNNING,
-                                                    memory_order_acq_rel, memory_order_acquire)) {
+                                                    memory_order_seq_cst, memory_order_acquire)) {
             break;
         }
         /* HELD by a world stop: wait for the resume (a pause). */
@@ -410,6 +420,12 @@ void gy_quiescent_end(void) {
     }
     ck_epoch_begin(&h->epoch, NULL);
     GY__TSAN_ACQUIRE(&gy__rt.epoch);
+    /* W2: answer a handshake we missed while quiescent before touching
+     * anything. */
+    if (GY__PHASE_EPOCH(atomic_load_explicit(&gy__rt.gc_phase, memory_order_seq_cst)) !=
+        atomic_load_explicit(&h->gc_answered, memory_order_relaxed)) {
+        gy__gc_watch_answer(h);
+    }
 }
 
 /* --- stop the world ----------------------------------------------------- */

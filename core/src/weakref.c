@@ -256,10 +256,10 @@ size_t gy__weakref_detach_for_gc(gy_object *ob, bool (*is_trash)(const gy_object
             unlink_locked(st, wr); /* may remove slot i; then the loop ends */
             n++;
             /* A weakref that is trash itself, or without callback, is just
-             * cleared. The world is stopped, so wr is not dying elsewhere
-             * (its count is positive): a plain incref is enough. */
-            if (wr->cb != NULL && !is_trash(&wr->ob) && gy__refcount_total(&wr->ob) > 0) {
-                gy_incref(wr);
+             * cleared. With the world running (concurrent mode) wr may be
+             * dying elsewhere: a try-incref (the caller is attached, in its
+             * epoch section) refuses it then. */
+            if (wr->cb != NULL && !is_trash(&wr->ob) && gy__try_incref(gy__tls_heap, &wr->ob)) {
                 wr->next = *pending; /* unlinked: `next` is ours until run */
                 *pending = wr;
             }

@@ -155,11 +155,13 @@ static int gy__gc_get_thread(gy__admin_session *s, int argc, char **argv, json_t
     gy_gc_thread_stats t;
     gy_gc_get_thread_stats(&t);
     const char *mode = gy_gc_mode_name(gy_gc_get_mode());
-    *out = json_pack("{s:s, s:s, s:I, s:f, s:I, s:I, s:I}", "mode", mode ? mode : "?", "state",
-                     t.state >= 0 && t.state < 4 ? states[t.state] : "?", "runs",
-                     (json_int_t)t.runs, "busy_s", (double)t.busy_ns / 1e9, "increments",
-                     (json_int_t)t.increments, "handshakes", (json_int_t)t.handshakes,
-                     "aborted_sets", (json_int_t)t.aborted_sets);
+    *out = json_pack(
+        "{s:s, s:s, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I}", "mode", mode ? mode : "?", "state",
+        t.state >= 0 && t.state < 4 ? states[t.state] : "?", "runs", (json_int_t)t.runs, "busy_s",
+        (double)t.busy_ns / 1e9, "increments", (json_int_t)t.increments, "handshakes",
+        (json_int_t)t.handshakes, "aborted_sets", (json_int_t)t.aborted_sets, "anomalies",
+        (json_int_t)t.anomalies, "fallback_stops", (json_int_t)t.fallback_stops, "world_stops",
+        (json_int_t)t.world_stops);
     return GY_OK;
 }
 

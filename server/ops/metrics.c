@@ -304,9 +304,30 @@ char *gy__metrics_render(gy_server *srv) {
     gy__family(&b, "gyre_gc_thread_busy_seconds_total", "counter",
                "Time the collector's thread spent collecting.");
     gy__p(&b, "gyre_gc_thread_busy_seconds_total %.9f\n", (double)gt.busy_ns / 1e9);
-    gy__family(&b, "gyre_gc_thread_handshakes_total", "counter",
-               "World stops the collector's thread made.");
-    gy__p(&b, "gyre_gc_thread_handshakes_total %llu\n", (unsigned long long)gt.handshakes);
+    /* The collector thread's counters (gyre/gc.h gy_gc_thread_stats). */
+    const struct {
+        const char *name, *help;
+        uint64_t value;
+    } thread_counters[] = {
+        {"gyre_gc_thread_handshakes_total",
+         "Handshakes the collector's thread made with the attached threads.", gt.handshakes},
+        {"gyre_gc_thread_world_stops_total",
+         "World stops the collector's thread made (concurrent marking: fallbacks only).",
+         gt.world_stops},
+        {"gyre_gc_aborted_sets_total",
+         "Trash sets found but kept: an upgrade raced the seal, or an anomaly.", gt.aborted_sets},
+        {"gyre_gc_anomalies_total",
+         "Sets the recount refused with no racing upgrade: a missing barrier (a bug).",
+         gt.anomalies},
+        {"gyre_gc_fallback_stops_total",
+         "Collections validated with the world stopped after three aborted sets.",
+         gt.fallback_stops},
+    };
+    for (size_t i = 0; i < sizeof thread_counters / sizeof thread_counters[0]; i++) {
+        gy__family(&b, thread_counters[i].name, "counter", thread_counters[i].help);
+        gy__p(&b, "%s %llu\n", thread_counters[i].name,
+              (unsigned long long)thread_counters[i].value);
+    }
     gy_pause_stats ps;
     gy_runtime_get_pause_stats(&ps);
     gy__family(&b, "gyre_gc_mutator_pause_seconds", "histogram",

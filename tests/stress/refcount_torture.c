@@ -602,7 +602,10 @@ static atomic_long traversed_cleared; /* traverse calls that met a poisoned cana
  * object still alive included; the canary must be intact or poisoned. */
 static int node_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
     tnode *n = (tnode *)self;
-    uint64_t c = n->canary;
+    /* relaxed atomic: in concurrent mode a traverse runs beside the clear
+     * that poisons the canary (gyre/object.h's contract: a traverse reads
+     * fields other threads write atomically). */
+    uint64_t c = __atomic_load_n(&n->canary, __ATOMIC_RELAXED);
     if (c == DEAD) {
         atomic_fetch_add_explicit(&traversed_cleared, 1, memory_order_relaxed); /* a statistic */
     } else {
@@ -866,7 +869,7 @@ static void node_clear(gy_object *self) {
         }
     }
 #endif
-    n->canary = DEAD;
+    __atomic_store_n(&n->canary, DEAD, __ATOMIC_RELAXED); /* a traverse may read it */
     EV(cleared);
     if (n->creator != me->tid) {
         EV(cross_thread_free);

@@ -130,10 +130,12 @@ enum {
 
 /* The phases of a collection, for profiles (gy_gc_result.phase_ns). */
 typedef enum gy_gc_phase_id {
-    GY_GC_PHASE_UPDATE = 0, /* world stopped: find candidates, copy their counts */
-    GY_GC_PHASE_SUBTRACT,   /* world stopped: subtract references among candidates */
-    GY_GC_PHASE_MARK,       /* world stopped: mark what outside references reach */
-    GY_GC_PHASE_HANDLE,     /* world stopped: survivors, legacy finalizers, weakrefs */
+    /* stw: world stopped for the first four; concurrent: nothing stopped,
+     * the handshakes are in UPDATE's time, the seal and recount in MARK's. */
+    GY_GC_PHASE_UPDATE = 0, /* find candidates, copy their counts */
+    GY_GC_PHASE_SUBTRACT,   /* subtract references among candidates */
+    GY_GC_PHASE_MARK,       /* mark what outside references reach */
+    GY_GC_PHASE_HANDLE,     /* survivors, legacy finalizers, weakrefs */
     GY_GC_PHASE_FINALIZE,   /* weakref callbacks, finalizers, resurrection check */
     GY_GC_PHASE_CLEAR,      /* clear and free the trash */
     GY_GC_PHASES
@@ -260,15 +262,17 @@ typedef enum gy_gc_thread_state {
 } gy_gc_thread_state;
 
 typedef struct gy_gc_thread_stats {
-    int state;             /* a gy_gc_thread_state */
-    uint64_t runs;         /* collections the thread ran */
-    uint64_t busy_ns;      /* wall time spent in them (callbacks included) */
-    uint64_t increments;   /* marking increments; = runs for now */
-    uint64_t handshakes;   /* world stops the thread made */
-    uint64_t aborted_sets; /* 0 for now */
-    /* increments and aborted_sets are filled by the incremental,
-     * concurrent marking of a later stage (a collection then runs in
-     * several increments, and a set it cannot finish is aborted). */
+    int state;               /* a gy_gc_thread_state */
+    uint64_t runs;           /* collections the thread ran */
+    uint64_t busy_ns;        /* wall time spent in them (callbacks included) */
+    uint64_t increments;     /* marking increments; = runs for now */
+    uint64_t handshakes;     /* handshakes with the attached threads (two or three per run) */
+    uint64_t aborted_sets;   /* trash sets found but not freed: a late upgrade, or an anomaly */
+    uint64_t anomalies;      /* sets the recount refused with no late upgrade: a missing barrier */
+    uint64_t fallback_stops; /* collections validated with the world stopped (3 aborts in a row) */
+    uint64_t world_stops;    /* world stops the thread made (fallbacks; stw mode's collections) */
+    /* In concurrent mode a collection stops no thread: world_stops grows
+     * only by fallback_stops (collector/DESIGN.md 9.8). */
 } gy_gc_thread_stats;
 
 /* gy_gc_get_thread_stats: a snapshot. Since the runtime started; in STW

@@ -17,7 +17,10 @@
                   "list (walks every segment)")                                                 \
     X("gc.alloc", "the collector's candidate array: the collection takes fewer candidates or "  \
                   "is skipped (shrunk_nomem, skipped_nomem)")                                   \
-    X("gc.worklist", "the collector's marking worklist: marking rescans instead")               \
+    X("gc.worklist", "the collector's marking worklist: marking rescans instead (concurrent "   \
+                     "mode: everything survives the collection)")                               \
+    X("gc.side", "the concurrent collector's segment snapshot and per-cell numbers: those "     \
+                 "segments' objects survive the collection (shrunk_nomem)")                     \
     X("race.last_decref", "not a failure: spins a few microseconds in the owner's last "        \
                           "decrement, between reading the shared count and its CAS")            \
     X("race.merge_queued", "not a failure: spins right after the owner's merge CAS")            \

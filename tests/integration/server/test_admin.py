@@ -353,18 +353,26 @@ class AdminBigHeap(unittest.TestCase):
             errors = []
 
             def client():
-                with srv.connect() as c:
-                    while not stop.is_set():
-                        t0 = time.monotonic()
-                        c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-                        try:
-                            r = c.response()
-                        except Exception as e:  # noqa: BLE001 - reported below
-                            errors.append(repr(e))
-                            return
-                        if r.status != 200:
-                            errors.append(r.status)
-                        worst[0] = max(worst[0], time.monotonic() - t0)
+                # One keep-alive connection at a time; gyred closes one after
+                # max_requests_per_connection (1000) answers, saying so
+                # (Connection: close), and the loops keep serving while the
+                # walk's world stop waits for a concurrent collection's
+                # marking to let it through, so 1000 come quickly.
+                while not stop.is_set():
+                    with srv.connect() as c:
+                        while not stop.is_set():
+                            t0 = time.monotonic()
+                            c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                            try:
+                                r = c.response()
+                            except Exception as e:  # noqa: BLE001 - reported below
+                                errors.append(repr(e))
+                                return
+                            if r.status != 200:
+                                errors.append(r.status)
+                            worst[0] = max(worst[0], time.monotonic() - t0)
+                            if ("connection", "close") in r.headers:
+                                break
 
             t = threading.Thread(target=client)
             t.start()
@@ -442,8 +450,10 @@ class AdminGcPause(unittest.TestCase):
             # About 75 crossings of threshold 100. In concurrent mode (the
             # default) crossings while the collector's thread is busy share
             # its next run (no pacing yet: collector/DESIGN.md 9.11), so a
-            # slow build (TSan) sees fewer than in stw mode: 9 of them once.
-            self.assertGreater(often, 5)
+            # slow build (TSan) sees far fewer than in stw mode (5 once,
+            # since marking runs beside the loops); at threshold 100000 not
+            # one is due.
+            self.assertGreater(often, 3)
             self.assertLessEqual(rarely, 1)
 
 

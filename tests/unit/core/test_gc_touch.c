@@ -194,13 +194,25 @@ static void test_untracked_never_touched(void **state) {
     assert_int_equal(atomic_load(&ntouches), 0);
 }
 
+/* The word of a tracked object (core's side array). */
+static uint32_t word_of(const node *n) {
+    gy__segment *seg = gy__segment_of(n);
+    return __atomic_load_n(&seg->gcw[gy__cell_index(seg, n)], __ATOMIC_RELAXED);
+}
+
 static void test_birth_touched(void **state) {
     (void)state;
-    gy__gc_watch_set(1);
+    gy__gc_watch_set(7);
     node *a = new_node();
     gy__gc_watch_set(0);
-    assert_non_null(touch_of(a)); /* B1: born during the watch */
+    node *b = new_node();
+    /* B1: born during the watch, its word carries the collection's tag from
+     * the start (no touch call: the cell is nobody else's yet). */
+    assert_int_equal(word_of(a), 7u << GY__GCW_TAG_SHIFT);
+    assert_int_equal(word_of(b), 0);
+    assert_null(touch_of(a));
     gy_decref(a);
+    gy_decref(b);
 }
 
 static void test_list_paths(void **state) {
