@@ -186,6 +186,9 @@ static void object_free_now(gy__heap *h, gy_object *ob) {
          * object) or MERGED with count 0 (every try-incref refuses it), so
          * no other thread writes it; still a CAS, never a plain store, so
          * that no increment can ever be overwritten (DESIGN.md section 3a). */
+        /* T2: the finalizer's reference is a count change like any other,
+         * and so is its drop below (collector/DESIGN.md 9.3). */
+        gy__gc_xtouch(h, ob);
         atomic_store_explicit(&ob->gy__local, GY__UNOWNED, memory_order_relaxed);
         int32_t one;
         do {
@@ -196,6 +199,7 @@ static void object_free_now(gy__heap *h, gy_object *ob) {
         } while (!atomic_compare_exchange_weak_explicit(
             &ob->gy__shared, &s, one, memory_order_relaxed, memory_order_relaxed));
         type->finalize(ob);
+        gy__gc_xtouch(gy__tls_heap, ob); /* T2: before the drop */
         s = atomic_load_explicit(&ob->gy__shared, memory_order_acquire);
         for (;;) {
             int32_t n = s - GY__RC_ONE;

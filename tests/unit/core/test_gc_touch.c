@@ -333,6 +333,45 @@ static void test_merge_touched(void **state) {
     gy_decref(x);
 }
 
+/* The finalizer's own reference (refcount path, PEP 442): taken and
+ * dropped with touches, so a collection that watches sees both count
+ * changes (T2): three touches of the dying object in all, the decrement's
+ * (count 1), the finalizer reference's (count 0, before it is taken) and
+ * its drop's (count 1, before it is dropped). */
+static int fin_calls;
+static void fin_node(gy_object *self) {
+    (void)self;
+    fin_calls++;
+}
+static gy_type fin_type = {.name = "touch_fin",
+                           .size = sizeof(node),
+                           .traverse = node_traverse,
+                           .clear = node_clear,
+                           .finalize = fin_node};
+
+static void test_finalizer_reference_touched(void **state) {
+    (void)state;
+    node *a = NULL;
+    assert_int_equal(gy_new(&fin_type, &a), GY_OK);
+    fin_calls = 0;
+    gy__gc_watch_set(1);
+    gy_decref(a); /* dies here: finalized, then freed */
+    gy__gc_watch_set(0);
+    assert_int_equal(fin_calls, 1);
+    int64_t counts[4];
+    int k = 0;
+    int n = atomic_load(&ntouches);
+    for (int i = 0; i < n && i < MAX_TOUCHES && k < 4; i++) {
+        if (touches[i].ob == &a->ob) {
+            counts[k++] = touches[i].count;
+        }
+    }
+    assert_int_equal(k, 3);
+    assert_int_equal(counts[0], 1); /* the decrement, before it */
+    assert_int_equal(counts[1], 0); /* the finalizer's reference, before it is taken */
+    assert_int_equal(counts[2], 1); /* and before it is dropped */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_idle_touches_nothing, setup, teardown),
@@ -344,6 +383,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_dict_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_of_sealed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_touched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finalizer_reference_touched, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
