@@ -71,18 +71,9 @@ typedef struct run {
     uint64_t pause_ns;
 } run;
 
-/* The word of an object known to be tracked (a candidate). */
-static inline uint32_t *cand_word(const gy_object *ob) {
-    gy__segment *seg = gy__segment_of(ob);
-    return &seg->gcw[gy__cell_index(seg, ob)];
-}
-
-static inline const gy_type *type_of(const gy_object *ob) { return gy__segment_of(ob)->type; }
-
 /* Plain word accesses happen with the world stopped. Outside a stop the
- * collector touches only the words of objects it holds (their cells cannot
- * be reused), with relaxed atomics. */
-static inline void word_store(uint32_t *w, uint32_t v) { gy__gc_word_reset(w, v); }
+ * collector writes only the words of objects it holds (their cells cannot
+ * be reused), with gy__gc_word_reset. */
 
 void gy__gc_word_reset(uint32_t *w, uint32_t v) {
     /* A CAS so that a concurrent touch's TAG (concurrent mode, S0) is kept;
@@ -293,7 +284,7 @@ static void phase_subtract(run *r) {
     /* Invariant: VALUE of each candidate = count - references from
      * objs[0..i). */
     for (size_t i = 0; i < r->n; i++) {
-        (void)type_of(r->objs[i])->traverse(r->objs[i], visit_decref, NULL);
+        (void)gc_type_of(r->objs[i])->traverse(r->objs[i], visit_decref, NULL);
     }
 }
 
@@ -307,7 +298,7 @@ static inline void swap(run *r, size_t i, size_t j) {
     gy_object *a = r->objs[i], *b = r->objs[j];
     r->objs[i] = b;
     r->objs[j] = a;
-    uint32_t *wa = cand_word(a), *wb = cand_word(b);
+    uint32_t *wa = gc_cand_word(a), *wb = gc_cand_word(b);
     *wa = (*wa & GC_FLAGS_MASK) | ((uint32_t)j << GC_SHIFT);
     *wb = (*wb & GC_FLAGS_MASK) | ((uint32_t)i << GC_SHIFT);
 }
@@ -341,7 +332,7 @@ static int visit_mark(gy_object *child, void *arg) {
 static size_t closure(run *r, size_t lo, size_t hi, uint32_t seed, uint32_t mark) {
     closure_ctx c = {r, lo, hi, lo, mark};
     for (size_t i = lo; i < hi; i++) {
-        uint32_t *w = cand_word(r->objs[i]);
+        uint32_t *w = gc_cand_word(r->objs[i]);
         if (*w & seed) {
             *w |= mark;
             swap(r, i, c.front++);
@@ -351,7 +342,7 @@ static size_t closure(run *r, size_t lo, size_t hi, uint32_t seed, uint32_t mark
      * are marked (inside objs[lo..front)); objs[p..front) are marked and
      * wait for their traverse. */
     for (size_t p = lo; p < c.front; p++) {
-        (void)type_of(r->objs[p])->traverse(r->objs[p], visit_mark, &c);
+        (void)gc_type_of(r->objs[p])->traverse(r->objs[p], visit_mark, &c);
     }
     return c.front;
 }
@@ -394,13 +385,13 @@ static int visit_reach(gy_object *child, void *arg) {
 
 static void scan(gy_object *ob, uint32_t *w) {
     *w |= GC_REACHABLE | GC_SCANNED;
-    (void)type_of(ob)->traverse(ob, visit_reach, NULL);
+    (void)gc_type_of(ob)->traverse(ob, visit_reach, NULL);
     while (work_len > 0) {
         gy_object *x = work_buf[--work_len];
-        uint32_t *wx = cand_word(x);
+        uint32_t *wx = gc_cand_word(x);
         if (!(*wx & GC_SCANNED)) {
             *wx |= GC_SCANNED;
-            (void)type_of(x)->traverse(x, visit_reach, NULL);
+            (void)gc_type_of(x)->traverse(x, visit_reach, NULL);
         }
     }
 }
@@ -413,7 +404,7 @@ static void phase_mark(run *r) {
      * candidate with gc_refs > 0 is REACHABLE, and SCANNED unless a worklist
      * push failed (work_overflow). */
     for (size_t i = 0; i < r->n; i++) {
-        uint32_t *w = cand_word(r->objs[i]);
+        uint32_t *w = gc_cand_word(r->objs[i]);
         if (!(*w & GC_SCANNED) && ((*w & GC_REACHABLE) || (*w >> GC_SHIFT) > 0)) {
             scan(r->objs[i], w);
         }
@@ -422,7 +413,7 @@ static void phase_mark(run *r) {
     while (work_overflow) {
         work_overflow = false;
         for (size_t i = 0; i < r->n; i++) {
-            uint32_t *w = cand_word(r->objs[i]);
+            uint32_t *w = gc_cand_word(r->objs[i]);
             if ((*w & (GC_REACHABLE | GC_SCANNED)) == GC_REACHABLE) {
                 scan(r->objs[i], w);
             }
@@ -432,10 +423,10 @@ static void phase_mark(run *r) {
      * so an all-live or all-trash array keeps its (allocation) order. */
     size_t lo = 0, hi = r->n;
     for (;;) {
-        while (lo < hi && (*cand_word(r->objs[lo]) & GC_REACHABLE)) {
+        while (lo < hi && (*gc_cand_word(r->objs[lo]) & GC_REACHABLE)) {
             lo++;
         }
-        while (lo < hi && !(*cand_word(r->objs[hi - 1]) & GC_REACHABLE)) {
+        while (lo < hi && !(*gc_cand_word(r->objs[hi - 1]) & GC_REACHABLE)) {
             hi--;
         }
         if (lo >= hi) {
@@ -447,7 +438,7 @@ static void phase_mark(run *r) {
     }
     r->nreach = lo;
     for (size_t i = r->nreach; i < r->n; i++) {
-        uint32_t *w = cand_word(r->objs[i]);
+        uint32_t *w = gc_cand_word(r->objs[i]);
         *w = (*w & GC_GEN_MASK) | GC_CANDIDATE | ((uint32_t)i << GC_SHIFT);
     }
     if (work_cap > 65536) {
@@ -468,14 +459,14 @@ static int visit_check_reach(gy_object *child, void *arg) {
 
 static void validate_mark(const run *r) {
     for (size_t i = 0; i < r->n; i++) {
-        uint32_t w = *cand_word(r->objs[i]);
+        uint32_t w = *gc_cand_word(r->objs[i]);
         GC_CHECK(w & GC_CANDIDATE, "a candidate lost its flag");
         GC_CHECK(((w & GC_REACHABLE) != 0) == (i < r->nreach), "reachable and trash interleave");
         GC_CHECK(i < r->nreach ? (w & GC_SCANNED) != 0 : (w >> GC_SHIFT) == i,
                  "a reachable object was not scanned, or a trash index is stale");
     }
     for (size_t i = 0; i < r->nreach; i++) {
-        (void)type_of(r->objs[i])->traverse(r->objs[i], visit_check_reach, NULL);
+        (void)gc_type_of(r->objs[i])->traverse(r->objs[i], visit_check_reach, NULL);
     }
 }
 #endif
@@ -494,19 +485,19 @@ static bool is_trash(const gy_object *ob) {
  * reaches them. Generation 0's count is zero. */
 static void phase_handle(run *r) {
     for (size_t i = 0; i < r->nreach; i++) {
-        *cand_word(r->objs[i]) = r->newgen; /* world stopped: plain */
+        *gc_cand_word(r->objs[i]) = r->newgen; /* world stopped: plain */
         gy__gc_gens_add(r->objs[i], r->newgen);
     }
     /* Uncollectable: legacy finalizers and the trash they reach. */
     for (size_t i = r->nreach; i < r->n; i++) {
-        if (type_of(r->objs[i])->flags & GY_TYPE_LEGACY_FINALIZER) {
-            *cand_word(r->objs[i]) |= GC_ROOT;
+        if (gc_type_of(r->objs[i])->flags & GY_TYPE_LEGACY_FINALIZER) {
+            *gc_cand_word(r->objs[i]) |= GC_ROOT;
         }
     }
     r->ntrash = closure(r, r->nreach, r->n, GC_ROOT, GC_UNCOLL);
     for (size_t i = r->nreach; i < r->ntrash; i++) {
         gy_incref(r->objs[i]); /* held until they are in the garbage list */
-        *cand_word(r->objs[i]) = r->newgen;
+        *gc_cand_word(r->objs[i]) = r->newgen;
         gy__gc_gens_add(r->objs[i], r->newgen);
     }
     /* Weak references that are trash themselves: unregistered first, so
@@ -549,13 +540,13 @@ void gy__gc_young_reset(void) {
 static void validate_handle(const run *r) {
     GC_CHECK(r->nreach <= r->ntrash && r->ntrash <= r->n, "regions out of order");
     for (size_t i = 0; i < r->ntrash; i++) {
-        GC_CHECK(*cand_word(r->objs[i]) == r->newgen, "a kept object's word is not clean");
+        GC_CHECK(*gc_cand_word(r->objs[i]) == r->newgen, "a kept object's word is not clean");
     }
     for (size_t i = r->ntrash; i < r->n; i++) {
-        uint32_t w = *cand_word(r->objs[i]);
+        uint32_t w = *gc_cand_word(r->objs[i]);
         GC_CHECK((w & (GC_CANDIDATE | GC_REACHABLE | GC_UNCOLL)) == GC_CANDIDATE,
                  "a trash object is marked reachable or uncollectable");
-        GC_CHECK(!(type_of(r->objs[i])->flags & GY_TYPE_LEGACY_FINALIZER),
+        GC_CHECK(!(gc_type_of(r->objs[i])->flags & GY_TYPE_LEGACY_FINALIZER),
                  "a legacy finalizer is in the collectable trash");
     }
 }
@@ -571,14 +562,14 @@ static bool trash_resurrected(run *r) {
         uint32_t v = outside < 0                       ? 0
                      : outside > (int64_t)GC_VALUE_MAX ? GC_VALUE_MAX
                                                        : (uint32_t)outside;
-        uint32_t *w = cand_word(r->objs[i]);
+        uint32_t *w = gc_cand_word(r->objs[i]);
         *w = (*w & GC_FLAGS_MASK) | (v << GC_SHIFT);
     }
     for (size_t i = r->ntrash; i < r->n; i++) {
-        (void)type_of(r->objs[i])->traverse(r->objs[i], visit_decref, NULL);
+        (void)gc_type_of(r->objs[i])->traverse(r->objs[i], visit_decref, NULL);
     }
     for (size_t i = r->ntrash; i < r->n; i++) {
-        if ((*cand_word(r->objs[i]) >> GC_SHIFT) > 0) {
+        if ((*gc_cand_word(r->objs[i]) >> GC_SHIFT) > 0) {
             return true;
         }
     }
@@ -604,7 +595,7 @@ bool gy__gc_finalize_set(gy_object **objs, size_t lo, size_t hi, gy_gc_info *inf
     bool deferred = false;
     for (size_t i = lo; i < hi; i++) {
         gy_object *ob = objs[i];
-        const gy_type *type = type_of(ob);
+        const gy_type *type = gc_type_of(ob);
         if (type->finalize == NULL ||
             (atomic_load_explicit(&ob->gy__shared, memory_order_acquire) & GY__RC_FINALIZED)) {
             continue;
@@ -674,7 +665,8 @@ static bool phase_finalize(run *r, gy_gc_info *info) {
 
 void gy__gc_log_objects(gy_object *const *objs, size_t lo, size_t hi, const char *what) {
     for (size_t i = lo; i < hi; i++) {
-        gy__log(GY_LOG_INFO, "gc", "gc: %s <%s %p>", what, type_of(objs[i])->name, (void *)objs[i]);
+        gy__log(GY_LOG_INFO, "gc", "gc: %s <%s %p>", what, gc_type_of(objs[i])->name,
+                (void *)objs[i]);
     }
 }
 
@@ -682,7 +674,7 @@ void gy__gc_log_objects(gy_object *const *objs, size_t lo, size_t hi, const char
  * drop the hold on them. */
 void gy__gc_release_kept(gy_object **objs, size_t lo, size_t hi, unsigned newgen) {
     for (size_t i = lo; i < hi; i++) {
-        word_store(cand_word(objs[i]), newgen);
+        gy__gc_word_reset(gc_cand_word(objs[i]), newgen);
         gy__gc_gens_add(objs[i], newgen);
         gy_decref(objs[i]);
     }
@@ -703,7 +695,7 @@ void gy__gc_garbage_append(gy_object *const *objs, size_t lo, size_t hi, bool al
         return;
     }
     for (size_t i = lo; i < hi; i++) {
-        if (all || (type_of(objs[i])->flags & GY_TYPE_LEGACY_FINALIZER)) {
+        if (all || (gc_type_of(objs[i])->flags & GY_TYPE_LEGACY_FINALIZER)) {
             (void)gy_list_append(gy__gc.garbage, objs[i]);
         }
     }
@@ -731,12 +723,12 @@ void gy__gc_clear_set(gy_object **objs, size_t lo, size_t hi, unsigned newgen) {
     gy__heap *me = gy__tls_heap;
     bool handoff = false;
     for (size_t i = lo; i < hi && !handoff; i++) {
-        handoff =
-            (type_of(objs[i])->flags & GY_TYPE_LOOP_AFFINE) && gy__segment_of(objs[i])->heap != me;
+        handoff = (gc_type_of(objs[i])->flags & GY_TYPE_LOOP_AFFINE) &&
+                  gy__segment_of(objs[i])->heap != me;
     }
     if (handoff) {
         for (size_t i = lo; i < hi; i++) {
-            word_store(cand_word(objs[i]), newgen | GC_HIDDEN);
+            gy__gc_word_reset(gc_cand_word(objs[i]), newgen | GC_HIDDEN);
             gy__gc_gens_add(objs[i], newgen);
             /* acq_rel: as doom(). */
             atomic_fetch_or_explicit(&objs[i]->gy__shared, GY__RC_DOOMED, memory_order_acq_rel);
@@ -744,7 +736,7 @@ void gy__gc_clear_set(gy_object **objs, size_t lo, size_t hi, unsigned newgen) {
     }
     for (size_t i = lo; i < hi; i++) {
         gy_object *ob = objs[i];
-        const gy_type *type = type_of(ob);
+        const gy_type *type = gc_type_of(ob);
         if ((type->flags & GY_TYPE_LOOP_AFFINE) && gy__segment_of(ob)->heap != me) {
             /* The owner clears it and drops our hold (stolen here).
              * acq_rel: counted before the owner can see the request. */
@@ -758,7 +750,7 @@ void gy__gc_clear_set(gy_object **objs, size_t lo, size_t hi, unsigned newgen) {
         type->clear(ob);
     }
     for (size_t i = lo; i < hi && !handoff; i++) {
-        word_store(cand_word(objs[i]), newgen);
+        gy__gc_word_reset(gc_cand_word(objs[i]), newgen);
         gy__gc_gens_add(objs[i], newgen);
     }
     for (size_t i = lo; i < hi; i++) {

@@ -58,6 +58,14 @@ static inline uint32_t *gc_word(const gy_object *ob) {
     return seg->gcw != NULL ? &seg->gcw[gy__cell_index(seg, ob)] : NULL;
 }
 
+/* The word of an object known to be tracked (a candidate). */
+static inline uint32_t *gc_cand_word(const gy_object *ob) {
+    gy__segment *seg = gy__segment_of(ob);
+    return &seg->gcw[gy__cell_index(seg, ob)];
+}
+
+static inline const gy_type *gc_type_of(const gy_object *ob) { return gy__segment_of(ob)->type; }
+
 /* --- state (gc.c) ------------------------------------------------------ */
 typedef struct gc_callback {
     gy_gc_callback_fn fn;
@@ -196,8 +204,6 @@ void gy__gc_release_concurrent_buffers(void);
 /* The touch and doom_check hooks (gc_hooks.h). */
 bool gy__gc_touch_hook(gy_object *ob);
 bool gy__gc_doom_check_hook(gy_object *ob, int why);
-/* Whether the current set is published (a hint without doom_lock). */
-bool gy__gc_set_published(void);
 /* Store the phase `bits` (GY__PHASE_WATCH | tag, or 0) with a new epoch and
  * ask every attached thread to answer; with `wait`, return once each
  * answered or is quiescent (the time it took is the time to safepoint).

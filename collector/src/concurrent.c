@@ -39,15 +39,10 @@ _Atomic uint64_t gy__gc_aborted_sets, gy__gc_anomalies, gy__gc_fallback_stops;
 
 /* --- words ---------------------------------------------------------------- */
 
-static inline uint32_t *word_of(const gy_object *ob) {
-    gy__segment *seg = gy__segment_of(ob);
-    return &seg->gcw[gy__cell_index(seg, ob)];
-}
 static inline int32_t *gcv_of(const gy_object *ob) {
     gy__segment *seg = gy__segment_of(ob);
     return &seg->gcv[gy__cell_index(seg, ob)];
 }
-static inline const gy_type *type_of(const gy_object *ob) { return gy__segment_of(ob)->type; }
 /* relaxed loads; the RMWs are seq_cst, against the touch's (S1). */
 static inline uint32_t wload(const uint32_t *w) { return __atomic_load_n(w, __ATOMIC_RELAXED); }
 static inline uint32_t wor(uint32_t *w, uint32_t bits) {
@@ -66,7 +61,7 @@ static inline bool alive(const gy_object *ob) { return gy__refcount_total(ob) > 
  * O(1) by both sides. */
 static pthread_mutex_t doom_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool doom_late;
-static _Atomic bool doom_published; /* written under doom_lock; read as a hint */
+static bool doom_published;
 
 bool gy__gc_touch_hook(gy_object *ob) {
     /* relaxed: a thread watches only after its answer (acquire); a stale
@@ -76,7 +71,7 @@ bool gy__gc_touch_hook(gy_object *ob) {
         return false;
     }
     uint32_t tag = GY__PHASE_TAG(phase);
-    uint32_t *w = word_of(ob);
+    uint32_t *w = gc_cand_word(ob);
     uint32_t old = wload(w);
     /* T1: one RMW per object per collection; seq_cst against the seal. */
     while (tag_of(old) != tag) {
@@ -91,8 +86,8 @@ bool gy__gc_touch_hook(gy_object *ob) {
 bool gy__gc_doom_check_hook(gy_object *ob, int why) {
     bool ok = true;
     pthread_mutex_lock(&doom_lock);
-    if (wload(word_of(ob)) & GC_SEALED) {
-        if (atomic_load_explicit(&doom_published, memory_order_relaxed)) {
+    if (wload(gc_cand_word(ob)) & GC_SEALED) {
+        if (doom_published) {
             ok = why == GY__DOOM_MERGE; /* doomed: the upgrade fails */
         } else {
             doom_late = true; /* the collector aborts the set */
@@ -100,10 +95,6 @@ bool gy__gc_doom_check_hook(gy_object *ob, int why) {
     }
     pthread_mutex_unlock(&doom_lock);
     return ok;
-}
-
-bool gy__gc_set_published(void) {
-    return atomic_load_explicit(&doom_published, memory_order_relaxed);
 }
 
 /* --- arrays ---------------------------------------------------------------- */
@@ -322,9 +313,9 @@ static void phase_walk(crun *r) {
 
 static int visit_subtract(gy_object *child, void *arg) {
     (void)arg;
-    gy__segment *seg = gy__segment_of(child);
-    if (seg->gcw != NULL && (wload(&seg->gcw[gy__cell_index(seg, child)]) & GC_CANDIDATE)) {
-        seg->gcv[gy__cell_index(seg, child)]--;
+    const uint32_t *w = gc_word(child);
+    if (w != NULL && (wload(w) & GC_CANDIDATE)) {
+        (*gcv_of(child))--;
     }
     return 0;
 }
@@ -336,12 +327,12 @@ static int visit_subtract(gy_object *child, void *arg) {
  * unmarked: the recount caught it as an anomaly in stress.gc_mixed.) */
 static void traverse_cand(gy_object *ob, gy_visit_fn fn, void *arg) {
     let_stop_through();
-    if (GC_DEBUG_ANOMALY && !(wload(word_of(ob)) & GC_CANDIDATE)) {
+    if (GC_DEBUG_ANOMALY && !(wload(gc_cand_word(ob)) & GC_CANDIDATE)) {
         gy__log(GY_LOG_ERROR, "gc", "gc: traverse of a non-candidate <%s %p> word %#x",
-                type_of(ob)->name, (void *)ob, wload(word_of(ob)));
+                gc_type_of(ob)->name, (void *)ob, wload(gc_cand_word(ob)));
         abort();
     }
-    (void)type_of(ob)->traverse(ob, fn, arg);
+    (void)gc_type_of(ob)->traverse(ob, fn, arg);
 }
 
 static void phase_subtract(crun *r) {
@@ -353,11 +344,10 @@ static void phase_subtract(crun *r) {
 /* Mark child REACHABLE if it is an unmarked candidate; `unseal`: remove
  * SEALED from it too (a re-mark). Pushed on the worklist when newly marked. */
 static int mark_child(gy_object *child, crun *r, bool unseal) {
-    gy__segment *seg = gy__segment_of(child);
-    if (seg->gcw == NULL) {
+    uint32_t *w = gc_word(child);
+    if (w == NULL) {
         return 0;
     }
-    uint32_t *w = &seg->gcw[gy__cell_index(seg, child)];
     uint32_t v = wload(w);
     if ((v & (GC_CANDIDATE | GC_REACHABLE)) != GC_CANDIDATE) {
         return 0;
@@ -389,7 +379,7 @@ static void drain(crun *r, gy_visit_fn fn) {
 static void phase_mark(crun *r) {
     for (size_t i = 0; i < r->n && !r->failed; i++) {
         gy_object *ob = cands.v[i];
-        uint32_t *w = word_of(ob);
+        uint32_t *w = gc_cand_word(ob);
         uint32_t v = wload(w);
         if (!(v & GC_REACHABLE) && (*gcv_of(ob) > 0 || tag_of(v) == r->tag)) {
             (void)wor(w, GC_REACHABLE);
@@ -405,7 +395,7 @@ static void phase_mark(crun *r) {
  * reachable from a touched one. */
 static void phase_seal(crun *r) {
     for (size_t i = 0; i < r->n && !r->failed; i++) {
-        uint32_t *w = word_of(cands.v[i]);
+        uint32_t *w = gc_cand_word(cands.v[i]);
         uint32_t v = wload(w);
         for (;;) {
             if (v & GC_REACHABLE) {
@@ -437,10 +427,10 @@ static bool in_set(uint32_t v) {
 static void partition(crun *r) {
     size_t lo = 0, hi = r->n;
     for (;;) {
-        while (lo < hi && !in_set(wload(word_of(cands.v[lo])))) {
+        while (lo < hi && !in_set(wload(gc_cand_word(cands.v[lo])))) {
             lo++;
         }
-        while (lo < hi && in_set(wload(word_of(cands.v[hi - 1])))) {
+        while (lo < hi && in_set(wload(gc_cand_word(cands.v[hi - 1])))) {
             hi--;
         }
         if (lo >= hi) {
@@ -457,9 +447,9 @@ static void partition(crun *r) {
 
 static int visit_recount(gy_object *child, void *arg) {
     (void)arg;
-    gy__segment *seg = gy__segment_of(child);
-    if (seg->gcw != NULL && in_set(wload(&seg->gcw[gy__cell_index(seg, child)]))) {
-        seg->gcv[gy__cell_index(seg, child)]--;
+    const uint32_t *w = gc_word(child);
+    if (w != NULL && in_set(wload(w))) {
+        (*gcv_of(child))--;
     }
     return 0;
 }
@@ -475,7 +465,7 @@ static bool recount(size_t lo, size_t hi, int64_t hold) {
         *gcv_of(cands.v[i]) = (int32_t)c;
     }
     for (size_t i = lo; i < hi; i++) {
-        (void)type_of(cands.v[i])->traverse(cands.v[i], visit_recount, NULL);
+        (void)gc_type_of(cands.v[i])->traverse(cands.v[i], visit_recount, NULL);
     }
     for (size_t i = lo; i < hi; i++) {
         if (*gcv_of(cands.v[i]) != 0) {
@@ -496,11 +486,10 @@ static bool late_now(void) {
 
 static int visit_uncoll(gy_object *child, void *arg) {
     crun *r = arg;
-    gy__segment *seg = gy__segment_of(child);
-    if (seg->gcw == NULL) {
+    uint32_t *w = gc_word(child);
+    if (w == NULL) {
         return 0;
     }
-    uint32_t *w = &seg->gcw[gy__cell_index(seg, child)];
     if (in_set(wload(w)) && !(wor(w, GC_UNCOLL) & GC_UNCOLL) &&
         !vec_push(&work, child, "gc.worklist")) {
         r->failed = true;
@@ -513,18 +502,18 @@ static int visit_uncoll(gy_object *child, void *arg) {
 static void split_uncollectable(crun *r) {
     for (size_t i = r->nreach; i < r->n; i++) {
         gy_object *ob = cands.v[i];
-        if ((type_of(ob)->flags & GY_TYPE_LEGACY_FINALIZER) &&
-            !(wor(word_of(ob), GC_UNCOLL) & GC_UNCOLL)) {
+        if ((gc_type_of(ob)->flags & GY_TYPE_LEGACY_FINALIZER) &&
+            !(wor(gc_cand_word(ob), GC_UNCOLL) & GC_UNCOLL)) {
             (void)vec_push(&work, ob, "gc.worklist"); /* failure: counted in drain below */
         }
     }
     while (work.n > 0) {
         gy_object *ob = work.v[--work.n];
-        (void)type_of(ob)->traverse(ob, visit_uncoll, r);
+        (void)gc_type_of(ob)->traverse(ob, visit_uncoll, r);
     }
     size_t k = r->nreach;
     for (size_t i = r->nreach; i < r->n; i++) {
-        if (wload(word_of(cands.v[i])) & GC_UNCOLL) {
+        if (wload(gc_cand_word(cands.v[i])) & GC_UNCOLL) {
             gy_object *t = cands.v[k];
             cands.v[k++] = cands.v[i];
             cands.v[i] = t;
@@ -534,8 +523,8 @@ static void split_uncollectable(crun *r) {
 }
 
 static bool is_trash(const gy_object *ob) {
-    gy__segment *seg = gy__segment_of(ob);
-    return seg->gcw != NULL && in_set(wload(&seg->gcw[gy__cell_index(seg, ob)]));
+    const uint32_t *w = gc_word(ob);
+    return w != NULL && in_set(wload(w));
 }
 
 /* Hold the trash, and clear the weak references to it. */
@@ -557,7 +546,7 @@ static void hold_and_detach(crun *r) {
 /* Remove SEALED (and UNCOLL) from cands.v[lo..hi): they are not freed. */
 static void unseal(size_t lo, size_t hi) {
     for (size_t i = lo; i < hi; i++) {
-        (void)wand(word_of(cands.v[i]), ~(GC_SEALED | GC_UNCOLL));
+        (void)wand(gc_cand_word(cands.v[i]), ~(GC_SEALED | GC_UNCOLL));
     }
 }
 
@@ -566,7 +555,7 @@ static bool publish(void) {
     pthread_mutex_lock(&doom_lock);
     bool ok = !doom_late;
     if (ok) {
-        atomic_store_explicit(&doom_published, true, memory_order_relaxed);
+        doom_published = true;
     }
     pthread_mutex_unlock(&doom_lock);
     return ok;
@@ -594,7 +583,7 @@ static void young_sub(int64_t seen) {
  * objs[0..lo) to newgen, flags gone, TAG kept. */
 static void words_reset(crun *r, size_t lo) {
     for (size_t i = 0; i < lo; i++) {
-        gy__gc_word_reset(word_of(cands.v[i]), r->newgen);
+        gy__gc_word_reset(gc_cand_word(cands.v[i]), r->newgen);
         gy__gc_gens_add(cands.v[i], r->newgen);
     }
 }
@@ -624,7 +613,7 @@ void gy__gc_run_concurrent(int generation, gy_gc_result *res) {
 
     pthread_mutex_lock(&doom_lock);
     doom_late = false;
-    atomic_store_explicit(&doom_published, false, memory_order_relaxed);
+    doom_published = false;
     pthread_mutex_unlock(&doom_lock);
     gy__arena_limbo_open();
     t = gy__clock_ns();
@@ -667,8 +656,8 @@ void gy__gc_run_concurrent(int generation, gy_gc_result *res) {
                         if (*gcv_of(ob) != 0) {
                             gy__log(GY_LOG_ERROR, "gc",
                                     "gc: anomaly: <%s %p> outside refs %d, count %lld, word %#x",
-                                    type_of(ob)->name, (void *)ob, *gcv_of(ob),
-                                    (long long)gy__refcount_total(ob), wload(word_of(ob)));
+                                    gc_type_of(ob)->name, (void *)ob, *gcv_of(ob),
+                                    (long long)gy__refcount_total(ob), wload(gc_cand_word(ob)));
                         }
                     }
                     abort();
@@ -769,7 +758,7 @@ void gy__gc_run_concurrent(int generation, gy_gc_result *res) {
     gy__gc_handshake(0, false);
     gy__arena_limbo_close(gy__tls_heap);
     pthread_mutex_lock(&doom_lock);
-    atomic_store_explicit(&doom_published, false, memory_order_relaxed);
+    doom_published = false;
     pthread_mutex_unlock(&doom_lock);
 
     res->collected = collected;

@@ -271,13 +271,14 @@ static gy__segment *segment_new(gy__heap *h, gy_type *type, uint32_t tindex, uin
     seg->cell_size = cell_size;
     seg->ncells = (uint32_t)ncells;
     seg->serial_hi = serial;
-    /* Zeroed before the segment is published (under seg_lock below). */
-    memset(mem + header, 0, ncells * side);
+    /* Initialised before the segment is published (under seg_lock below):
+     * serials zeroed; a cell never handed out has generation 3 (permanent)
+     * in its word, so that a concurrent walk, which may see a cell counted
+     * in `bump` before its owner has made it an object, skips it without
+     * reading it. */
+    memset(mem + header, 0, ncells * sizeof(uint32_t));
     seg->serials = (_Atomic uint32_t *)(mem + header);
     seg->gcw = tracked ? (uint32_t *)(mem + header + ncells * sizeof(uint32_t)) : NULL;
-    /* A cell never handed out has generation 3 (permanent) in its word, so
-     * that a concurrent walk, which may see a cell counted in `bump` before
-     * its owner has made it an object, skips it without reading it. */
     for (size_t i = 0; tracked && i < ncells; i++) {
         seg->gcw[i] = 3;
     }
