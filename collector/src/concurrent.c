@@ -80,6 +80,17 @@ bool gy__gc_touch_hook(gy_object *ob) {
             break;
         }
     }
+    if (old & GC_SEALED) {
+        /* D1 for every toucher, not only upgrades and merges: a thread that
+         * reaches a sealed member before the publication got its pointer
+         * from a holder the seal pass had not yet re-marked (9.6, the
+         * re-mark lag); the set is aborted. */
+        pthread_mutex_lock(&doom_lock);
+        if (!doom_published) {
+            doom_late = true;
+        }
+        pthread_mutex_unlock(&doom_lock);
+    }
     return (old & GC_SEALED) != 0;
 }
 
@@ -391,6 +402,15 @@ static void phase_mark(crun *r) {
     }
 }
 
+/* A unit test's hook into a window of the collection (relaxed: set before
+ * the test's threads start); one load when none is installed. */
+static void race_point(const char *window) {
+    gy__race_hook_fn hook = atomic_load_explicit(&gy__race_window_hook, memory_order_relaxed);
+    if (hook != NULL) {
+        hook(window);
+    }
+}
+
 /* S1. Post: every unmarked candidate is SEALED, and no sealed one is
  * reachable from a touched one. */
 static void phase_seal(crun *r) {
@@ -412,6 +432,7 @@ static void phase_seal(crun *r) {
             }
             if (__atomic_compare_exchange_n(w, &v, v | GC_SEALED, true, __ATOMIC_SEQ_CST,
                                             __ATOMIC_RELAXED)) {
+                race_point("race.gc_seal_step");
                 break;
             }
         }
@@ -473,6 +494,22 @@ static bool recount(size_t lo, size_t hi, int64_t hold) {
         }
     }
     return true;
+}
+
+/* Whether a member of cands.v[lo..hi) was touched since its seal (its TAG
+ * is this collection's). Run after the seal pass: a member reached through
+ * a holder whose re-mark came too late (its edge removed before the
+ * re-mark, touching the member) is seen here. The seq_cst fence and loads:
+ * the touch is a seq_cst RMW made before the slot change that the re-mark
+ * read (a release of the field or of the container's lock). */
+static bool set_touched(const crun *r, size_t lo, size_t hi) {
+    atomic_thread_fence(memory_order_seq_cst);
+    for (size_t i = lo; i < hi; i++) {
+        if (tag_of(__atomic_load_n(gc_cand_word(cands.v[i]), __ATOMIC_SEQ_CST)) == r->tag) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static bool late_now(void) {
@@ -641,10 +678,13 @@ void gy__gc_run_concurrent(int generation, gy_gc_result *res) {
     } else {
         partition(&r);
         r.ntrash = r.n;
-        if (r.nreach < r.n && !recount(r.nreach, r.n, 0)) {
-            /* Σ: a member referenced from outside the set. With `late`, an
-             * upgrade raced the seal (D1); otherwise a barrier is missing. */
-            if (!late_now()) {
+        bool touched = r.nreach < r.n && set_touched(&r, r.nreach, r.n);
+        if (r.nreach < r.n && (touched || !recount(r.nreach, r.n, 0))) {
+            /* Σ: a member touched since its seal, or referenced from
+             * outside the set. With either, or `late`, a thread reached a
+             * member before the publication (D1); otherwise a barrier is
+             * missing. */
+            if (!touched && !late_now()) {
                 atomic_fetch_add_explicit(&gy__gc_anomalies, 1, memory_order_relaxed);
                 gy__log(GY_LOG_ERROR, "gc",
                         "gc: anomaly: a sealed set of %zu objects is referenced from outside "
@@ -671,13 +711,9 @@ void gy__gc_run_concurrent(int generation, gy_gc_result *res) {
     }
     res->phase_ns[GY_GC_PHASE_MARK] = gy__clock_ns() - t;
     if (r.nreach < r.n) {
-        /* A unit test's hook into the window between the seal and the
-         * publication, where a late upgrade aborts the set (D1). relaxed:
-         * set before the test's threads start. */
-        gy__race_hook_fn hook = atomic_load_explicit(&gy__race_window_hook, memory_order_relaxed);
-        if (hook != NULL) {
-            hook("race.gc_sealed");
-        }
+        /* The window between the seal and the publication, where a late
+         * upgrade aborts the set (D1). */
+        race_point("race.gc_sealed");
     }
 
     t = gy__clock_ns();

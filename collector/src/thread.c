@@ -259,11 +259,10 @@ static int resolve_mode(int gc_mode, int *out, gy_errmsg *err) {
     return GY_OK;
 }
 
-/* Concurrent marking (collector/DESIGN.md 9.14) is on only when
- * GYRE_GC_MARK=concurrent: stress.gc_torture still finds an anomaly with it
- * (a sealed member that dies with no touch the collector saw; the recount
- * catches it and keeps the set, debug builds abort), so by default the
- * collector's thread marks with the world stopped, as in stage 2. Relaxed:
+/* Concurrent marking (collector/DESIGN.md 9.5, 9.14) is how concurrent
+ * mode collects. GYRE_GC_MARK=stop at runtime start makes the collector's
+ * thread mark with the world stopped instead (stage 2's way), a diagnostic
+ * switch for telling a concurrent-marking defect from any other. Relaxed:
  * set at runtime start, before the thread runs. */
 static _Atomic bool mark_concurrent;
 
@@ -284,7 +283,7 @@ int gy__gc_thread_start(int gc_mode, gy_errmsg *err) {
                               "or 'stop'",
                               mark);
     }
-    atomic_store_explicit(&mark_concurrent, mark != NULL && strcmp(mark, "concurrent") == 0,
+    atomic_store_explicit(&mark_concurrent, mark == NULL || strcmp(mark, "concurrent") == 0,
                           memory_order_relaxed);
     pthread_mutex_lock(&q.lock);
     memset(&q.stats, 0, sizeof q.stats);

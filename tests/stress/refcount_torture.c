@@ -2206,10 +2206,14 @@ static void test_refcount_torture(void **state) {
                   atomic_load(&looks_posted));
     gy_gc_thread_stats thr;
     gy_gc_get_thread_stats(&thr);
-    print_message("  gc mode %s; the collector's thread: runs %llu, busy %.1f ms, world stops "
-                  "%llu\n",
+    print_message("  gc mode %s; the collector's thread: runs %llu, busy %.1f ms, handshakes "
+                  "%llu, world stops %llu (fallbacks %llu), aborted sets %llu, anomalies %llu\n",
                   gy_gc_mode_name(gy_gc_get_mode()), (unsigned long long)thr.runs,
-                  (double)thr.busy_ns / 1e6, (unsigned long long)thr.handshakes);
+                  (double)thr.busy_ns / 1e6, (unsigned long long)thr.handshakes,
+                  (unsigned long long)thr.world_stops, (unsigned long long)thr.fallback_stops,
+                  (unsigned long long)thr.aborted_sets, (unsigned long long)thr.anomalies);
+    /* A recount refused with no late toucher is a missing barrier. */
+    assert_int_equal(thr.anomalies, 0);
 #if GY_TORTURE_CONTINUOUS
     print_message("  continuous: asked %llu/%llu/%llu, served by collections of generation "
                   "%llu/%llu/%llu, collected %llu\n",

@@ -267,8 +267,8 @@ typedef struct gy_gc_thread_stats {
     uint64_t busy_ns;        /* wall time spent in them (callbacks included) */
     uint64_t increments;     /* marking increments; = runs for now */
     uint64_t handshakes;     /* handshakes with the attached threads (two or three per run) */
-    uint64_t aborted_sets;   /* trash sets found but not freed: a late upgrade, or an anomaly */
-    uint64_t anomalies;      /* sets the recount refused with no late upgrade: a missing barrier */
+    uint64_t aborted_sets;   /* trash sets found but not freed: a late toucher, or an anomaly */
+    uint64_t anomalies;      /* sets the recount refused with no late toucher: a missing barrier */
     uint64_t fallback_stops; /* collections validated with the world stopped (3 aborts in a row) */
     uint64_t world_stops;    /* world stops the thread made (fallbacks; stw mode's collections) */
     /* In concurrent mode a collection stops no thread: world_stops grows

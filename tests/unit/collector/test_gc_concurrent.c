@@ -14,6 +14,11 @@
  *       window widened by the race hook: both outcomes happen (the set
  *       freed; the set kept because an upgrade won, some by `late`), and
  *       an object that was upgraded is always whole
+ *   test_remark_lag   a member sealed, then reached through a holder the
+ *       seal pass has not re-marked yet (a weak upgrade of the holder, a
+ *       borrowed read, an incref, the edge cleared): the set is aborted as
+ *       late, never counted as an anomaly (a missing barrier), and both
+ *       objects stay whole
  *   test_quiescent_for_ever   a thread quiescent throughout: collections
  *       complete; it answers when it leaves quiescence, before it touches
  */
@@ -363,6 +368,128 @@ static void test_upgrade_races_seal(void **state) {
     down();
 }
 
+/* --- the re-mark lag ------------------------------------------------------------------ */
+
+/* D (allocated first: sealed first) and H, a cycle; a weak reference to H.
+ * Between D's seal and H's turn in the seal pass, another thread upgrades
+ * H (not sealed yet: allowed), reads D from it (borrowed), takes a count
+ * on D and clears H's edge to it. H's re-mark then no longer reaches D:
+ * D is sealed, alive, held from outside. */
+static gc_node *lag_d, *lag_h, *lag_kept;
+static gy_weakref *lag_wr;
+static pthread_mutex_t lag_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t lag_cond = PTHREAD_COND_INITIALIZER;
+static int lag_step; /* 0 idle, 1 armed, 2 asked, 3 done; lag_lock */
+
+static bool sealed(const gc_node *n) {
+    gy__segment *seg = gy__segment_of(&n->ob);
+    return (__atomic_load_n(&seg->gcw[gy__cell_index(seg, &n->ob)], __ATOMIC_SEQ_CST) &
+            (1u << 7)) != 0; /* GC_SEALED */
+}
+
+static void lag_hook(const char *window) {
+    if (strcmp(window, "race.gc_seal_step") != 0) {
+        return;
+    }
+    pthread_mutex_lock(&lag_lock);
+    if (lag_step == 1 && sealed(lag_d) && !sealed(lag_h)) {
+        lag_step = 2; /* the collector waits here, between the two seals */
+        pthread_cond_broadcast(&lag_cond);
+        while (lag_step != 3) {
+            pthread_cond_wait(&lag_cond, &lag_lock);
+        }
+    }
+    pthread_mutex_unlock(&lag_lock);
+}
+
+static void *lag_mutator(void *arg) {
+    (void)arg;
+    if (gy_thread_attach(NULL, NULL) != GY_OK) {
+        abort();
+    }
+    gy_quiescent_begin();
+    pthread_mutex_lock(&lag_lock);
+    while (lag_step != 2 && !atomic_load(&stop_flag)) {
+        pthread_cond_wait(&lag_cond, &lag_lock);
+    }
+    pthread_mutex_unlock(&lag_lock);
+    gy_quiescent_end(); /* answers the watch: barriers on */
+    if (!atomic_load(&stop_flag)) {
+        assert_true(watching());
+        gc_node *h = (gc_node *)gy_weakref_get(lag_wr); /* H: not sealed, the upgrade wins */
+        assert_non_null(h);
+        gc_node *d = (gc_node *)atomic_load_explicit(&h->next.gy__ptr, memory_order_acquire);
+        assert_ptr_equal(d, lag_d); /* borrowed: H holds it */
+        gy_incref(d);               /* touches D, sealed */
+        gy_ref_clear(&h->next);     /* H no longer reaches D */
+        lag_kept = d;
+        gy_decref(h); /* D still holds H */
+        pthread_mutex_lock(&lag_lock);
+        lag_step = 3;
+        pthread_cond_broadcast(&lag_cond);
+        pthread_mutex_unlock(&lag_lock);
+    }
+    gy_thread_detach();
+    return NULL;
+}
+
+static void test_remark_lag(void **state) {
+    (void)state;
+    up();
+    gy_gc_disable(); /* only our collection */
+    static gy_type lag_t = {.name = "lag_node",
+                            .size = sizeof(gc_node),
+                            .traverse = gc_node_traverse,
+                            .clear = gc_node_clear};
+    lag_d = gc_node_new(&lag_t, 1);
+    lag_h = gc_node_new(&lag_t, 2);
+    gy_store(&lag_h->next, lag_d);
+    gy_store(&lag_d->next, lag_h);
+    assert_int_equal(gy_weakref_new(&lag_wr, lag_h, NULL, NULL), GY_OK);
+    gy_decref(lag_d);
+    gy_decref(lag_h);
+    atomic_store(&stop_flag, false);
+    lag_step = 1;
+    lag_kept = NULL;
+    pthread_t t;
+    pthread_create(&t, NULL, lag_mutator, NULL);
+    atomic_store(&gy__race_window_hook, lag_hook);
+    gy_gc_thread_stats before = thread_stats();
+    gy_gc_result res;
+    assert_int_equal(gy_gc_collect(0, &res, NULL), GY_OK);
+    atomic_store(&gy__race_window_hook, NULL);
+    pthread_mutex_lock(&lag_lock);
+    int step = lag_step;
+    pthread_mutex_unlock(&lag_lock);
+    atomic_store(&stop_flag, true);
+    pthread_mutex_lock(&lag_lock);
+    pthread_cond_broadcast(&lag_cond);
+    pthread_mutex_unlock(&lag_lock);
+    join(t);
+    gy_gc_thread_stats after = thread_stats();
+    print_message("remark lag: window %s, collected %llu, aborted sets +%llu, anomalies +%llu\n",
+                  step == 3 ? "ran" : "missed", (unsigned long long)res.collected,
+                  (unsigned long long)(after.aborted_sets - before.aborted_sets),
+                  (unsigned long long)(after.anomalies - before.anomalies));
+    assert_int_equal(step, 3); /* the race ran: D sealed, H reached */
+    assert_int_equal(after.anomalies, before.anomalies);
+    assert_true(after.aborted_sets > before.aborted_sets);
+    assert_int_equal(res.collected, 0);
+    /* Both whole: D (held) still reaches H; H no longer reaches D. */
+    assert_ptr_equal(lag_kept, lag_d);
+    gc_node *h = (gc_node *)gy_load(&lag_d->next);
+    assert_ptr_equal(h, lag_h);
+    assert_int_equal(h->id, 2);
+    assert_null(gy_load(&h->next));
+    gy_decref(h);
+    gy_decref(lag_kept);
+    assert_int_equal(gy_gc_collect(2, NULL, NULL), GY_OK);
+    assert_int_equal(gc_live(&lag_t), 0);
+    gy_decref(lag_wr);
+    gy_gc_enable();
+    down();
+}
+
 /* --- a thread quiescent for ever ------------------------------------------------------ */
 
 static atomic_int q_phase;
@@ -412,9 +539,8 @@ static void test_quiescent_for_ever(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_world_never_stops),
-        cmocka_unit_test(test_moves_while_marking),
-        cmocka_unit_test(test_upgrade_races_seal),
+        cmocka_unit_test(test_world_never_stops),  cmocka_unit_test(test_moves_while_marking),
+        cmocka_unit_test(test_upgrade_races_seal), cmocka_unit_test(test_remark_lag),
         cmocka_unit_test(test_quiescent_for_ever),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
