@@ -501,13 +501,42 @@ bool gy__object_is_live(const gy_object *ob) {
 
 static void bag_reclaim(ck_epoch_entry_t *entry);
 
-void gy__arena_flush_bag(gy__heap *h) {
-    gy__bag *bag = h->bag;
+static void retired_reclaim(ck_epoch_entry_t *entry);
+
+/* Hand the bag in *slot to the epoch, to `reclaim` after a grace period. */
+static void bag_flush(gy__heap *h, gy__bag **slot, ck_epoch_cb_t *reclaim) {
+    gy__bag *bag = *slot;
     if (bag != NULL && bag->count > 0) {
-        h->bag = NULL;
+        *slot = NULL;
         GY__TSAN_RELEASE(&gy__rt.epoch);
-        ck_epoch_call(&h->epoch, &bag->entry, bag_reclaim);
+        ck_epoch_call(&h->epoch, &bag->entry, reclaim);
     }
+}
+
+void gy__arena_flush_bag(gy__heap *h) {
+    bag_flush(h, &h->bag, bag_reclaim);
+    bag_flush(h, &h->retired, retired_reclaim);
+}
+
+/* Link cell into the bag in *slot (a new one if none); false when no bag
+ * can be had (the caller keeps the cell: a bounded leak, counted). */
+static bool bag_push(gy__heap *h, gy__bag **slot, void *cell) {
+    gy__bag *bag = *slot;
+    if (bag == NULL) {
+        bag = gy_failpoint("internal") ? NULL : malloc(sizeof *bag);
+        if (bag == NULL) {
+            /* relaxed: a statistic. */
+            atomic_fetch_add_explicit(&h->internal_failures, 1, memory_order_relaxed);
+            return false;
+        }
+        bag->heap = h;
+        bag->head = NULL;
+        bag->count = 0;
+        *slot = bag;
+    }
+    link_set(cell, bag->head);
+    bag->head = cell;
+    return ++bag->count == GY__BAG_CELLS;
 }
 
 /* Mark an object cell dead: a late try-incref reads this and fails. */
@@ -525,24 +554,10 @@ void gy__arena_free_cell(gy__heap *h, void *cell) {
     gy__segment *seg = gy__segment_of(cell);
     cell_mark_dead(seg, cell);
     GY__POISON((char *)cell + 8, seg->cell_size - 8);
-    gy__bag *bag = h->bag;
-    if (bag == NULL) {
-        bag = gy_failpoint("internal") ? NULL : malloc(sizeof *bag);
-        if (bag == NULL) {
-            /* Cannot defer: the cell stays used (a bounded leak, never a
-             * use-after-free), counted. relaxed: a statistic. */
-            atomic_fetch_add_explicit(&h->internal_failures, 1, memory_order_relaxed);
-            return;
-        }
-        bag->heap = h;
-        bag->head = NULL;
-        bag->count = 0;
-        h->bag = bag;
-    }
-    link_set(cell, bag->head);
-    bag->head = cell;
-    if (++bag->count == GY__BAG_CELLS) {
-        gy__arena_flush_bag(h);
+    /* Without a bag the cell stays used: a bounded leak, never a
+     * use-after-free (counted by bag_push). */
+    if (bag_push(h, &h->bag, cell)) {
+        bag_flush(h, &h->bag, bag_reclaim);
     }
 }
 
@@ -611,6 +626,20 @@ static void bag_reclaim(ck_epoch_entry_t *entry) {
     void *cell = bag->head;
     while (cell != NULL) {
         void *next = link_get(cell);
+        return_cell(bag->heap, cell);
+        cell = next;
+    }
+    free(bag);
+}
+
+/* Retired storage: poisoned only now, when no reader can be left. */
+static void retired_reclaim(ck_epoch_entry_t *entry) {
+    gy__bag *bag = (gy__bag *)((char *)entry - offsetof(gy__bag, entry));
+    GY__TSAN_ACQUIRE(&gy__rt.epoch); /* as in bag_reclaim */
+    void *cell = bag->head;
+    while (cell != NULL) {
+        void *next = link_get(cell);
+        GY__POISON((char *)cell + 8, gy__segment_of(cell)->cell_size - 8);
         return_cell(bag->heap, cell);
         cell = next;
     }
@@ -804,6 +833,13 @@ void *gy__mem_alloc(gy_object *owner, size_t size) {
     return hdr + 1;
 }
 
+/* Count raw storage of `owner` as given back (its class's size for a cell). */
+static void mem_uncount(gy__heap *h, gy_object *owner, int64_t bytes) {
+    uint32_t tindex = owner != NULL ? gy__segment_of(owner)->type_index : 0;
+    counters_add_bytes(h, tindex, -bytes);
+    gy__trace_resize(owner, -bytes);
+}
+
 void gy__mem_free(gy_object *owner, void *p, size_t size) {
     if (p == NULL) {
         return;
@@ -812,8 +848,7 @@ void gy__mem_free(gy_object *owner, void *p, size_t size) {
     uint32_t tindex = owner != NULL ? gy__segment_of(owner)->type_index : 0;
     uint32_t c = raw_class_of(size);
     if (c < GY__RAW_CLASSES) {
-        counters_add_bytes(h, tindex, -(int64_t)raw_class_size[c]);
-        gy__trace_resize(owner, -(int64_t)raw_class_size[c]);
+        mem_uncount(h, owner, raw_class_size[c]);
         gy__arena_free_cell(h, p);
         return;
     }
@@ -821,4 +856,34 @@ void gy__mem_free(gy_object *owner, void *p, size_t size) {
     counters_add_bytes(h, tindex, -(int64_t)hdr->size);
     gy__trace_resize(owner, -(int64_t)hdr->size);
     ck_epoch_call(&h->epoch, &hdr->entry, large_reclaim);
+}
+
+/* --- storage a concurrent traverse reads ---------------------------------- */
+
+void *gy__storage_alloc(gy_object *owner, size_t size) {
+    if (size == 0 || size > SIZE_MAX - GY__STORAGE_PREFIX) {
+        return NULL;
+    }
+    char *base = gy__mem_alloc(owner, size + GY__STORAGE_PREFIX);
+    return base != NULL ? base + GY__STORAGE_PREFIX : NULL;
+}
+
+void gy__storage_retire(gy_object *owner, void *p, size_t size) {
+    if (p == NULL) {
+        return;
+    }
+    gy__heap *h = gy__tls_heap;
+    char *base = (char *)p - GY__STORAGE_PREFIX;
+    size += GY__STORAGE_PREFIX;
+    uint32_t c = raw_class_of(size);
+    if (c >= GY__RAW_CLASSES) {
+        gy__mem_free(owner, base, size); /* large: freed after a grace period */
+        return;
+    }
+    mem_uncount(h, owner, raw_class_size[c]);
+    /* Linked through the prefix; the caller's bytes stay readable (and
+     * unpoisoned) until retired_reclaim. */
+    if (bag_push(h, &h->retired, base)) {
+        bag_flush(h, &h->retired, retired_reclaim);
+    }
 }

@@ -1,7 +1,12 @@
 /* core/src/dict.c: gy_dict, string keys to references, open addressing with
- * linear probing under a per-dict spinlock. Invariants: cap is 0 or a power
- * of two; used (live + tombstones) stays under 3/4 of cap; every live entry
- * owns a copied key and one reference to its value. */
+ * linear probing. Mutators serialise on a per-dict spinlock; the collector's
+ * traverse takes no lock (collector/DESIGN.md 9.7): the table is a block
+ * that carries its own capacity, each entry's value is atomic (NULL for an
+ * empty or deleted entry), and a grow publishes a new block and retires the
+ * old one through the epoch (gy__storage_retire). Invariants (under the
+ * lock): cap is 0 (table NULL) or a power of two; used (live + tombstones)
+ * stays under 3/4 of cap; every live entry owns a copied key and one
+ * reference to its value. */
 #include "spinlock.h"
 #include <string.h>
 
@@ -14,18 +19,31 @@ static char tombstone_key[1];
 #define TOMBSTONE tombstone_key
 
 typedef struct dict_entry {
-    char *key; /* NULL: empty; TOMBSTONE: deleted */
+    char *key; /* NULL: empty; TOMBSTONE: deleted (mutators only) */
     uint32_t hash;
     uint32_t keylen;
-    gy_object *value;
+    _Atomic(gy_object *) value; /* NULL unless the entry is live */
 } dict_entry;
+
+typedef struct dict_table {
+    size_t cap; /* fixed for the table's life */
+    dict_entry entries[];
+} dict_table;
 
 struct gy_dict {
     gy_object ob;
-    gy__spinlock lock; /* guards everything below */
-    size_t len, used, cap;
-    dict_entry *entries;
+    gy__spinlock lock;           /* guards len, used, cap and the entries' keys */
+    size_t len, used, cap;       /* cap mirrors table->cap (0: no table) */
+    _Atomic(dict_table *) table; /* stored under the lock; read by traverse */
+    dict_entry *entries;         /* table->entries, for the mutators */
 };
+
+static size_t table_bytes(size_t cap) { return sizeof(dict_table) + cap * sizeof(dict_entry); }
+
+/* relaxed: under the lock, or (traverse) after an acquire of the table. */
+static gy_object *value_of(dict_entry *e) {
+    return atomic_load_explicit(&e->value, memory_order_relaxed);
+}
 
 static uint32_t key_hash(const char *key, size_t len) {
     uint32_t h = 2166136261u; /* FNV-1a */
@@ -56,42 +74,57 @@ static dict_entry *find_slot(dict_entry *entries, size_t cap, const char *key, s
     }
 }
 
+/* May run on the collector's thread while mutators change the dict: reads
+ * only the table it loaded (acquire: its cap and moved values are visible)
+ * and only the values (acquire: the value's header, written before it was
+ * stored, is visible). A racing grow or clear retires the table only after a
+ * grace period this thread's epoch section holds. */
 static int dict_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
     gy_dict *d = (gy_dict *)self;
+    dict_table *t = atomic_load_explicit(&d->table, memory_order_acquire);
     int rc = 0;
-    gy__spin_lock(&d->lock);
-    for (size_t i = 0; i < d->cap && rc == 0; i++) {
-        dict_entry *e = &d->entries[i];
-        if (e->key != NULL && e->key != TOMBSTONE) {
-            rc = visit(e->value, arg);
+    for (size_t i = 0; t != NULL && i < t->cap && rc == 0; i++) {
+        gy_object *v = atomic_load_explicit(&t->entries[i].value, memory_order_acquire);
+        if (v != NULL) {
+            rc = visit(v, arg);
         }
     }
-    gy__spin_unlock(&d->lock);
     return rc;
+}
+
+/* Under the lock: publish table t (NULL: none) as the dict's storage. */
+static void table_publish(gy_dict *d, dict_table *t) {
+    d->entries = t != NULL ? t->entries : NULL;
+    d->cap = t != NULL ? t->cap : 0;
+    /* release: a traverse that loads t sees its cap and entries. */
+    atomic_store_explicit(&d->table, t, memory_order_release);
 }
 
 static void dict_clear(gy_object *self) {
     gy_dict *d = (gy_dict *)self;
     gy__heap *h = gy__tls_heap;
     gy__spin_lock(&d->lock);
+    dict_table *t = atomic_load_explicit(&d->table, memory_order_relaxed);
     dict_entry *entries = d->entries;
     size_t cap = d->cap;
     for (size_t i = 0; gy__gc_watching(h) && i < cap; i++) {
         if (entries[i].key != NULL && entries[i].key != TOMBSTONE) {
-            (void)gy__gc_touch(h, entries[i].value); /* T1: before they leave */
+            (void)gy__gc_touch(h, value_of(&entries[i])); /* T1: before they leave */
         }
     }
-    d->entries = NULL;
-    d->len = d->used = d->cap = 0;
+    table_publish(d, NULL);
+    d->len = d->used = 0;
     gy__spin_unlock(&d->lock);
     for (size_t i = 0; i < cap; i++) {
         dict_entry *e = &entries[i];
         if (e->key != NULL && e->key != TOMBSTONE) {
             gy__mem_free(&d->ob, e->key, e->keylen + 1);
-            gy_decref(e->value);
+            gy_decref(value_of(e));
         }
     }
-    gy__mem_free(&d->ob, entries, cap * sizeof *entries);
+    if (t != NULL) {
+        gy__storage_retire(&d->ob, t, table_bytes(cap));
+    }
 }
 
 gy_type gy_dict_type = {
@@ -121,21 +154,33 @@ static int dict_grow(gy_dict *d) {
     while (cap * 3 <= (d->len + 1) * 4 * 2) {
         cap *= 2;
     }
-    dict_entry *fresh = gy__mem_alloc(&d->ob, cap * sizeof *fresh);
+    dict_table *fresh = gy__storage_alloc(&d->ob, table_bytes(cap));
     if (fresh == NULL) {
         return GY_ENOMEM;
     }
-    memset(fresh, 0, cap * sizeof *fresh);
+    fresh->cap = cap;
+    for (size_t i = 0; i < cap; i++) {
+        fresh->entries[i].key = NULL;
+        fresh->entries[i].hash = fresh->entries[i].keylen = 0;
+        atomic_init(&fresh->entries[i].value, NULL);
+    }
     for (size_t i = 0; i < d->cap; i++) {
         dict_entry *e = &d->entries[i];
         if (e->key != NULL && e->key != TOMBSTONE) {
-            *find_slot(fresh, cap, e->key, e->keylen, e->hash) = *e;
+            dict_entry *to = find_slot(fresh->entries, cap, e->key, e->keylen, e->hash);
+            to->key = e->key;
+            to->hash = e->hash;
+            to->keylen = e->keylen;
+            atomic_init(&to->value, value_of(e));
         }
     }
-    gy__mem_free(&d->ob, d->entries, d->cap * sizeof *fresh);
-    d->entries = fresh;
-    d->cap = cap;
+    dict_table *old = atomic_load_explicit(&d->table, memory_order_relaxed);
+    size_t oldcap = d->cap;
+    table_publish(d, fresh);
     d->used = d->len;
+    if (old != NULL) {
+        gy__storage_retire(&d->ob, old, table_bytes(oldcap));
+    }
     return GY_OK;
 }
 
@@ -154,9 +199,10 @@ int gy_dict_set(gy_dict *d, const char *key, void *value) {
     gy__spin_lock(&d->lock);
     dict_entry *e = d->cap ? find_slot(d->entries, d->cap, key, len, hash) : NULL;
     if (e != NULL && e->key != NULL && e->key != TOMBSTONE) {
-        old = e->value;
+        old = value_of(e);
         (void)gy__gc_touch(gy__tls_heap, old); /* T1: before it leaves the entry */
-        e->value = value;
+        /* release: a traverse that reads value reads its header. */
+        atomic_store_explicit(&e->value, (gy_object *)value, memory_order_release);
     } else {
         char *copy = gy__mem_alloc(&d->ob, len + 1);
         rc = copy == NULL ? GY_ENOMEM : dict_grow(d);
@@ -169,7 +215,7 @@ int gy_dict_set(gy_dict *d, const char *key, void *value) {
             e->key = copy;
             e->keylen = (uint32_t)len;
             e->hash = hash;
-            e->value = value;
+            atomic_store_explicit(&e->value, (gy_object *)value, memory_order_release);
             d->len++;
         } else {
             gy__mem_free(&d->ob, copy, len + 1);
@@ -192,7 +238,7 @@ gy_object *gy_dict_get(gy_dict *d, const char *key) {
     if (d->cap > 0) {
         dict_entry *e = find_slot(d->entries, d->cap, key, len, hash);
         if (e->key != NULL && e->key != TOMBSTONE) {
-            value = e->value;
+            value = value_of(e);
             gy_incref(value);
         }
     }
@@ -213,12 +259,14 @@ int gy__dict_del_if(gy_dict *d, const char *key, const void *expected) {
     gy__spin_lock(&d->lock);
     if (d->cap > 0) {
         dict_entry *e = find_slot(d->entries, d->cap, key, len, hash);
-        if (e->key != NULL && e->key != TOMBSTONE && (expected == NULL || e->value == expected)) {
-            old = e->value;
+        if (e->key != NULL && e->key != TOMBSTONE &&
+            (expected == NULL || value_of(e) == expected)) {
+            old = value_of(e);
             (void)gy__gc_touch(gy__tls_heap, old); /* T1: before it leaves the entry */
             oldkey = e->key;
             e->key = TOMBSTONE;
-            e->value = NULL;
+            /* relaxed: a traverse reads old (touched) or NULL. */
+            atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
             d->len--;
         }
     }
@@ -258,8 +306,8 @@ int gy_dict_foreach(gy_dict *d, int (*fn)(const char *key, gy_object *value, voi
         if (e->key != NULL && e->key != TOMBSTONE) {
             memcpy(keys, e->key, e->keylen + 1);
             snap[k].key = keys;
-            snap[k].value = e->value;
-            gy_incref(e->value);
+            snap[k].value = value_of(e);
+            gy_incref(snap[k].value);
             keys += e->keylen + 1;
             k++;
         }

@@ -213,6 +213,7 @@ struct gy__heap {
     gy__segment *raw_segs[GY__RAW_CLASSES];
     gy__tcache *tcache[GY__MAX_TYPES]; /* immediate reuse, allocated lazily */
     gy__bag *bag;                      /* current bag of freed cells */
+    gy__bag *retired;                  /* current bag of retired storage */
     void *spare[GY__SPARE_SEGMENTS];   /* empty segments kept for reuse */
     uint32_t nspare;
     gy__outbox *outbox;   /* current outgoing batch */
@@ -350,6 +351,14 @@ bool gy__object_is_live(const gy_object *ob);
  * its type and, when tracing, its allocation trace. */
 void *gy__mem_alloc(gy_object *owner, size_t size);
 void gy__mem_free(gy_object *owner, void *p, size_t size);
+/* Storage a concurrent reader (the collector's traverse) may read while its
+ * owner replaces it (gy_storage_alloc and gy_storage_retire, gyre/object.h):
+ * gy__mem_alloc'd with GY__STORAGE_PREFIX bytes in front that are the
+ * arena's (the retire list links through them), so a retired block's bytes
+ * stay as they were, unpoisoned, until its grace period ends. */
+#define GY__STORAGE_PREFIX 16
+void *gy__storage_alloc(gy_object *owner, size_t size);
+void gy__storage_retire(gy_object *owner, void *p, size_t size);
 /* Epoch quiescent state for h, then reclaim what the grace period allows. */
 void gy__arena_quiesce(gy__heap *h);
 /* Push the current bag to the epoch (h's safe point). */

@@ -123,6 +123,12 @@ int gy__new_at(gy_type *type, void *outp, const char *file, int line) {
 
 const gy_type *gy_type_of(const void *obj) { return gy__segment_of(obj)->type; }
 
+void *gy_storage_alloc(void *owner, size_t size) { return gy__storage_alloc(owner, size); }
+
+void gy_storage_retire(void *owner, void *storage, size_t size) {
+    gy__storage_retire(owner, storage, size);
+}
+
 void gy__auto_release(void *varp) {
     void *obj;
     memcpy(&obj, varp, sizeof obj);

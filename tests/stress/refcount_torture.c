@@ -1669,6 +1669,18 @@ static void op_sleep(void) {
     gy_quiescent_begin();
     struct timespec nap = {0, (long)(20 + below(200)) * 1000};
     nanosleep(&nap, NULL);
+#if GY_TORTURE_GC
+    /* One sleep in four lasts until something is posted to this loop (up
+     * to 4 ms), as a loop blocked in epoll until woken: under TSan's timing
+     * a short nap alone rarely sees a collector's hand-off arrive. */
+    for (int i = below(4) == 0 ? 0 : 80; i < 80; i++) {
+        if (atomic_load_explicit(&gy__tls_heap->pending, memory_order_relaxed) != 0) {
+            break;
+        }
+        struct timespec tick = {0, 50 * 1000};
+        nanosleep(&tick, NULL);
+    }
+#endif
     gy_quiescent_end();
     atomic_store(&sleeping[me->tid], false);
     slept = true; /* until the next safe point, which runs what waited */

@@ -159,6 +159,22 @@ GY_API void gy_store_steal(gy_ref *field, void *value);
 /* gy_ref_clear: gy_store(field, NULL). */
 GY_API void gy_ref_clear(gy_ref *field);
 
+/* Resizable storage a traverse may read concurrently (the rules of the
+ * traverse contract above, which gy_list and gy_dict follow).
+ * gy_storage_alloc: SIZE bytes (aligned to 16, contents undefined) counted
+ * against OWNER's type (gy_type_get_stats bytes) and, when tracing, OWNER's
+ * allocation trace; OWNER is the object that will hold the storage. Returns
+ * NULL when SIZE is 0 or memory is short (no failure is printed).
+ * gy_storage_retire: give back storage of SIZE bytes from gy_storage_alloc
+ * once OWNER no longer points to it (or never did): it is uncounted at once,
+ * its bytes stay readable and unchanged for any thread that could still
+ * load the old pointer, and it is reused only after every thread has passed
+ * a safe point (an epoch grace period). NULL is ignored.
+ * Both must be called on a thread attached to the runtime; neither touches a
+ * count or takes a lock another thread can hold. */
+GY_API void *gy_storage_alloc(void *owner, size_t size);
+GY_API void gy_storage_retire(void *owner, void *storage, size_t size);
+
 /* Scoped release (the seed's context manager): a variable declared
  *     GY_AUTO node *n = NULL;
  * is gy_xdecref'd on every path out of its block. GY_STEAL(n) returns n and
