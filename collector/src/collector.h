@@ -97,7 +97,7 @@ typedef struct gc_state {
      * thread or running. Written under `lock` (set by a mutator's safe
      * point, cleared by the thread after the collection); read relaxed
      * without it as a hint, so safe points that find it set cost one load.
-     * While set, rt.gc_young_limit is GC_BEHIND thresholds
+     * While set, rt.gc_young_limit is GC_SOFT_BEHIND thresholds
      * (gy__gc_limit_update): the throttle's trigger. */
     _Atomic bool auto_requested;
     /* Clears of trash handed to owner threads and not yet run there
@@ -120,8 +120,12 @@ int gy__gc_generation_due(void);
 void gy__gc_limit_update(void);
 /* Concurrent mode's throttle: how far behind (in thresholds 0) generation 0
  * may get while an automatic collection is asked for or running, before a
- * mutator's safe point waits for it (gc.c, throttle_if_behind). */
+ * mutator's safe point waits for it (gc.c, throttle_if_behind): from
+ * GC_SOFT_BEHIND on, waits of at most the pause goal with a run between
+ * them; from GC_BEHIND on (the hard limit), a wait until the collection
+ * ends. */
 #define GC_BEHIND 16
+#define GC_SOFT_BEHIND 8
 
 /* --- the collector's thread (thread.c) ----------------------------------
  * The mode of the running runtime (GY_GC_MODE_STW or _CONCURRENT), DEFAULT
@@ -138,8 +142,9 @@ void gy__gc_mode_reset(void);
  * point found due (the caller set auto_requested). Never blocks long. */
 void gy__gc_thread_wake_auto(void);
 /* Wait, quiescent, until no automatic collection is asked for or running
- * (or the thread stops). A mutator that fell behind (gc.c). */
-void gy__gc_thread_wait_auto(void);
+ * (or the thread stops), or until deadline_ns (gy__clock_ns time; 0: no
+ * deadline). A mutator that fell behind (pacing.c). */
+void gy__gc_thread_wait_auto(uint64_t deadline_ns);
 /* Concurrent mode, on an attached plain thread: queue a request and wait
  * (quiescent) for its result. GY_ESTATE when the thread is stopped. */
 int gy__gc_thread_collect(int generation, gy_gc_result *out, gy_errmsg *err);
@@ -209,6 +214,26 @@ bool gy__gc_doom_check_hook(gy_object *ob, int why);
  * answered or is quiescent (the time it took is the time to safepoint).
  * The collector's thread only; takes threads_lock. */
 void gy__gc_handshake(uint32_t bits, bool wait);
+/* --- increments and pacing (pacing.c) -------------------------------------
+ * gy__gc_increment_begin / _point / _end: the running concurrent
+ * collection's increments (the collector's thread); _point passes an epoch
+ * quiescent state once the budget is spent or a world stop waits, and
+ * returns true once gy_gc_abort asked this collection to stop; _end
+ * returns the collection's increment count. gy__gc_throttle: a mutator's
+ * safe point found the collector behind: wait for it, within the pause
+ * goal (`hard`: past the hard limit, until the collection ends). gy__gc_pacing_reset: the
+ * default settings (runtime shutdown, as the thresholds). */
+void gy__gc_increment_begin(void);
+bool gy__gc_increment_point(void);
+/* Whether gy_gc_abort stopped the running collection (seen at a point):
+ * its phases end early and every candidate survives. */
+bool gy__gc_run_aborted(void);
+uint64_t gy__gc_increment_end(void);
+void gy__gc_throttle(bool hard);
+void gy__gc_pacing_reset(void);
+extern _Atomic uint64_t gy__gc_increments_total, gy__gc_epoch_hold_max_ns,
+    gy__gc_epoch_hold_last_ns, gy__gc_aborted_runs;
+
 /* Concurrent-mode counters (relaxed atomics; thread.c reports them). */
 extern _Atomic uint64_t gy__gc_handshakes, gy__gc_aborted_sets, gy__gc_anomalies,
     gy__gc_fallback_stops;

@@ -162,13 +162,6 @@ typedef struct crun {
  * candidates (their cells in the limbo, C1) and pointers into held
  * segments; nothing else is freed under it meanwhile. Every 256 calls,
  * one relaxed load. */
-static void let_stop_through(void) {
-    static unsigned n;
-    if ((++n & 255) == 0 && atomic_load_explicit(&gy__rt.stop_requested, memory_order_relaxed)) {
-        gy_quiescent_begin();
-        gy_quiescent_end(); /* returns once the world resumes */
-    }
-}
 
 /* --- 2. the walk ------------------------------------------------------------ */
 
@@ -260,8 +253,11 @@ static void walk_segment(crun *r, gy__segment *s) {
     }
     unsigned keep = gens & ~r->mask;
     uint32_t bump = atomic_load_explicit(&s->bump, memory_order_acquire);
-    for (uint32_t i = 0; i < bump && !r->shrunk; i++) {
-        let_stop_through();
+    for (uint32_t i = 0; i < bump && !r->shrunk && !r->failed; i++) {
+        if (gy__gc_increment_point()) {
+            r->failed = true; /* gy_gc_abort: every candidate survives */
+            break;
+        }
         uint32_t w = wload(&s->gcw[i]);
         unsigned bit = 1u << (w & GC_GEN_MASK);
         if (!(bit & r->mask)) {
@@ -282,7 +278,7 @@ static void walk_segment(crun *r, gy__segment *s) {
             keep |= bit;
         }
     }
-    if (r->shrunk) {
+    if (r->shrunk || r->failed) {
         return; /* gens stay as they were: conservative */
     }
     unsigned drop = r->mask & ~keep;
@@ -304,11 +300,11 @@ static void phase_walk(crun *r) {
     gy__threads_lock();
     gy__heap *first = gy__rt.heaps; /* heaps are only ever added at the head */
     pthread_mutex_unlock(&gy__rt.threads_lock);
-    for (gy__heap *h = first; h != NULL && !r->shrunk; h = h->next) {
+    for (gy__heap *h = first; h != NULL && !r->shrunk && !r->failed; h = h->next) {
         pthread_mutex_lock(&h->seg_lock);
         size_t n = segs_snapshot(r, h);
         pthread_mutex_unlock(&h->seg_lock);
-        for (size_t i = 0; i < n && !r->shrunk; i++) {
+        for (size_t i = 0; i < n && !r->shrunk && !r->failed; i++) {
             walk_segment(r, segs[i]);
         }
         pthread_mutex_lock(&h->seg_lock);
@@ -336,8 +332,11 @@ static int visit_subtract(gy_object *child, void *arg) {
  * clear removes them, with touches; a dead one's cell is in the limbo (C1),
  * its fields cleared. (Skipping a dying root left what it still held
  * unmarked: the recount caught it as an anomaly in stress.gc_mixed.) */
-static void traverse_cand(gy_object *ob, gy_visit_fn fn, void *arg) {
-    let_stop_through();
+static void traverse_cand(crun *r, gy_object *ob, gy_visit_fn fn, void *arg) {
+    if (gy__gc_increment_point()) {
+        r->failed = true; /* gy_gc_abort: every candidate survives */
+        return;
+    }
     if (GC_DEBUG_ANOMALY && !(wload(gc_cand_word(ob)) & GC_CANDIDATE)) {
         gy__log(GY_LOG_ERROR, "gc", "gc: traverse of a non-candidate <%s %p> word %#x",
                 gc_type_of(ob)->name, (void *)ob, wload(gc_cand_word(ob)));
@@ -347,8 +346,8 @@ static void traverse_cand(gy_object *ob, gy_visit_fn fn, void *arg) {
 }
 
 static void phase_subtract(crun *r) {
-    for (size_t i = 0; i < r->n; i++) {
-        traverse_cand(cands.v[i], visit_subtract, NULL);
+    for (size_t i = 0; i < r->n && !r->failed; i++) {
+        traverse_cand(r, cands.v[i], visit_subtract, NULL);
     }
 }
 
@@ -381,7 +380,7 @@ static int visit_remark(gy_object *child, void *arg) { return mark_child(child, 
 
 static void drain(crun *r, gy_visit_fn fn) {
     while (work.n > 0 && !r->failed) {
-        traverse_cand(work.v[--work.n], fn, r);
+        traverse_cand(r, work.v[--work.n], fn, r);
     }
 }
 
@@ -415,6 +414,10 @@ static void race_point(const char *window) {
  * reachable from a touched one. */
 static void phase_seal(crun *r) {
     for (size_t i = 0; i < r->n && !r->failed; i++) {
+        if (gy__gc_increment_point()) {
+            r->failed = true; /* gy_gc_abort */
+            break;
+        }
         uint32_t *w = gc_cand_word(cands.v[i]);
         uint32_t v = wload(w);
         for (;;) {
@@ -486,6 +489,7 @@ static bool recount(size_t lo, size_t hi, int64_t hold) {
         *gcv_of(cands.v[i]) = (int32_t)c;
     }
     for (size_t i = lo; i < hi; i++) {
+        (void)gy__gc_increment_point(); /* too late to abort: the recount decides */
         (void)gc_type_of(cands.v[i])->traverse(cands.v[i], visit_recount, NULL);
     }
     for (size_t i = lo; i < hi; i++) {
@@ -620,6 +624,7 @@ static void young_sub(int64_t seen) {
  * objs[0..lo) to newgen, flags gone, TAG kept. */
 static void words_reset(crun *r, size_t lo) {
     for (size_t i = 0; i < lo; i++) {
+        (void)gy__gc_increment_point();
         gy__gc_word_reset(gc_cand_word(cands.v[i]), r->newgen);
         gy__gc_gens_add(cands.v[i], r->newgen);
     }
@@ -638,6 +643,7 @@ void gy__gc_run_concurrent(int generation, gy_gc_result *res) {
     }
     memset(res, 0, sizeof *res);
     res->generation = generation;
+    gy__gc_increment_begin(); /* increments of the budget from here (9.15) */
     crun r = {0};
     unsigned debug = atomic_load_explicit(&gy__gc.debug, memory_order_relaxed);
     r.gen = generation;
@@ -672,7 +678,8 @@ void gy__gc_run_concurrent(int generation, gy_gc_result *res) {
         }
     }
     if (r.failed) {
-        /* The worklist could not grow: nothing is freed, all survive. */
+        /* The worklist could not grow, or gy_gc_abort: nothing is freed,
+         * all survive. */
         unseal(0, r.n);
         r.nreach = r.ntrash = r.n;
     } else {
@@ -796,6 +803,7 @@ void gy__gc_run_concurrent(int generation, gy_gc_result *res) {
     pthread_mutex_lock(&doom_lock);
     doom_published = false;
     pthread_mutex_unlock(&doom_lock);
+    (void)gy__gc_increment_end();
 
     res->collected = collected;
     res->uncollectable = r.ntrash - r.nreach;

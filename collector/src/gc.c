@@ -27,17 +27,17 @@ const char *gy_gc_phase_name(int phase) {
 }
 
 /* rt.gc_young_limit from the settings (lock held): "never" while disabled
- * or with threshold 0 at 0; GC_BEHIND thresholds while an automatic request
- * is pending or running on the collector's thread (its end sets the limit
- * again); else threshold 0. */
+ * or with threshold 0 at 0; GC_SOFT_BEHIND thresholds while an automatic
+ * request is pending or running on the collector's thread (its end sets the
+ * limit again); else threshold 0. */
 void gy__gc_limit_update(void) {
     bool on = gy__gc.enabled && gy__gc.threshold[0] > 0;
     /* While an automatic collection is asked for or running, the next
-     * trigger is the throttle's: generation 0 GC_BEHIND times its threshold
-     * (collect_due_concurrent). */
+     * trigger is the throttle's: generation 0 GC_SOFT_BEHIND times its
+     * threshold (collect_due_concurrent). */
     bool behind = atomic_load_explicit(&gy__gc.auto_requested, memory_order_relaxed);
     int64_t limit = !on      ? INT64_MAX
-                    : behind ? gy__gc.threshold[0] * GC_BEHIND
+                    : behind ? gy__gc.threshold[0] * GC_SOFT_BEHIND
                              : gy__gc.threshold[0];
     /* relaxed: a trigger; a thread may cross the old limit once more. */
     atomic_store_explicit(&gy__rt.gc_young_limit, limit, memory_order_relaxed);
@@ -232,29 +232,28 @@ int gy__gc_generation_due(void) {
     return 0;
 }
 
-/* Pacing, until the concurrent collector's own (collector/DESIGN.md 9.5,
- * stage 5b): mutators never wait for the collector to start, but one whose
- * safe point finds generation 0 at GC_BEHIND times its threshold while an
- * automatic collection is asked for or running waits (quiescent) for that
- * collection to end: allocation throttling, timed as an `assist` pause. It
- * bounds the garbage a saturated machine piles up while the collector's
- * thread waits for a core. Never on the collector's thread, nor inside a
- * collection (a finalizer's safe point). */
+/* Pacing (collector/DESIGN.md 9.15): mutators never wait for the collector
+ * to start, but one whose safe point finds generation 0 at GC_SOFT_BEHIND
+ * times its threshold while an automatic collection is asked for or running
+ * waits (quiescent) for that collection to end, for at most the pause goal,
+ * then runs three goals before it waits again; from GC_BEHIND thresholds on
+ * (the hard limit) it waits until the collection ends: allocation
+ * throttling, timed as `assist` pauses (pacing.c). It bounds the garbage a
+ * saturated machine piles up while the collector's thread waits for a
+ * core. Never on the collector's thread, nor inside a collection (a
+ * finalizer's safe point). */
 static void throttle_if_behind(void) {
     if (in_collection || gy__gc_on_thread()) {
         return;
     }
     pthread_mutex_lock(&gy__gc.lock);
     long t0 = gy__gc.threshold[0];
-    bool behind =
-        gy__gc.enabled && t0 > 0 &&
-        atomic_load_explicit(&gy__gc.auto_requested, memory_order_relaxed) &&
-        (long)atomic_load_explicit(&gy__rt.gc_young, memory_order_relaxed) >= t0 * GC_BEHIND;
+    bool asked = gy__gc.enabled && t0 > 0 &&
+                 atomic_load_explicit(&gy__gc.auto_requested, memory_order_relaxed);
     pthread_mutex_unlock(&gy__gc.lock);
-    if (behind) {
-        uint64_t start = gy__clock_ns();
-        gy__gc_thread_wait_auto();
-        gy__pause_record(gy__tls_heap, GY_PAUSE_ASSIST, start, gy__clock_ns());
+    long young = (long)atomic_load_explicit(&gy__rt.gc_young, memory_order_relaxed);
+    if (asked && young >= t0 * GC_SOFT_BEHIND) {
+        gy__gc_throttle(young >= t0 * GC_BEHIND); /* within the pause goal (pacing.c) */
     }
 }
 
@@ -630,6 +629,7 @@ static void on_shutdown(void) {
     gy__gc.threshold[0] = 700;
     gy__gc.threshold[1] = 10;
     gy__gc.threshold[2] = 10;
+    gy__gc_pacing_reset();
     memset(gy__gc.count, 0, sizeof gy__gc.count);
     memset(gy__gc.stats, 0, sizeof gy__gc.stats);
     memset(&gy__gc.info, 0, sizeof gy__gc.info);

@@ -173,9 +173,16 @@ static void serve(gc_request *reqs, bool automatic_asked) {
     pthread_mutex_lock(&q.lock);
     if (generation >= 0) {
         q.stats.runs++;
-        q.stats.increments++;
         q.stats.busy_ns += busy;
     }
+    /* Concurrent collections count their increments (pacing.c); a
+     * stop-the-world one (the diagnostic, a fallback) is one. */
+    q.stats.increments = atomic_load_explicit(&gy__gc_increments_total, memory_order_relaxed);
+    q.stats.epoch_hold_max_ns =
+        atomic_load_explicit(&gy__gc_epoch_hold_max_ns, memory_order_relaxed);
+    q.stats.epoch_hold_last_ns =
+        atomic_load_explicit(&gy__gc_epoch_hold_last_ns, memory_order_relaxed);
+    q.stats.aborted_runs = atomic_load_explicit(&gy__gc_aborted_runs, memory_order_relaxed);
     q.stats.world_stops = stops;
     q.stats.handshakes = atomic_load_explicit(&gy__gc_handshakes, memory_order_relaxed);
     q.stats.aborted_sets = atomic_load_explicit(&gy__gc_aborted_sets, memory_order_relaxed);
@@ -291,6 +298,10 @@ int gy__gc_thread_start(int gc_mode, gy_errmsg *err) {
     atomic_store_explicit(&gy__gc_aborted_sets, 0, memory_order_relaxed);
     atomic_store_explicit(&gy__gc_anomalies, 0, memory_order_relaxed);
     atomic_store_explicit(&gy__gc_fallback_stops, 0, memory_order_relaxed);
+    atomic_store_explicit(&gy__gc_increments_total, 0, memory_order_relaxed);
+    atomic_store_explicit(&gy__gc_epoch_hold_max_ns, 0, memory_order_relaxed);
+    atomic_store_explicit(&gy__gc_epoch_hold_last_ns, 0, memory_order_relaxed);
+    atomic_store_explicit(&gy__gc_aborted_runs, 0, memory_order_relaxed);
     q.stats.state = GY_GC_THREAD_STOPPED;
     q.reqs = NULL;
     q.reqs_tail = &q.reqs;
@@ -368,16 +379,23 @@ void gy__gc_thread_wake_auto(void) {
     pthread_mutex_unlock(&q.lock);
 }
 
-void gy__gc_thread_wait_auto(void) {
+void gy__gc_thread_wait_auto(uint64_t deadline_ns) {
     gy_quiescent_begin();
     pthread_mutex_lock(&q.lock);
     /* The thread clears auto_requested (under gy__gc.lock) before it takes
      * q.lock to broadcast q.done, so this check and wait miss no end; the
-     * timeout is a guard, not a poll that matters. */
+     * 50 ms timeout is a guard, not a poll that matters. */
     while (q.accepting && atomic_load_explicit(&gy__gc.auto_requested, memory_order_relaxed)) {
+        uint64_t now = gy__clock_ns();
+        if (deadline_ns != 0 && now >= deadline_ns) {
+            break;
+        }
+        long wait_ns = deadline_ns != 0 && deadline_ns - now < 50 * 1000000ULL
+                           ? (long)(deadline_ns - now)
+                           : 50 * 1000000L;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 50 * 1000000L;
+        until.tv_nsec += wait_ns;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;

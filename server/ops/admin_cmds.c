@@ -150,19 +150,20 @@ static int gy__gc_get_stats(gy__admin_session *s, int argc, char **argv, json_t 
 /* gc.get_thread: the mode and the collector's thread (gyre/gc.h). */
 static int gy__gc_get_thread(gy__admin_session *s, int argc, char **argv, json_t **out,
                              gy_errmsg *err) {
-    (void)s, (void)argc, (void)argv, (void)err;
+    (void)s, (void)argc, (void)argv;
     static const char *const states[] = {"stopped", "idle", "running", "paused"};
     gy_gc_thread_stats t;
     gy_gc_get_thread_stats(&t);
     const char *mode = gy_gc_mode_name(gy_gc_get_mode());
     *out = json_pack(
-        "{s:s, s:s, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I}", "mode", mode ? mode : "?", "state",
-        t.state >= 0 && t.state < 4 ? states[t.state] : "?", "runs", (json_int_t)t.runs, "busy_s",
-        (double)t.busy_ns / 1e9, "increments", (json_int_t)t.increments, "handshakes",
-        (json_int_t)t.handshakes, "aborted_sets", (json_int_t)t.aborted_sets, "anomalies",
-        (json_int_t)t.anomalies, "fallback_stops", (json_int_t)t.fallback_stops, "world_stops",
-        (json_int_t)t.world_stops);
-    return GY_OK;
+        "{s:s, s:s, s:I, s:f, s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:I}", "mode", mode ? mode : "?",
+        "state", t.state >= 0 && t.state < 4 ? states[t.state] : "?", "runs", (json_int_t)t.runs,
+        "busy_s", (double)t.busy_ns / 1e9, "increments", (json_int_t)t.increments,
+        "epoch_hold_max_us", (double)t.epoch_hold_max_ns / 1e3, "epoch_hold_last_us",
+        (double)t.epoch_hold_last_ns / 1e3, "handshakes", (json_int_t)t.handshakes, "aborted_sets",
+        (json_int_t)t.aborted_sets, "anomalies", (json_int_t)t.anomalies, "fallback_stops",
+        (json_int_t)t.fallback_stops, "world_stops", (json_int_t)t.world_stops);
+    return *out != NULL ? GY_OK : gy__server_errmsg(err, GY_ENOMEM, "gc.get_thread: out of memory");
 }
 
 /* A pause histogram as {"<1us": n, "<2us": n, ...}: bucket b's upper bound. */
@@ -203,12 +204,17 @@ static int gy__gc_get_pause_stats(gy__admin_session *s, int argc, char **argv, j
     gy_gc_get_thread_stats(&t);
     long count[GY_GC_GENERATIONS];
     gy_gc_get_count(count);
-    *out =
-        json_pack("{s:o, s:f, s:f, s:{s:I, s:f, s:f, s:o}, s:f, s:I}", "pauses", kinds, "mmu_1ms",
-                  p.mmu_1ms, "mmu_10ms", p.mmu_10ms, "time_to_safepoint", "count",
-                  (json_int_t)p.ttsp_count, "total_s", (double)p.ttsp_total_ns / 1e9, "max_us",
-                  (double)p.ttsp_max_ns / 1e3, "histogram", pause_hist_json(p.ttsp_hist),
-                  "collector_cpu_s", (double)t.busy_ns / 1e9, "young_count", (json_int_t)count[0]);
+    gy_gc_pacing pace;
+    gy_gc_get_pacing(&pace);
+    *out = json_pack(
+        "{s:o, s:f, s:f, s:{s:I, s:f, s:f, s:o}, s:f, s:I, s:I, s:f, s:I, s:I}", "pauses", kinds,
+        "mmu_1ms", p.mmu_1ms, "mmu_10ms", p.mmu_10ms, "time_to_safepoint", "count",
+        (json_int_t)p.ttsp_count, "total_s", (double)p.ttsp_total_ns / 1e9, "max_us",
+        (double)p.ttsp_max_ns / 1e3, "histogram", pause_hist_json(p.ttsp_hist), "collector_cpu_s",
+        (double)t.busy_ns / 1e9, "young_count", (json_int_t)count[0], "increments",
+        (json_int_t)t.increments, "epoch_hold_max_us", (double)t.epoch_hold_max_ns / 1e3,
+        "increment_budget_us", (json_int_t)pace.increment_budget_us, "pause_goal_us",
+        (json_int_t)pace.pause_goal_us);
     return *out != NULL ? GY_OK
                         : gy__server_errmsg(err, GY_ENOMEM, "gc.get_pause_stats: out of memory");
 }
@@ -222,13 +228,19 @@ static int gy__gc_enable(gy__admin_session *s, int argc, char **argv, json_t **o
     return GY_OK;
 }
 
-/* gc.disable [SECONDS] [max-bytes N]: a pause that ends by itself when the
- * time or the allocation budget (heap growth since the pause) runs out. */
+/* gc.disable [abort] [SECONDS] [max-bytes N]: a pause that ends by itself
+ * when the time or the allocation budget (heap growth since the pause) runs
+ * out; `abort` also stops the running collection, whose candidates all
+ * survive (gy_gc_abort). */
 static int gy__gc_disable(gy__admin_session *s, int argc, char **argv, json_t **out,
                           gy_errmsg *err) {
     gy__gc_pause *p = &gy__admin_of(s->srv)->gc_pause;
     long secs = 0, bytes = 0;
     int i = 0;
+    bool abort_running = i < argc && strcmp(argv[i], "abort") == 0;
+    if (abort_running) {
+        i++;
+    }
     if (i < argc && strcmp(argv[i], "max-bytes") != 0) {
         int rc = gy__arg_long(argv[i], 1, 86400 * 365, "SECONDS", &secs, err);
         if (rc != GY_OK) {
@@ -257,9 +269,10 @@ static int gy__gc_disable(gy__admin_session *s, int argc, char **argv, json_t **
     p->base_bytes = st.bytes_live;
     p->pauses++;
     gy_gc_disable();
-    *out = json_pack("{s:b, s:I, s:I}", "enabled", 0, "seconds", (json_int_t)secs, "max_bytes",
-                     (json_int_t)bytes);
-    return GY_OK;
+    bool aborted = abort_running && gy_gc_abort();
+    *out = json_pack("{s:b, s:I, s:I, s:b}", "enabled", 0, "seconds", (json_int_t)secs, "max_bytes",
+                     (json_int_t)bytes, "aborted", aborted);
+    return *out != NULL ? GY_OK : gy__server_errmsg(err, GY_ENOMEM, "gc.disable: out of memory");
 }
 
 void gy__admin_pause_check(gy__admin *a) {
@@ -583,8 +596,10 @@ const gy__admin_cmd gy__admin_cmds[] = {
     {"gc.get_pause_stats", "", 0, 0, U,
      "mutator pauses by kind (histograms), MMU 1 ms / 10 ms, time to safepoint",
      gy__gc_get_pause_stats},
-    {"gc.disable", "[SECONDS] [max-bytes N]", 0, 3, O,
-     "pause automatic collection (until the time or heap growth runs out)", gy__gc_disable},
+    {"gc.disable", "[abort] [SECONDS] [max-bytes N]", 0, 4, O,
+     "pause automatic collection (until the time or heap growth runs out); abort: also stop "
+     "the running collection, keeping its candidates",
+     gy__gc_disable},
     {"gc.enable", "", 0, 0, O, "resume automatic collection", gy__gc_enable},
     {"gc.collect", "[GEN]", 0, 1, O, "collect a generation (default 2)", gy__gc_collect},
     {"gc.get_objects", "[GEN] [N]", 0, 2, A, "tracked objects (ids and types)", gy__gc_get_objects},

@@ -309,6 +309,9 @@ char *gy__metrics_render(gy_server *srv) {
         const char *name, *help;
         uint64_t value;
     } thread_counters[] = {
+        {"gyre_gc_thread_increments_total",
+         "Increments of the concurrent collections (each ends in an epoch quiescent state).",
+         gt.increments},
         {"gyre_gc_thread_handshakes_total",
          "Handshakes the collector's thread made with the attached threads.", gt.handshakes},
         {"gyre_gc_thread_world_stops_total",
@@ -328,6 +331,18 @@ char *gy__metrics_render(gy_server *srv) {
         gy__p(&b, "%s %llu\n", thread_counters[i].name,
               (unsigned long long)thread_counters[i].value);
     }
+    gy__family(&b, "gyre_gc_thread_epoch_hold_max_seconds", "gauge",
+               "Longest epoch section the collector's thread held (delays memory reuse).");
+    gy__p(&b, "gyre_gc_thread_epoch_hold_max_seconds %.9f\n", (double)gt.epoch_hold_max_ns / 1e9);
+    gy_gc_pacing pace;
+    gy_gc_get_pacing(&pace);
+    gy__family(
+        &b, "gyre_gc_increment_budget_seconds", "gauge",
+        "Setting gc_increment_budget_us: the collector's work between epoch quiescent states.");
+    gy__p(&b, "gyre_gc_increment_budget_seconds %.6f\n", pace.increment_budget_us / 1e6);
+    gy__family(&b, "gyre_gc_pause_goal_seconds", "gauge",
+               "Setting gc_pause_goal_us: the longest allocation-throttling wait.");
+    gy__p(&b, "gyre_gc_pause_goal_seconds %.6f\n", pace.pause_goal_us / 1e6);
     gy_pause_stats ps;
     gy_runtime_get_pause_stats(&ps);
     gy__family(&b, "gyre_gc_mutator_pause_seconds", "histogram",

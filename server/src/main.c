@@ -162,6 +162,7 @@ int gy_server_main(int argc, char **argv, const gy_server_app *app) {
     gy_gc_set_threshold((long)gy_config_int(cfg, "gc_threshold0"),
                         (long)gy_config_int(cfg, "gc_threshold1"),
                         (long)gy_config_int(cfg, "gc_threshold2"), NULL);
+    gy__apply_gc_pacing(cfg);
     if (gy__access_log_open(gy_config_str(cfg, "access_log"), &err) != GY_OK ||
         gy_server_new(&srv, cfg, &err) != GY_OK) {
         gy__server_log(GY_LOG_ERROR, "cannot start: %s", err.text);

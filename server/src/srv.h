@@ -45,6 +45,9 @@ gy_log_level gy__log_get_level(void);
 void gy__log_install_gyre_handler(void);
 /* Access log: open `path` (""= off). Returns 0 or GY_EIO (old one kept). */
 int gy__access_log_open(const char *path, gy_errmsg *err);
+/* Apply the collector's pacing settings of `cfg` (gc_increment_budget_us,
+ * gc_pause_goal_us; the table has checked their bounds). */
+void gy__apply_gc_pacing(const gy_config *cfg);
 void gy__access_log_close(void);
 bool gy__access_log_enabled(void);
 void gy__access_log_write(const char *line, size_t len);

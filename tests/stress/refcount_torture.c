@@ -1670,11 +1670,14 @@ static void op_sleep(void) {
     struct timespec nap = {0, (long)(20 + below(200)) * 1000};
     nanosleep(&nap, NULL);
 #if GY_TORTURE_GC
-    /* One sleep in four lasts until something is posted to this loop (up
-     * to 4 ms), as a loop blocked in epoll until woken: under TSan's timing
-     * a short nap alone rarely sees a collector's hand-off arrive. */
+    /* One sleep in four lasts until the collector has posted a clear and
+     * this loop's inbox has work (up to 4 ms), as a loop blocked in epoll
+     * until woken: under TSan's timing a short nap alone never saw a
+     * collector's hand-off arrive in 120 s (nor did waking on any pending
+     * bit: a handshake or a remote free sets one first). */
     for (int i = below(4) == 0 ? 0 : 80; i < 80; i++) {
-        if (atomic_load_explicit(&gy__tls_heap->pending, memory_order_relaxed) != 0) {
+        if ((atomic_load_explicit(&gy__tls_heap->pending, memory_order_relaxed) & GY__PEND_INBOX) &&
+            atomic_load_explicit(&gy__gc.posted_clears, memory_order_relaxed) > 0) {
             break;
         }
         struct timespec tick = {0, 50 * 1000};

@@ -138,7 +138,9 @@ register(Benchmark(
 
 # The server issue's rows: wrk (Debian) on loopback, 64 connections, one
 # freshly started server per side and round. Rows without a suffix measure
-# gyred's default configuration (threads = 0: one loop per core); nginx gets
+# gyred's default configuration (threads = 0: one loop per core, gc_mode
+# concurrent); _stw the same in gc_mode = stw; _heap3M the default with 3M
+# live objects held on demo_leaks' root list before the run; nginx gets
 # as many workers (os.cpu_count(), as gyred's sysconf). Every side prints
 # rps, p99, p50, rss and rss_peak (MiB, read from /proc just before the stop)
 # and socket_errors; gyred's sides also print collections (total and per
@@ -151,6 +153,10 @@ register(Benchmark(
                 "by the handler; / vs nginx; / on 1 loop vs a bare libuv server",
     sides=(
         Side("gyre_tree8", (*_GYRED, "/tree?depth=8", "255\\n")),
+        Side("gyre_tree8_stw", (*_GYRED, "/tree?depth=8", "255\\n", "--",
+                                "--set", "gc_mode=stw")),
+        Side("gyre_tree8_heap3M", (*_GYRED, "/tree?depth=8", "255\\n", "--hold", "3000000",
+                                   "--", "--set", "demo_leaks=on")),
         Side("break_cycles", (*_GYRED, "/tree?depth=8", "255\\n", "--",
                               "--set", "demo_break_cycles=on")),
         Side("gyre_root", (*_GYRED, "/", "hello")),
@@ -164,12 +170,20 @@ register(Benchmark(
                    gyre_key="rps", anchor_key="rps"),
         Comparison("p99_tree8", "ms", "gyre_tree8", "break_cycles", "break_cycles", "<=1.2",
                    gyre_key="p99", anchor_key="p99"),
+        Comparison("rps_tree8_stw", "req/s", "gyre_tree8_stw", "break_cycles", "break_cycles",
+                   gyre_key="rps", anchor_key="rps"),
+        Comparison("p99_tree8_stw", "ms", "gyre_tree8_stw", "break_cycles", "break_cycles",
+                   gyre_key="p99", anchor_key="p99"),
+        Comparison("p99_tree8_heap3M", "ms", "gyre_tree8_heap3M", "p99_tree8", "gyre_tree8",
+                   "<=1.2", gyre_key="p99", anchor_key="p99"),
+        Comparison("rps_tree8_heap3M", "req/s", "gyre_tree8_heap3M", "rps_tree8", "gyre_tree8",
+                   ">=0.9", gyre_key="rps", anchor_key="rps"),
         Comparison("rps_root", "req/s", "gyre_root", "nginx", "nginx", ">=0.8",
                    gyre_key="rps", anchor_key="rps"),
         Comparison("rps_root_1loop", "req/s", "gyre_root_1loop", "uv_hello", "uv_hello",
                    ">=0.85", gyre_key="rps", anchor_key="rps"),
     ),
-    # 7 rounds of 6 sides, about 37 s a round: wrk and the server share the
+    # 7 rounds of 8 sides, about 55 s a round: wrk and the server share the
     # 2 cores here, so single runs spread widely (+-30%) and the median needs
     # more than the minimum 5.
     rounds=7,

@@ -75,9 +75,10 @@
  * objects are also cleared and freed on their owner thread.
  * The contract for a type's traverse (gyre/object.h has it in full): it
  * may run on the collector's thread while other threads use the object
- * (once marking is concurrent, collector/DESIGN.md section 9; today with
- * the world stopped), so it reads only gy_ref fields through GY_VISIT, and
- * storage a type resizes itself follows gy_list's and gy_dict's rules; it
+ * (gc_mode concurrent, collector/DESIGN.md section 9; in stw with the world
+ * stopped), so it reads only gy_ref fields through GY_VISIT, and storage a
+ * type resizes itself follows gy_list's and gy_dict's rules
+ * (gy_storage_alloc, gy_storage_retire); it
  * takes no lock, allocates nothing and never blocks. Changes to a type's
  * references go through gy_store and the container functions, whose
  * barriers tell a running collection (core's gc_touch.h).
@@ -213,11 +214,49 @@ GY_API bool gy_gc_enable(void);
 GY_API bool gy_gc_disable(void);
 GY_API bool gy_gc_isenabled(void);
 
+/* gy_gc_abort: ask the running concurrent collection to stop before it
+ * decides what is garbage: at its next increment point (within about one
+ * increment budget) it ends, every candidate survives and nothing is
+ * freed, as if it had found no garbage (its gy_gc_collect callers get a
+ * result with collected 0). A collection already past its recount (its
+ * set decided, finalizers maybe running) finishes. Does not disable: with
+ * gy_gc_disable first, no new automatic collection starts (admin
+ * `gc.disable abort`). Returns true when a concurrent collection was
+ * running and got the request, false when none was (stw mode: always
+ * false). Counted in gy_gc_thread_stats.aborted_runs. Any thread. */
+GY_API bool gy_gc_abort(void);
+
 /* gy_gc_get_threshold: the three thresholds. gy_gc_set_threshold: set them;
  * t0 == 0 disables automatic collection (as in CPython). Returns 0 or
  * GY_EINVAL (negative, or above GY_GC_THRESHOLD_MAX; nothing changed). */
 GY_API void gy_gc_get_threshold(long out[GY_GC_GENERATIONS]);
 GY_API int gy_gc_set_threshold(long t0, long t1, long t2, gy_errmsg *err);
+
+/* Pacing of the concurrent collector (collector/DESIGN.md 9.15).
+ * increment_budget_us: the most work, in microseconds, the collector's
+ *   thread does between two epoch quiescent states; it bounds how long the
+ *   collector delays memory reuse for every thread, and how long a world
+ *   stop waits for it. Default 500.
+ * pause_goal_us: the longest a mutator's safe point waits when the
+ *   collector fell behind by 8 thresholds 0 (allocation throttling, an
+ *   `assist` pause); after such a wait the thread runs at least three
+ *   times as long before it can be throttled again. Past 16 thresholds
+ *   (the hard limit) memory comes first: the wait lasts until the
+ *   collection ends. Default 1000.
+ * gy_gc_set_pacing: both at once, taking effect from the next increment
+ * and safe point. Returns 0 or GY_EINVAL (a value out of its range below;
+ * nothing changed). gy_gc_get_pacing: the current values. Any thread, any
+ * mode (in stw mode neither is used). */
+#define GY_GC_BUDGET_MIN_US 20u
+#define GY_GC_BUDGET_MAX_US 1000000u
+#define GY_GC_PAUSE_GOAL_MIN_US 50u
+#define GY_GC_PAUSE_GOAL_MAX_US 10000000u
+typedef struct gy_gc_pacing {
+    uint32_t increment_budget_us;
+    uint32_t pause_goal_us;
+} gy_gc_pacing;
+GY_API int gy_gc_set_pacing(const gy_gc_pacing *p, gy_errmsg *err);
+GY_API void gy_gc_get_pacing(gy_gc_pacing *out);
 
 /* gy_gc_get_count: generation 0's count (tracked allocations minus frees
  * since its last collection), and the collections of generations 0 and 1
@@ -262,12 +301,15 @@ typedef enum gy_gc_thread_state {
 } gy_gc_thread_state;
 
 typedef struct gy_gc_thread_stats {
-    int state;               /* a gy_gc_thread_state */
-    uint64_t runs;           /* collections the thread ran */
-    uint64_t busy_ns;        /* wall time spent in them (callbacks included) */
-    uint64_t increments;     /* marking increments; = runs for now */
-    uint64_t handshakes;     /* handshakes with the attached threads (two or three per run) */
-    uint64_t aborted_sets;   /* trash sets found but not freed: a late toucher, or an anomaly */
+    int state;                   /* a gy_gc_thread_state */
+    uint64_t runs;               /* collections the thread ran */
+    uint64_t busy_ns;            /* wall time spent in them (callbacks included) */
+    uint64_t increments;         /* increments of concurrent collections (pacing.c) */
+    uint64_t epoch_hold_max_ns;  /* longest epoch section the thread held in a collection */
+    uint64_t epoch_hold_last_ns; /* the same, in the last concurrent collection */
+    uint64_t aborted_runs;       /* collections stopped by gy_gc_abort */
+    uint64_t handshakes;         /* handshakes with the attached threads (two or three per run) */
+    uint64_t aborted_sets;       /* trash sets found but not freed: a late toucher, or an anomaly */
     uint64_t anomalies;      /* sets the recount refused with no late toucher: a missing barrier */
     uint64_t fallback_stops; /* collections validated with the world stopped (3 aborts in a row) */
     uint64_t world_stops;    /* world stops the thread made (fallbacks; stw mode's collections) */

@@ -148,7 +148,7 @@ typedef enum gy_pause_kind {
     GY_PAUSE_COLLECTOR_WORK, /* ran a collection (stw mode's collecting thread), or the
                                 finalizers and clears the collector handed to this thread,
                                 with the refcount cascades they start inline */
-    GY_PAUSE_ASSIST,         /* pacing: assists and allocation throttling (none yet) */
+    GY_PAUSE_ASSIST,         /* pacing: allocation throttling (gc_pause_goal_us) */
     /* Not a collector pause: the program's own deferred refcount cascades (a
      * big structure it dropped), reported beside the others. */
     GY_PAUSE_PROGRAM_CASCADE,

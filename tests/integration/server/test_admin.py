@@ -102,6 +102,45 @@ class Admin(unittest.TestCase):
         self.assertTrue(0.0 <= p["mmu_10ms"] <= 1.0 and 0.0 <= p["mmu_1ms"] <= 1.0)
         self.assertIn("collector_cpu_s", p)
 
+    def test_pacing_settings(self):
+        """gc_increment_budget_us and gc_pause_goal_us: run-time settings,
+        applied to the collector and shown by gc.get_pause_stats; a value out
+        of bounds is refused and nothing changes."""
+        p = ok(self, self.srv.admin("gc.get_pause_stats"))
+        self.assertEqual((p["increment_budget_us"], p["pause_goal_us"]), (500, 1000))
+        try:
+            ok(self, self.srv.admin("config.set gc_increment_budget_us 200"))
+            ok(self, self.srv.admin("config.set gc_pause_goal_us 3000"))
+            p = ok(self, self.srv.admin("gc.get_pause_stats"))
+            self.assertEqual((p["increment_budget_us"], p["pause_goal_us"]), (200, 3000))
+            err(self, self.srv.admin("config.set gc_increment_budget_us 5"), "ERANGE")
+            err(self, self.srv.admin("config.set gc_pause_goal_us 0"), "ERANGE")
+            p = ok(self, self.srv.admin("gc.get_pause_stats"))
+            self.assertEqual((p["increment_budget_us"], p["pause_goal_us"]), (200, 3000))
+            ok(self, self.srv.admin("gc.collect 2"))
+            t = ok(self, self.srv.admin("gc.get_thread"))
+            if t["mode"] == "concurrent":
+                self.assertGreaterEqual(t["increments"], t["runs"])
+                self.assertGreater(t["epoch_hold_max_us"], 0)
+        finally:
+            self.srv.admin("config.set gc_increment_budget_us 500")
+            self.srv.admin("config.set gc_pause_goal_us 1000")
+
+    def test_disable_abort(self):
+        """gc.disable abort: disabled, and a running collection (none on an
+        idle server) asked to stop; bad words refused."""
+        try:
+            r = ok(self, self.srv.admin("gc.disable abort"))
+            self.assertEqual(r["enabled"], 0)
+            self.assertIs(r["aborted"], False)
+            self.assertFalse(ok(self, self.srv.admin("gc.isenabled")))
+            r = ok(self, self.srv.admin("gc.disable abort 30"))
+            self.assertEqual(r["seconds"], 30)
+            err(self, self.srv.admin("gc.disable abort abort"), "EINVAL")
+        finally:
+            self.srv.admin("gc.enable")
+        self.assertTrue(ok(self, self.srv.admin("gc.isenabled")))
+
     def test_freeze(self):
         n = ok(self, self.srv.admin("gc.freeze"))
         self.assertEqual(ok(self, self.srv.admin("gc.get_freeze_count")), n)

@@ -168,10 +168,16 @@ static void test_automatic_on_thread(void **state) {
                   (unsigned long long)s.runs, (unsigned long long)s.busy_ns,
                   (unsigned long long)s.handshakes, busy_seen);
     assert_true(s.runs >= 5);
-    assert_int_equal(s.increments, s.runs);
     /* Each collection handshakes at least twice and stops nobody (the
-     * default), or stops the world (GYRE_GC_MARK=stop, the diagnostic). */
+     * default), or stops the world (GYRE_GC_MARK=stop, the diagnostic). A
+     * concurrent collection counts one increment at least (9.15), a
+     * stopped one none. */
     const char *mark = getenv("GYRE_GC_MARK");
+    if (mark != NULL && strcmp(mark, "stop") == 0) {
+        assert_int_equal(s.increments, 0);
+    } else {
+        assert_true(s.increments >= s.runs);
+    }
     if (mark == NULL || strcmp(mark, "stop") != 0) {
         assert_true(s.handshakes >= 2 * s.runs);
         assert_int_equal(s.world_stops, s.fallback_stops);
@@ -351,8 +357,9 @@ static void test_disable_pauses(void **state) {
 /* A collector made slow (1 ms per collection, in its START callback) and a
  * loop that only allocates garbage: without the throttle the loop outruns
  * it by tens of thousands of objects; with it, a safe point that finds
- * generation 0 at GC_BEHIND thresholds while the asked collection has not
- * ended waits for it (an `assist` pause), so garbage stays within three
+ * generation 0 at GC_BEHIND thresholds (the hard level, collector/DESIGN.md
+ * 9.15) while the asked collection has not ended waits for it, in waits of
+ * at most the pause goal (`assist` pauses), so garbage stays within three
  * times that: the set being cleared, the next one, and as much again
  * because the set's frees pull generation 0's count down (clamped at 0, as
  * CPython's) while the next one piles up (4,064 seen once under TSan). */

@@ -1,9 +1,13 @@
 """One side of the server benchmark: one HTTP server started fresh, one wrk
 measurement against it, '@bench' lines out (run with Debian's /usr/bin/python3).
 
-    server_bench.py gyred BINARY PATH EXPECT [-- GYRED_ARGS...]
+    server_bench.py gyred BINARY PATH EXPECT [--hold N] [-- GYRED_ARGS...]
     server_bench.py uv_hello BINARY PATH EXPECT
     server_bench.py nginx NGINX PATH EXPECT [--workers N]
+
+--hold N (gyred, with demo_leaks=on among its arguments) makes it hold N
+live objects on the /leak root list before the check (GET /leak?n=..., in
+chunks of a million): the big-heap rows.
 
 The server listens on 127.0.0.1 on a free port. The side checks that PATH
 answers 200 with body EXPECT, warms up with wrk for 1 s, then measures with
@@ -249,10 +253,25 @@ def start(args, tmp):
     return srv, port
 
 
+def hold(port, n):
+    """Make gyred hold n live objects (GET /leak?n=..., at most 1M each)."""
+    while n > 0:
+        chunk = min(n, 1000000)
+        url = f"http://127.0.0.1:{port}/leak?n={chunk}"
+        with urllib.request.urlopen(url, timeout=120) as r:
+            body = r.read().decode(errors="replace")
+            if r.status != 200 or not body.startswith("leaked"):
+                raise SideError(f"GET {url}: {r.status} {body!r}")
+        n -= chunk
+    print(f"held: {body.strip()}", flush=True)
+
+
 def measure(args, tmp):
     srv, port = start(args, tmp)
     failures = []
     try:
+        if args.hold:
+            hold(port, args.hold)
         check(port, args.path, args.expect)
         wrk(port, args.path, WARMUP_S, latency=False)
         cmd, text = wrk(port, args.path, DURATION_S)
@@ -307,6 +326,8 @@ def main():
     p.add_argument("expect", help="the body PATH must answer (escapes: \\n)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="nginx worker_processes (default: cores, as gyred's threads = 0)")
+    p.add_argument("--hold", type=int, default=0,
+                   help="gyred: live objects to hold on /leak before the run (demo_leaks=on)")
     p.add_argument("server_args", nargs="*", help="after --: more arguments for the server")
     args = p.parse_args()
     args.expect = args.expect.encode().decode("unicode_escape")
