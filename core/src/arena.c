@@ -368,8 +368,11 @@ static void segment_release(gy__heap *h, gy__segment *seg) {
      * emptied): unlinked, but held until the watch ends. relaxed: the
      * collector reads segments only after this thread answered the watch;
      * the global phase covers the collector's own thread. */
+    /* Walks (walk.c): their snapshots may list it (seq_cst, against the
+     * walker's increment before its snapshot's seg_lock). */
     if (h->gc_watch != 0 ||
-        (atomic_load_explicit(&gy__rt.gc_phase, memory_order_relaxed) & GY__PHASE_WATCH)) {
+        (atomic_load_explicit(&gy__rt.gc_phase, memory_order_relaxed) & GY__PHASE_WATCH) ||
+        atomic_load_explicit(&gy__rt.walkers, memory_order_seq_cst) > 0) {
         seg->next = h->held;
         h->held = seg;
         return;

@@ -29,8 +29,9 @@ void gy__gc_watch_answer(gy__heap *h) {
     atomic_store_explicit(&h->gc_answered, GY__PHASE_EPOCH(phase), memory_order_release);
     /* Not h->gc_watch: the collector's own thread never watches, and may
      * pass here in the middle of a collection (a world stop let through). */
-    if (!(phase & GY__PHASE_WATCH) && h->held != NULL) {
-        gy__arena_release_held(h); /* no collection reads them any more */
+    if (!(phase & GY__PHASE_WATCH) && h->held != NULL &&
+        atomic_load_explicit(&gy__rt.walkers, memory_order_seq_cst) == 0) {
+        gy__arena_release_held(h); /* no collection nor walk reads them any more */
     }
 }
 

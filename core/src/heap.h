@@ -315,6 +315,9 @@ typedef struct gy__runtime {
      * opens or closes the limbo. */
     pthread_mutex_t limbo_lock;
     bool limbo_open;
+    /* Sliced walks under way (walk.c): while above zero, emptied segments
+     * are held, not released (seq_cst, against segment_release). */
+    _Atomic int walkers;
     void **limbo;
     size_t nlimbo, limbo_cap;
 } gy__runtime;
@@ -400,6 +403,14 @@ static inline uint32_t gy__cell_index(const gy__segment *seg, const void *cell) 
 }
 /* Call fn for every live object of h (owner or world stopped). */
 int gy__heap_foreach_object(gy__heap *h, int (*fn)(gy_object *, void *), void *arg);
+/* Call fn for every live object of every heap (of `type` only, when not
+ * NULL) in slices of at most 32768 cells, each with the world stopped,
+ * until fn returns non-zero (returned). Objects born during the walk may
+ * be missed. Counts the slices in *slices (NULL allowed). Returns -1 when
+ * the segment snapshot cannot be allocated (nothing walked). An attached,
+ * running thread; no Gyre lock held. */
+int gy__walk_sliced(const gy_type *type, int (*fn)(gy_object *, void *), void *arg,
+                    uint64_t *slices);
 
 /* --- refcount.c --- */
 /* Take a reference to an object that may be dying; false when it is dead.

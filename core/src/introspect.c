@@ -1,8 +1,10 @@
 /* core/src/introspect.c: objects by type, referents, referrers, named roots,
- * backref chains and per-type growth. Every walk runs with the world
- * stopped (gy__world_stop), skips objects whose count is zero (dying, in a
- * deferred-free stack), and builds its result from plain arrays, so no
- * Gyre lock is held while callers see the result. */
+ * backref chains and per-type growth. Objects by type and referrers walk
+ * the heap in slices, each with the world stopped (walk.c); referents and
+ * the backref graph stop the world once (the graph holds raw pointers, so
+ * it needs one instant). Every walk skips objects whose count is zero
+ * (dying, in a deferred-free stack), and builds its result from plain
+ * arrays, so no Gyre lock is held while callers see the result. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +69,16 @@ static int walk_heaps(int (*fn)(gy_object *, void *), void *arg) {
     return rc;
 }
 
+/* Every live object (of `type`, when not NULL), in slices with the world
+ * stopped (walk.c); without memory for the slices' snapshot, in one stop. */
+static void walk(const gy_type *type, int (*fn)(gy_object *, void *), void *arg) {
+    if (gy__walk_sliced(type, fn, arg, NULL) < 0) {
+        gy__world_stop();
+        (void)walk_heaps(fn, arg);
+        gy__world_resume();
+    }
+}
+
 /* Whether introspection may hand ob out: counted (not dying in a deferred
  * stack), not doomed, and not trash the collector is destroying (while its
  * finalizers run, or half cleared). */
@@ -111,9 +123,7 @@ int gy_objects_by_type(const gy_type *type, size_t limit, gy_objects *out) {
         return GY_ESTATE;
     }
     by_type_ctx c = {type, limit, {0}};
-    gy__world_stop();
-    (void)walk_heaps(collect_by_type, &c);
-    gy__world_resume();
+    walk(type, collect_by_type, &c);
     return vec_finish(&c.v, out);
 }
 
@@ -185,9 +195,7 @@ int gy_objects_referrers(void *obj, gy_objects *out) {
         return GY_ESTATE;
     }
     referrers_ctx c = {obj, 0, {0}};
-    gy__world_stop();
-    (void)walk_heaps(collect_referrer, &c);
-    gy__world_resume();
+    walk(NULL, collect_referrer, &c);
     return vec_finish(&c.v, out);
 }
 

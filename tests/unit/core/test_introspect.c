@@ -204,12 +204,102 @@ static void test_walks_while_mutating(void **state) {
     GY_TEST_DOWN();
 }
 
+/* A leak hunt on a big heap stops the world in slices, not once for the
+ * whole walk (collector/DESIGN.md 9.16), and stays correct while a thread
+ * frees and allocates between the slices (segments emptied meanwhile are
+ * held until the walk ends: ASan would see a released one read). */
+enum { SLICE_ITEMS = 120000 };
+static gy_type slice_type = {.name = "slice_item", .size = 32, .flags = GY_TYPE_LEAF};
+static gy_list *slice_list;
+static atomic_long churned;
+
+static void *slice_churn(void *arg) {
+    (void)arg;
+    assert_int_equal(gy_thread_attach(NULL, NULL), GY_OK);
+    gy_object *x = NULL;
+    while (atomic_load(&mutate) && gy_list_pop(slice_list, &x) == GY_OK) {
+        gy_decref(x); /* whole segments empty out behind the walk */
+        if (atomic_fetch_add(&churned, 1) % 4 == 0) {
+            gy_object *y;
+            assert_int_equal(gy_new(&slice_type, &y), GY_OK);
+            gy_decref(y);
+        }
+        gy_safepoint();
+    }
+    assert_int_equal(gy_thread_detach(), GY_OK);
+    return NULL;
+}
+
+static uint64_t world_stops_now(void) {
+    gy_runtime_stats st;
+    gy_runtime_get_stats(&st);
+    return st.world_stops;
+}
+
+static void test_walk_in_slices(void **state) {
+    (void)state;
+    GY_TEST_UP();
+    assert_int_equal(gy_list_new(&slice_list), GY_OK);
+    for (int i = 0; i < SLICE_ITEMS; i++) {
+        gy_object *x;
+        assert_int_equal(gy_new(&slice_type, &x), GY_OK);
+        assert_int_equal(gy_list_append(slice_list, x), GY_OK);
+        gy_decref(x);
+    }
+    /* Quiet heap: every object found, in several stops. */
+    uint64_t stops0 = world_stops_now();
+    gy_objects objs = {0};
+    assert_int_equal(gy_objects_by_type(&slice_type, 0, &objs), GY_OK);
+    uint64_t stops = world_stops_now() - stops0;
+    assert_int_equal(objs.len, SLICE_ITEMS);
+    gy_objects_release(&objs);
+    print_message("objects_by_type over %d objects: %llu world stops\n", SLICE_ITEMS,
+                  (unsigned long long)stops);
+    assert_true(stops >= (uint64_t)SLICE_ITEMS / 32768); /* sliced, not one stop */
+    /* The referrers of one object: the list, found in a sliced walk too. */
+    gy_object *one = gy_list_get(slice_list, 7);
+    stops0 = world_stops_now();
+    gy_objects refs = {0};
+    assert_int_equal(gy_objects_referrers(one, &refs), GY_OK);
+    assert_true(world_stops_now() - stops0 >= 2);
+    assert_int_equal(refs.len, 1);
+    assert_ptr_equal(refs.items[0], slice_list);
+    gy_objects_release(&refs);
+    gy_decref(one);
+    /* A thread empties the list (and allocates) while walks run. */
+    atomic_store(&mutate, 1);
+    pthread_t b;
+    assert_int_equal(pthread_create(&b, NULL, slice_churn, NULL), 0);
+    long walks = 0, overlapped = 0;
+    while (gy_list_len(slice_list) > 0) {
+        long before = atomic_load(&churned);
+        assert_int_equal(gy_objects_by_type(&slice_type, 0, &objs), GY_OK);
+        for (size_t i = 0; i < objs.len; i++) {
+            assert_ptr_equal(gy_type_of(objs.items[i]), &slice_type);
+            assert_true(gy_refcount(objs.items[i]) >= 1); /* ours at least: live */
+        }
+        gy_objects_release(&objs);
+        walks++;
+        overlapped += atomic_load(&churned) != before;
+        gy_safepoint();
+    }
+    atomic_store(&mutate, 0);
+    gy_quiescent_begin();
+    pthread_join(b, NULL);
+    gy_quiescent_end();
+    print_message("walks while the list emptied: %ld (%ld overlapping frees)\n", walks, overlapped);
+    assert_true(overlapped > 0); /* the race ran */
+    gy_decref(slice_list);
+    GY_TEST_DOWN();
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest seed[] = {cmocka_unit_test(test_seed_leaky_container)};
     const struct CMUnitTest rest[] = {
         cmocka_unit_test(test_referents_and_unnamed_roots),
         cmocka_unit_test(test_growth),
         cmocka_unit_test(test_walks_while_mutating),
+        cmocka_unit_test(test_walk_in_slices),
     };
     if (argc > 1 && strcmp(argv[1], "seed_leaky_container") == 0) {
         return cmocka_run_group_tests_name(argv[1], seed, NULL, NULL) != 0;

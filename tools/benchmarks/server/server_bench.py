@@ -1,7 +1,7 @@
 """One side of the server benchmark: one HTTP server started fresh, one wrk
 measurement against it, '@bench' lines out (run with Debian's /usr/bin/python3).
 
-    server_bench.py gyred BINARY PATH EXPECT [--hold N] [-- GYRED_ARGS...]
+    server_bench.py [--hold N] gyred BINARY PATH EXPECT [-- GYRED_ARGS...]
     server_bench.py uv_hello BINARY PATH EXPECT
     server_bench.py nginx NGINX PATH EXPECT [--workers N]
 
