@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import io
 import os
 import platform
@@ -241,9 +242,13 @@ def summarize(bench: Benchmark, results: Dict[str, Dict[str, List[float]]]) -> L
         if not a:
             raise BenchError(f"{bench.name}: side '{c.anchor_side}' printed no '{c.anchor_metric()}'")
         gm, am = median(g), median(a)
+        # A zero anchor (a pause of 0 us at the small heap: nothing stopped)
+        # still compares: 0 against 0 is no growth (ratio 1), anything
+        # against 0 is infinitely more (ratio inf, which misses a <= goal).
         if am == 0:
-            raise BenchError(f"{bench.name}/{c.metric}: anchor median is 0, no ratio")
-        ratio = gm / am
+            ratio = 1.0 if gm == 0 else math.inf
+        else:
+            ratio = gm / am
         rows.append(Row(bench.name, c.metric, c.unit, gm, min(g), max(g), c.anchor, am, min(a),
                         max(a), ratio, c.goal, goal_met(ratio, c.goal)))
     return rows

@@ -116,6 +116,18 @@ class RoundsTest(unittest.TestCase):
         with self.assertRaises(BenchError):
             harness.summarize(fake_bench(), results)
 
+    def test_zero_anchor(self):
+        """A zero anchor median compares instead of aborting the run: 0 vs 0
+        is ratio 1 (met by <=1.3), x vs 0 is inf (missed)."""
+        results = {"gyre": {"t": [0.0] * 5}, "jemalloc": {"t": [0.0] * 5},
+                   "glibc": {"t": [0.0] * 5}}
+        rows = harness.summarize(fake_bench(), results)
+        self.assertEqual((rows[0].ratio, rows[0].met), (1.0, "yes"))
+        results["gyre"]["t"] = [2.0] * 5
+        rows = harness.summarize(fake_bench(), results)
+        self.assertEqual(rows[0].ratio, float("inf"))
+        self.assertEqual(rows[0].met, "no")
+
     def test_unknown_side_refused(self):
         b = Benchmark("x", "x", (Side("a", ("a",)),),
                       (Comparison("m", "ns", "a", "zz", "zz", "<=1"),))

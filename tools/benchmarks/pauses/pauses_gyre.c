@@ -38,7 +38,12 @@
  *                 that took over PARK_CHECK_NS and during which the
  *                 runtime's world-stop counter (gy_gc_get_info.world_stops)
  *                 advanced, i.e. the mutator was parked in a world stop
- *                 (time to reach the stop, for the other threads, included).
+ *                 (time to reach the stop, for the other threads, included),
+ *                 or during which the runtime's count of assist pauses
+ *                 advanced: the mutator was throttled, waiting for the
+ *                 collector (collector/DESIGN.md 9.15; an over-count when
+ *                 the other mutator's assist and a slow safe point of this
+ *                 one coincide).
  *                 In stw mode the collecting mutator's safe point runs the
  *                 whole collection (its finalize and clear phases too): the
  *                 pause that mutator sees. Parks of both mutators in the same
@@ -237,7 +242,8 @@ typedef struct mutator {
     uint64_t t_start, t_end;
     uint64_t hist[HIST_BUCKETS];
     park_vec parks;
-    uint64_t last_stops; /* world_stops at this mutator's last check */
+    uint64_t last_stops;   /* world_stops at this mutator's last check */
+    uint64_t last_assists; /* assist pauses (all threads) at its last check */
     uint64_t outstanding_max;
     uint64_t freed_end; /* sum of collected when this mutator finished */
 } mutator;
@@ -281,6 +287,14 @@ static uint64_t world_stops(void) {
     gy_gc_info info;
     gy_gc_get_info(&info);
     return info.world_stops;
+}
+
+/* Allocation-throttling waits so far, every thread (gy_pause_stats). */
+#define ASSIST_NO_BASE (UINT64_MAX / 2)
+static uint64_t assists(void) {
+    gy_pause_stats p;
+    gy_runtime_get_pause_stats(&p);
+    return p.count[GY_PAUSE_ASSIST];
 }
 
 /* Runs on the collecting thread, no Gyre lock held: each collection's
@@ -387,6 +401,7 @@ static void *mutator_main(void *arg) {
     barrier_quiescent(); /* A: heaps built */
     barrier_quiescent(); /* B: the driver collected and took its baseline */
     m->last_stops = world_stops();
+    m->last_assists = assists();
     uint64_t t_prev = now_ns();
     m->t_start = t_prev;
     for (uint64_t s = 0; s < m->steps; s++) {
@@ -399,10 +414,16 @@ static void *mutator_main(void *arg) {
         uint64_t t_end = now_ns();
         if (t_end - t_sp > PARK_CHECK_NS) {
             uint64_t w = world_stops();
+            uint64_t a = assists();
             if (w != m->last_stops) {
                 m->last_stops = w;
                 park_push(&m->parks, (park){t_sp, t_end, w});
+            } else if (a != m->last_assists) {
+                /* Throttled (an assist pause): a pause of its own, never
+                 * merged with another mutator's (numbers above every stop). */
+                park_push(&m->parks, (park){t_sp, t_end, ASSIST_NO_BASE + a});
             }
+            m->last_assists = a;
         }
         m->hist[hist_index(t_end - t_prev)]++;
         t_prev = t_end;
