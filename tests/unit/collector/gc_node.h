@@ -69,6 +69,26 @@ __attribute__((unused)) static gy_type gc_lnode_type = {
     .flags = GY_TYPE_LEGACY_FINALIZER,
 };
 
+/* A runtime in concurrent mode with this thread attached; gc_down: a full
+ * collection, detach, and a shutdown that must report no leak. */
+static inline void gc_up_concurrent(void) {
+    gy_runtime_options o = {.gc_mode = GY_GC_MODE_CONCURRENT};
+    gy_errmsg err = {0};
+    if (gy_runtime_init(&o, &err) != GY_OK) {
+        fail_msg("gy_runtime_init: %s", err.text);
+    }
+    assert_int_equal(gy_thread_attach(NULL, NULL), GY_OK);
+}
+
+static inline void gc_down(void) {
+    gy_gc_collect(2, NULL, NULL);
+    gy_thread_detach();
+    gy_errmsg err = {0};
+    if (gy_runtime_shutdown(&err) != GY_OK) {
+        fail_msg("gy_runtime_shutdown: %s", err.text);
+    }
+}
+
 static inline gc_node *gc_node_new(gy_type *type, int id) {
     gc_node *n = NULL;
     assert_int_equal(gy_new(type, &n), GY_OK);

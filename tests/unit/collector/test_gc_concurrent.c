@@ -32,24 +32,6 @@
 #include "gyre/weakref.h"
 #include "heap.h"
 
-static void up(void) {
-    gy_runtime_options o = {.gc_mode = GY_GC_MODE_CONCURRENT};
-    gy_errmsg err = {0};
-    if (gy_runtime_init(&o, &err) != GY_OK) {
-        fail_msg("gy_runtime_init: %s", err.text);
-    }
-    assert_int_equal(gy_thread_attach(NULL, NULL), GY_OK);
-}
-
-static void down(void) {
-    gy_gc_collect(2, NULL, NULL);
-    gy_thread_detach();
-    gy_errmsg err = {0};
-    if (gy_runtime_shutdown(&err) != GY_OK) {
-        fail_msg("gy_runtime_shutdown: %s", err.text);
-    }
-}
-
 static gc_node *ring(gy_type *type, int n, int id) {
     gc_node *head = gc_node_new(type, id), *prev = head;
     for (int i = 1; i < n; i++) {
@@ -135,7 +117,7 @@ static void *churn(void *arg) {
 
 static void test_world_never_stops(void **state) {
     (void)state;
-    up();
+    gc_up_concurrent();
     atomic_store(&stop_flag, false);
     atomic_store(&garbage_made, 0);
     atomic_store(&watched_ops, 0);
@@ -176,7 +158,7 @@ static void test_world_never_stops(void **state) {
     assert_int_equal(t1.fallback_stops, 0);
     /* Live rings were replaced (freed, their finalizers ran) but none was
      * freed while it was the live one: the checks in churn. */
-    down();
+    gc_down();
 }
 
 /* --- references moved while marking -------------------------------------------------- */
@@ -217,7 +199,7 @@ static void *mover(void *arg) {
 
 static void test_moves_while_marking(void **state) {
     (void)state;
-    up();
+    gc_up_concurrent();
     atomic_store(&stop_flag, false);
     atomic_store(&watched_ops, 0);
     for (int i = 0; i < GC_NODE_MAX_IDS; i++) {
@@ -263,7 +245,7 @@ static void test_moves_while_marking(void **state) {
     for (int i = 0; i < MOVERS; i++) {
         assert_int_equal(atomic_load(&gc_node_finalized[MOVE_ID + i]), 1); /* then freed */
     }
-    down();
+    gc_down();
 }
 
 /* --- an upgrade against the seal ---------------------------------------------------- */
@@ -312,7 +294,7 @@ static void *upgrader(void *arg) {
 
 static void test_upgrade_races_seal(void **state) {
     (void)state;
-    up();
+    gc_up_concurrent();
     atomic_store(&stop_flag, false);
     atomic_store(&upgrades_won, 0);
     atomic_store(&upgrades_failed, 0);
@@ -365,7 +347,7 @@ static void test_upgrade_races_seal(void **state) {
     assert_true(freed > 0);     /* the collection won */
     assert_true(kept_late > 0); /* an upgrade won inside the window (D1) */
     assert_int_equal(thread_stats().anomalies, 0);
-    down();
+    gc_down();
 }
 
 /* --- the re-mark lag ------------------------------------------------------------------ */
@@ -435,7 +417,7 @@ static void *lag_mutator(void *arg) {
 
 static void test_remark_lag(void **state) {
     (void)state;
-    up();
+    gc_up_concurrent();
     gy_gc_disable(); /* only our collection */
     static gy_type lag_t = {.name = "lag_node",
                             .size = sizeof(gc_node),
@@ -487,7 +469,7 @@ static void test_remark_lag(void **state) {
     assert_int_equal(gc_live(&lag_t), 0);
     gy_decref(lag_wr);
     gy_gc_enable();
-    down();
+    gc_down();
 }
 
 /* --- a thread quiescent for ever ------------------------------------------------------ */
@@ -516,7 +498,7 @@ static void *sleeper(void *arg) {
 
 static void test_quiescent_for_ever(void **state) {
     (void)state;
-    up();
+    gc_up_concurrent();
     atomic_store(&q_phase, 0);
     pthread_t t;
     pthread_create(&t, NULL, sleeper, NULL);
@@ -534,7 +516,7 @@ static void test_quiescent_for_ever(void **state) {
     atomic_store(&q_phase, 2);
     join(t);
     assert_int_equal(atomic_load(&q_phase), 4); /* no collection watched: it answered "off" */
-    down();
+    gc_down();
 }
 
 int main(void) {

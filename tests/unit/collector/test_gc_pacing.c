@@ -25,24 +25,6 @@
 #include "gc_node.h"
 #include "heap.h"
 
-static void up(void) {
-    gy_runtime_options o = {.gc_mode = GY_GC_MODE_CONCURRENT};
-    gy_errmsg err = {0};
-    if (gy_runtime_init(&o, &err) != GY_OK) {
-        fail_msg("gy_runtime_init: %s", err.text);
-    }
-    assert_int_equal(gy_thread_attach(NULL, NULL), GY_OK);
-}
-
-static void down(void) {
-    gy_gc_collect(2, NULL, NULL);
-    gy_thread_detach();
-    gy_errmsg err = {0};
-    if (gy_runtime_shutdown(&err) != GY_OK) {
-        fail_msg("gy_runtime_shutdown: %s", err.text);
-    }
-}
-
 static gy_gc_thread_stats thread_stats(void) {
     gy_gc_thread_stats t;
     gy_gc_get_thread_stats(&t);
@@ -51,7 +33,7 @@ static gy_gc_thread_stats thread_stats(void) {
 
 static void test_pacing_settings(void **state) {
     (void)state;
-    up();
+    gc_up_concurrent();
     gy_gc_pacing p;
     gy_gc_get_pacing(&p);
     assert_int_equal(p.increment_budget_us, 500);
@@ -72,12 +54,12 @@ static void test_pacing_settings(void **state) {
     gy_gc_get_pacing(&p);
     assert_int_equal(p.increment_budget_us, 250);
     assert_int_equal(p.pause_goal_us, 4000);
-    down();
-    up(); /* the next runtime starts from the defaults, as the thresholds */
+    gc_down();
+    gc_up_concurrent(); /* the next runtime starts from the defaults, as the thresholds */
     gy_gc_get_pacing(&p);
     assert_int_equal(p.increment_budget_us, 500);
     assert_int_equal(p.pause_goal_us, 1000);
-    down();
+    gc_down();
 }
 
 #define HEAP_NODES 40000
@@ -100,7 +82,7 @@ static uint64_t increments_of_one_collection(uint32_t budget_us, uint64_t *hold_
 
 static void test_increments_follow_budget(void **state) {
     (void)state;
-    up();
+    gc_up_concurrent();
     gy_gc_disable(); /* only our collections */
     gc_node *head = gc_node_new(&gc_node_type, 0), *prev = head;
     for (int i = 1; i < HEAP_NODES; i++) {
@@ -122,7 +104,7 @@ static void test_increments_follow_budget(void **state) {
     assert_int_equal(gc_live(&gc_node_type), HEAP_NODES); /* all live, all kept */
     gy_decref(head);
     gy_gc_enable();
-    down();
+    gc_down();
 }
 
 /* --- the throttle, with the collector held -------------------------------- */
@@ -151,7 +133,7 @@ static void hold_hook(const char *window) {
 
 static void test_throttle_within_goal(void **state) {
     (void)state;
-    up();
+    gc_up_concurrent();
     alarm(120); /* a throttle waiting for the collection's end never returns */
     gy_gc_pacing p = {.increment_budget_us = 500, .pause_goal_us = 5000};
     assert_int_equal(gy_gc_set_pacing(&p, NULL), GY_OK);
@@ -213,7 +195,7 @@ static void test_throttle_within_goal(void **state) {
     assert_true(assists_while_held >= 2); /* throttled, and each wait ended */
     atomic_store(&gy__race_window_hook, NULL);
     gy_decref(keep);
-    down();
+    gc_down();
 }
 
 /* --- gy_gc_abort ------------------------------------------------------------ */
@@ -228,7 +210,7 @@ static void abort_hook(const char *window) {
 
 static void test_abort_keeps_candidates(void **state) {
     (void)state;
-    up();
+    gc_up_concurrent();
     gy_gc_disable();
     assert_false(gy_gc_abort()); /* nothing running */
     gc_node *a = gc_node_new(&gc_node_type, 1), *b = gc_node_new(&gc_node_type, 2);
@@ -250,7 +232,7 @@ static void test_abort_keeps_candidates(void **state) {
     assert_int_equal(gc_collect_found(2, NULL), 2); /* the next one frees it */
     assert_int_equal(gc_live(&gc_node_type), 0);
     gy_gc_enable();
-    down();
+    gc_down();
 }
 
 int main(void) {
