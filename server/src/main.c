@@ -86,22 +86,28 @@ static void gy__summary(gy_server *srv, const gy_gc_result *final, double secs) 
         dur += g[i].duration_ns;
         max_pause = g[i].max_pause_ns > max_pause ? g[i].max_pause_ns : max_pause;
     }
+    /* Collector pauses the collections' own figures do not see: the
+     * mutators' throttling waits (concurrent mode's pacing, 9.15). */
+    gy_pause_stats ps;
+    gy_runtime_get_pause_stats(&ps);
     char ts[40], line[768];
     gy__log_timestamp(ts, sizeof ts);
-    int n =
-        snprintf(line, sizeof line,
-                 "%s info  summary: up %.1f s, %llu requests (%llu 4xx, %llu 5xx, %llu bad), %llu "
-                 "connections, %llu timeouts; %llu collections (gen0 %llu, gen1 %llu, gen2 %llu), "
-                 "%llu objects collected (final collection: %zu), collecting %.3f s, paused %.3f s "
-                 "(max pause %.0f us); heap %llu objects, %llu bytes\n",
-                 ts, secs, (unsigned long long)s.requests, (unsigned long long)s.responses_4xx,
-                 (unsigned long long)s.responses_5xx, (unsigned long long)s.bad_requests,
-                 (unsigned long long)s.connections_accepted, (unsigned long long)s.timeouts,
-                 (unsigned long long)coll, (unsigned long long)g[0].collections,
-                 (unsigned long long)g[1].collections, (unsigned long long)g[2].collections,
-                 (unsigned long long)collected, final ? final->collected : (size_t)0,
-                 (double)dur / 1e9, (double)pause / 1e9, (double)max_pause / 1e3,
-                 (unsigned long long)rt.objects_live, (unsigned long long)rt.bytes_live);
+    int n = snprintf(
+        line, sizeof line,
+        "%s info  summary: up %.1f s, %llu requests (%llu 4xx, %llu 5xx, %llu bad), %llu "
+        "connections, %llu timeouts; %llu collections (gen0 %llu, gen1 %llu, gen2 %llu), "
+        "%llu objects collected (final collection: %zu), collecting %.3f s, paused %.3f s "
+        "(max pause %.0f us), throttled %.3f s (max %.0f us); heap %llu objects, "
+        "%llu bytes\n",
+        ts, secs, (unsigned long long)s.requests, (unsigned long long)s.responses_4xx,
+        (unsigned long long)s.responses_5xx, (unsigned long long)s.bad_requests,
+        (unsigned long long)s.connections_accepted, (unsigned long long)s.timeouts,
+        (unsigned long long)coll, (unsigned long long)g[0].collections,
+        (unsigned long long)g[1].collections, (unsigned long long)g[2].collections,
+        (unsigned long long)collected, final ? final->collected : (size_t)0, (double)dur / 1e9,
+        (double)pause / 1e9, (double)max_pause / 1e3, (double)ps.total_ns[GY_PAUSE_ASSIST] / 1e9,
+        (double)ps.max_ns[GY_PAUSE_ASSIST] / 1e3, (unsigned long long)rt.objects_live,
+        (unsigned long long)rt.bytes_live);
     if (n > 0) {
         ssize_t w = write(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line);
         (void)w;

@@ -715,6 +715,9 @@ class Signals(unittest.TestCase):
         log = srv.stop()
         self.assertRegex(log, r"summary: up [\d.]+ s, \d+ requests .* collections")
         self.assertIn("final collection", log)
+        # Pacing's waits beside the collections' own pauses (DESIGN 9.15).
+        self.assertRegex(log, r"paused [\d.]+ s \(max pause \d+ us\), throttled [\d.]+ s "
+                              r"\(max \d+ us\)")
         with self.assertRaises(OSError):  # no longer listening
             socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
 
