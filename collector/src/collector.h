@@ -218,17 +218,16 @@ void gy__gc_handshake(uint32_t bits, bool wait);
  * gy__gc_increment_begin / _point / _end: the running concurrent
  * collection's increments (the collector's thread); _point passes an epoch
  * quiescent state once the budget is spent or a world stop waits, and
- * returns true once gy_gc_abort asked this collection to stop; _end
- * returns the collection's increment count. gy__gc_throttle: a mutator's
+ * returns true once gy_gc_abort asked this collection to stop (the caller
+ * decides whether it still can; concurrent.c counts the stops it makes in
+ * gy__gc_aborted_runs); _end adds the collection's increments to the
+ * totals. gy__gc_throttle: a mutator's
  * safe point found the collector behind: wait for it, within the pause
  * goal (`hard`: past the hard limit, until the collection ends). gy__gc_pacing_reset: the
  * default settings (runtime shutdown, as the thresholds). */
 void gy__gc_increment_begin(void);
 bool gy__gc_increment_point(void);
-/* Whether gy_gc_abort stopped the running collection (seen at a point):
- * its phases end early and every candidate survives. */
-bool gy__gc_run_aborted(void);
-uint64_t gy__gc_increment_end(void);
+void gy__gc_increment_end(void);
 void gy__gc_throttle(bool hard);
 void gy__gc_pacing_reset(void);
 extern _Atomic uint64_t gy__gc_increments_total, gy__gc_epoch_hold_max_ns,

@@ -155,13 +155,19 @@ typedef struct crun {
     size_t weakrefs;
 } crun;
 
-/* A world stop (introspection) waits for every running thread, this one
- * too: between steps of its long loops the collector lets it through, as
- * a quiescent thread, instead of making the stopped threads wait for the
- * rest of its collection. Safe: what it holds without a count are
- * candidates (their cells in the limbo, C1) and pointers into held
- * segments; nothing else is freed under it meanwhile. Every 256 calls,
- * one relaxed load. */
+/* An increment point (pacing.c) of a loop that gy_gc_abort may still stop:
+ * true when it does, with r failed (every candidate survives) and counted
+ * once in aborted_runs. */
+static bool point_or_abort(crun *r) {
+    if (!gy__gc_increment_point()) {
+        return false;
+    }
+    if (!r->failed) {
+        atomic_fetch_add_explicit(&gy__gc_aborted_runs, 1, memory_order_relaxed);
+    }
+    r->failed = true;
+    return true;
+}
 
 /* --- 2. the walk ------------------------------------------------------------ */
 
@@ -254,8 +260,7 @@ static void walk_segment(crun *r, gy__segment *s) {
     unsigned keep = gens & ~r->mask;
     uint32_t bump = atomic_load_explicit(&s->bump, memory_order_acquire);
     for (uint32_t i = 0; i < bump && !r->shrunk && !r->failed; i++) {
-        if (gy__gc_increment_point()) {
-            r->failed = true; /* gy_gc_abort: every candidate survives */
+        if (point_or_abort(r)) {
             break;
         }
         uint32_t w = wload(&s->gcw[i]);
@@ -333,8 +338,7 @@ static int visit_subtract(gy_object *child, void *arg) {
  * its fields cleared. (Skipping a dying root left what it still held
  * unmarked: the recount caught it as an anomaly in stress.gc_mixed.) */
 static void traverse_cand(crun *r, gy_object *ob, gy_visit_fn fn, void *arg) {
-    if (gy__gc_increment_point()) {
-        r->failed = true; /* gy_gc_abort: every candidate survives */
+    if (point_or_abort(r)) {
         return;
     }
     if (GC_DEBUG_ANOMALY && !(wload(gc_cand_word(ob)) & GC_CANDIDATE)) {
@@ -414,8 +418,7 @@ static void race_point(const char *window) {
  * reachable from a touched one. */
 static void phase_seal(crun *r) {
     for (size_t i = 0; i < r->n && !r->failed; i++) {
-        if (gy__gc_increment_point()) {
-            r->failed = true; /* gy_gc_abort */
+        if (point_or_abort(r)) {
             break;
         }
         uint32_t *w = gc_cand_word(cands.v[i]);
@@ -803,7 +806,7 @@ void gy__gc_run_concurrent(int generation, gy_gc_result *res) {
     pthread_mutex_lock(&doom_lock);
     doom_published = false;
     pthread_mutex_unlock(&doom_lock);
-    (void)gy__gc_increment_end();
+    gy__gc_increment_end();
 
     res->collected = collected;
     res->uncollectable = r.ntrash - r.nreach;

@@ -43,9 +43,9 @@ static uint64_t run_increments;
 
 /* gy_gc_abort: the sequence number of the collection asked to stop
  * (relaxed: a request, checked at every increment point; a stale read
- * only delays the stop by one point). run_seq is odd while one runs. */
+ * only delays the stop by one point). run_seq is odd while one runs.
+ * gy__gc_aborted_runs is counted by concurrent.c, where a stop is honoured. */
 static _Atomic uint64_t run_seq, abort_seq;
-static bool run_aborted; /* the collector's thread only */
 _Atomic uint64_t gy__gc_aborted_runs;
 
 /* Totals and the last collection's longest hold, read by thread.c
@@ -100,11 +100,8 @@ bool gy_gc_abort(void) {
     return true;
 }
 
-bool gy__gc_run_aborted(void) { return run_aborted; }
-
 void gy__gc_increment_begin(void) {
     atomic_fetch_add_explicit(&run_seq, 1, memory_order_relaxed); /* odd: running */
-    run_aborted = false;
     inc_start_ns = hold_start_ns = gy__clock_ns();
     points = 0;
     run_increments = 1;
@@ -115,20 +112,17 @@ void gy__gc_increment_begin(void) {
  * caller holds no pointer across it that an epoch section protects: only
  * candidates (kept by the limbo, C1), held segments and its own arrays. */
 bool gy__gc_increment_point(void) {
-    if (!run_aborted && atomic_load_explicit(&abort_seq, memory_order_relaxed) ==
-                            atomic_load_explicit(&run_seq, memory_order_relaxed)) {
-        run_aborted = true;
-        atomic_fetch_add_explicit(&gy__gc_aborted_runs, 1, memory_order_relaxed);
-    }
+    bool aborted = atomic_load_explicit(&abort_seq, memory_order_relaxed) ==
+                   atomic_load_explicit(&run_seq, memory_order_relaxed);
     bool stop = atomic_load_explicit(&gy__rt.stop_requested, memory_order_relaxed);
     if (++points < CLOCK_EVERY && !stop) {
-        return run_aborted;
+        return aborted;
     }
     points = 0;
     uint64_t now = gy__clock_ns();
     uint64_t budget = (uint64_t)atomic_load_explicit(&budget_us, memory_order_relaxed) * 1000;
     if (!stop && now - inc_start_ns < budget) {
-        return run_aborted;
+        return aborted;
     }
     hold_record(now);
     /* No yield: the scheduler shares the cores; a yield per increment made
@@ -137,15 +131,14 @@ bool gy__gc_increment_point(void) {
     gy_quiescent_end(); /* returns once a world stop asked for has resumed */
     inc_start_ns = hold_start_ns = gy__clock_ns();
     run_increments++;
-    return run_aborted;
+    return aborted;
 }
 
-uint64_t gy__gc_increment_end(void) {
+void gy__gc_increment_end(void) {
     hold_record(gy__clock_ns());
     atomic_fetch_add_explicit(&gy__gc_increments_total, run_increments, memory_order_relaxed);
     atomic_store_explicit(&gy__gc_epoch_hold_last_ns, run_hold_max_ns, memory_order_relaxed);
     atomic_fetch_add_explicit(&run_seq, 1, memory_order_relaxed); /* even: none */
-    return run_increments;
 }
 
 /* --- throttling (mutators' safe points) ----------------------------------- */

@@ -176,7 +176,7 @@ static void serve(gc_request *reqs, bool automatic_asked) {
         q.stats.busy_ns += busy;
     }
     /* Concurrent collections count their increments (pacing.c); a
-     * stop-the-world one (the diagnostic, a fallback) is one. */
+     * stop-the-world one (the diagnostic, a fallback) counts none. */
     q.stats.increments = atomic_load_explicit(&gy__gc_increments_total, memory_order_relaxed);
     q.stats.epoch_hold_max_ns =
         atomic_load_explicit(&gy__gc_epoch_hold_max_ns, memory_order_relaxed);

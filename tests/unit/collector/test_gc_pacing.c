@@ -16,7 +16,9 @@
  *       here never comes: the alarm fails the test)
  *   test_abort_keeps_candidates   gy_gc_abort while a collection seals a
  *       garbage ring: the collection ends with nothing freed, the ring
- *       whole; the next collection frees it */
+ *       whole; the next collection frees it
+ *   test_abort_too_late_is_not_counted   gy_gc_abort after the recount
+ *       decided: the set is freed and aborted_runs does not move */
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -235,12 +237,51 @@ static void test_abort_keeps_candidates(void **state) {
     gc_down();
 }
 
+/* Asked too late (after the recount decided, in the window before the
+ * publication): the collection finishes, frees its set, and does not
+ * count as stopped. */
+static atomic_int late_abort_answers[2];
+
+static void late_abort_hook(const char *window) {
+    if (strcmp(window, "race.gc_sealed") == 0) {
+        atomic_fetch_add(&late_abort_answers[gy_gc_abort() ? 1 : 0], 1);
+    }
+}
+
+static void test_abort_too_late_is_not_counted(void **state) {
+    (void)state;
+    gc_up_concurrent();
+    gy_gc_disable();
+    gc_node *a = gc_node_new(&gc_node_type, 1), *b = gc_node_new(&gc_node_type, 2);
+    gy_store(&a->next, b);
+    gy_store(&b->next, a);
+    gy_decref(a);
+    gy_decref(b);
+    /* A survivor: the word reset after the publication passes increment
+     * points, which see the request (the old code counted it there). */
+    gc_node *live = gc_node_new(&gc_node_type, 3);
+    gy_gc_thread_stats before = thread_stats();
+    atomic_store(&gy__race_window_hook, late_abort_hook);
+    gy_gc_result res;
+    assert_int_equal(gy_gc_collect(2, &res, NULL), GY_OK);
+    atomic_store(&gy__race_window_hook, NULL);
+    gy_gc_thread_stats after = thread_stats();
+    assert_int_equal(atomic_load(&late_abort_answers[1]), 1); /* asked while it ran */
+    assert_int_equal(res.collected, 2);                       /* finished anyway */
+    assert_int_equal(after.aborted_runs - before.aborted_runs, 0);
+    assert_int_equal(gc_live(&gc_node_type), 1); /* the survivor */
+    gy_decref(live);
+    gy_gc_enable();
+    gc_down();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pacing_settings),
         cmocka_unit_test(test_increments_follow_budget),
         cmocka_unit_test(test_throttle_within_goal),
         cmocka_unit_test(test_abort_keeps_candidates),
+        cmocka_unit_test(test_abort_too_late_is_not_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
