@@ -621,7 +621,10 @@ static void return_cell(gy__heap *h, void *cell) {
     }
 }
 
-static void bag_reclaim(ck_epoch_entry_t *entry) {
+/* Return a bag's cells to their segments after its grace period; `poison`:
+ * retired storage, left readable until now (freed cells were poisoned at
+ * their free). */
+static void bag_return(ck_epoch_entry_t *entry, bool poison) {
     gy__bag *bag = (gy__bag *)((char *)entry - offsetof(gy__bag, entry));
     /* The grace period ordered every reader's accesses before this point;
      * tell TSan, which cannot see ck_epoch's uninstrumented code. */
@@ -629,25 +632,18 @@ static void bag_reclaim(ck_epoch_entry_t *entry) {
     void *cell = bag->head;
     while (cell != NULL) {
         void *next = link_get(cell);
+        if (poison) {
+            GY__POISON((char *)cell + 8, gy__segment_of(cell)->cell_size - 8);
+        }
         return_cell(bag->heap, cell);
         cell = next;
     }
     free(bag);
 }
 
-/* Retired storage: poisoned only now, when no reader can be left. */
-static void retired_reclaim(ck_epoch_entry_t *entry) {
-    gy__bag *bag = (gy__bag *)((char *)entry - offsetof(gy__bag, entry));
-    GY__TSAN_ACQUIRE(&gy__rt.epoch); /* as in bag_reclaim */
-    void *cell = bag->head;
-    while (cell != NULL) {
-        void *next = link_get(cell);
-        GY__POISON((char *)cell + 8, gy__segment_of(cell)->cell_size - 8);
-        return_cell(bag->heap, cell);
-        cell = next;
-    }
-    free(bag);
-}
+static void bag_reclaim(ck_epoch_entry_t *entry) { bag_return(entry, false); }
+
+static void retired_reclaim(ck_epoch_entry_t *entry) { bag_return(entry, true); }
 
 void gy__arena_quiesce(gy__heap *h) {
     GY__TSAN_RELEASE(&gy__rt.epoch);
@@ -848,7 +844,6 @@ void gy__mem_free(gy_object *owner, void *p, size_t size) {
         return;
     }
     gy__heap *h = gy__tls_heap;
-    uint32_t tindex = owner != NULL ? gy__segment_of(owner)->type_index : 0;
     uint32_t c = raw_class_of(size);
     if (c < GY__RAW_CLASSES) {
         mem_uncount(h, owner, raw_class_size[c]);
@@ -856,8 +851,7 @@ void gy__mem_free(gy_object *owner, void *p, size_t size) {
         return;
     }
     large_header *hdr = (large_header *)p - 1;
-    counters_add_bytes(h, tindex, -(int64_t)hdr->size);
-    gy__trace_resize(owner, -(int64_t)hdr->size);
+    mem_uncount(h, owner, (int64_t)hdr->size);
     ck_epoch_call(&h->epoch, &hdr->entry, large_reclaim);
 }
 

@@ -4,7 +4,7 @@
  * that carries its own capacity, each entry's value is atomic (NULL for an
  * empty or deleted entry), and a grow publishes a new block and retires the
  * old one through the epoch (gy__storage_retire). Invariants (under the
- * lock): cap is 0 (table NULL) or a power of two; used (live + tombstones)
+ * lock): table is NULL or its cap a power of two; used (live + tombstones)
  * stays under 3/4 of cap; every live entry owns a copied key and one
  * reference to its value. */
 #include "spinlock.h"
@@ -32,13 +32,23 @@ typedef struct dict_table {
 
 struct gy_dict {
     gy_object ob;
-    gy__spinlock lock;           /* guards len, used, cap and the entries' keys */
-    size_t len, used, cap;       /* cap mirrors table->cap (0: no table) */
-    _Atomic(dict_table *) table; /* stored under the lock; read by traverse */
-    dict_entry *entries;         /* table->entries, for the mutators */
+    gy__spinlock lock;           /* guards len, used and the entries' keys */
+    size_t len, used;            /* live entries; live + tombstones */
+    _Atomic(dict_table *) table; /* NULL: none; stored under the lock, read by traverse */
 };
 
 static size_t table_bytes(size_t cap) { return sizeof(dict_table) + cap * sizeof(dict_entry); }
+
+/* The table, for a mutator holding the lock (relaxed: the lock orders our
+ * own writes; only mutators under it store the pointer). */
+static dict_table *table_locked(gy_dict *d) {
+    return atomic_load_explicit(&d->table, memory_order_relaxed);
+}
+
+static size_t cap_of(const dict_table *t) { return t != NULL ? t->cap : 0; }
+
+/* Whether e holds a key (neither empty nor deleted). */
+static bool entry_live(const dict_entry *e) { return e->key != NULL && e->key != TOMBSTONE; }
 
 /* relaxed: under the lock, or (traverse) after an acquire of the table. */
 static gy_object *value_of(dict_entry *e) {
@@ -53,14 +63,16 @@ static uint32_t key_hash(const char *key, size_t len) {
     return h;
 }
 
-/* The entry holding key, or the empty slot where it would go (first
- * tombstone preferred). cap must be > 0. */
-static dict_entry *find_slot(dict_entry *entries, size_t cap, const char *key, size_t len,
-                             uint32_t hash) {
-    size_t mask = cap - 1;
+/* The entry of t holding key, or the empty slot where it would go (first
+ * tombstone preferred); NULL when there is no table. */
+static dict_entry *find_slot(dict_table *t, const char *key, size_t len, uint32_t hash) {
+    if (t == NULL) {
+        return NULL;
+    }
+    size_t mask = t->cap - 1;
     dict_entry *first_tomb = NULL;
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
-        dict_entry *e = &entries[i];
+        dict_entry *e = &t->entries[i];
         if (e->key == NULL) {
             return first_tomb ? first_tomb : e;
         }
@@ -92,11 +104,9 @@ static int dict_traverse(gy_object *self, gy_visit_fn visit, void *arg) {
     return rc;
 }
 
-/* Under the lock: publish table t (NULL: none) as the dict's storage. */
+/* Under the lock: publish table t (NULL: none) as the dict's storage
+ * (release: a traverse that loads t sees its cap and entries). */
 static void table_publish(gy_dict *d, dict_table *t) {
-    d->entries = t != NULL ? t->entries : NULL;
-    d->cap = t != NULL ? t->cap : 0;
-    /* release: a traverse that loads t sees its cap and entries. */
     atomic_store_explicit(&d->table, t, memory_order_release);
 }
 
@@ -104,20 +114,19 @@ static void dict_clear(gy_object *self) {
     gy_dict *d = (gy_dict *)self;
     gy__heap *h = gy__tls_heap;
     gy__spin_lock(&d->lock);
-    dict_table *t = atomic_load_explicit(&d->table, memory_order_relaxed);
-    dict_entry *entries = d->entries;
-    size_t cap = d->cap;
+    dict_table *t = table_locked(d);
+    size_t cap = cap_of(t);
     for (size_t i = 0; gy__gc_watching(h) && i < cap; i++) {
-        if (entries[i].key != NULL && entries[i].key != TOMBSTONE) {
-            (void)gy__gc_touch(h, value_of(&entries[i])); /* T1: before they leave */
+        if (entry_live(&t->entries[i])) {
+            (void)gy__gc_touch(h, value_of(&t->entries[i])); /* T1: before they leave */
         }
     }
     table_publish(d, NULL);
     d->len = d->used = 0;
     gy__spin_unlock(&d->lock);
     for (size_t i = 0; i < cap; i++) {
-        dict_entry *e = &entries[i];
-        if (e->key != NULL && e->key != TOMBSTONE) {
+        dict_entry *e = &t->entries[i];
+        if (entry_live(e)) {
             gy__mem_free(&d->ob, e->key, e->keylen + 1);
             gy_decref(value_of(e));
         }
@@ -147,7 +156,8 @@ size_t gy_dict_len(gy_dict *d) {
 
 /* Under the lock: make room for one more entry. */
 static int dict_grow(gy_dict *d) {
-    if ((d->used + 1) * 4 <= d->cap * 3) {
+    dict_table *old = table_locked(d);
+    if ((d->used + 1) * 4 <= cap_of(old) * 3) {
         return GY_OK;
     }
     size_t cap = 8;
@@ -164,22 +174,20 @@ static int dict_grow(gy_dict *d) {
         fresh->entries[i].hash = fresh->entries[i].keylen = 0;
         atomic_init(&fresh->entries[i].value, NULL);
     }
-    for (size_t i = 0; i < d->cap; i++) {
-        dict_entry *e = &d->entries[i];
-        if (e->key != NULL && e->key != TOMBSTONE) {
-            dict_entry *to = find_slot(fresh->entries, cap, e->key, e->keylen, e->hash);
+    for (size_t i = 0; i < cap_of(old); i++) {
+        dict_entry *e = &old->entries[i];
+        if (entry_live(e)) {
+            dict_entry *to = find_slot(fresh, e->key, e->keylen, e->hash);
             to->key = e->key;
             to->hash = e->hash;
             to->keylen = e->keylen;
             atomic_init(&to->value, value_of(e));
         }
     }
-    dict_table *old = atomic_load_explicit(&d->table, memory_order_relaxed);
-    size_t oldcap = d->cap;
     table_publish(d, fresh);
     d->used = d->len;
     if (old != NULL) {
-        gy__storage_retire(&d->ob, old, table_bytes(oldcap));
+        gy__storage_retire(&d->ob, old, table_bytes(old->cap));
     }
     return GY_OK;
 }
@@ -197,8 +205,8 @@ int gy_dict_set(gy_dict *d, const char *key, void *value) {
     gy_object *old = NULL;
     int rc = GY_OK;
     gy__spin_lock(&d->lock);
-    dict_entry *e = d->cap ? find_slot(d->entries, d->cap, key, len, hash) : NULL;
-    if (e != NULL && e->key != NULL && e->key != TOMBSTONE) {
+    dict_entry *e = find_slot(table_locked(d), key, len, hash);
+    if (e != NULL && entry_live(e)) {
         old = value_of(e);
         (void)gy__gc_touch(gy__tls_heap, old); /* T1: before it leaves the entry */
         /* release: a traverse that reads value reads its header. */
@@ -208,7 +216,7 @@ int gy_dict_set(gy_dict *d, const char *key, void *value) {
         rc = copy == NULL ? GY_ENOMEM : dict_grow(d);
         if (rc == GY_OK) {
             memcpy(copy, key, len + 1);
-            e = find_slot(d->entries, d->cap, key, len, hash);
+            e = find_slot(table_locked(d), key, len, hash); /* grown: a table */
             if (e->key == NULL) {
                 d->used++;
             }
@@ -235,12 +243,10 @@ gy_object *gy_dict_get(gy_dict *d, const char *key) {
     uint32_t hash = key_hash(key, len);
     gy_object *value = NULL;
     gy__spin_lock(&d->lock);
-    if (d->cap > 0) {
-        dict_entry *e = find_slot(d->entries, d->cap, key, len, hash);
-        if (e->key != NULL && e->key != TOMBSTONE) {
-            value = value_of(e);
-            gy_incref(value);
-        }
+    dict_entry *e = find_slot(table_locked(d), key, len, hash);
+    if (e != NULL && entry_live(e)) {
+        value = value_of(e);
+        gy_incref(value);
     }
     gy__spin_unlock(&d->lock);
     return value;
@@ -257,18 +263,15 @@ int gy__dict_del_if(gy_dict *d, const char *key, const void *expected) {
     gy_object *old = NULL;
     char *oldkey = NULL;
     gy__spin_lock(&d->lock);
-    if (d->cap > 0) {
-        dict_entry *e = find_slot(d->entries, d->cap, key, len, hash);
-        if (e->key != NULL && e->key != TOMBSTONE &&
-            (expected == NULL || value_of(e) == expected)) {
-            old = value_of(e);
-            (void)gy__gc_touch(gy__tls_heap, old); /* T1: before it leaves the entry */
-            oldkey = e->key;
-            e->key = TOMBSTONE;
-            /* relaxed: a traverse reads old (touched) or NULL. */
-            atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
-            d->len--;
-        }
+    dict_entry *e = find_slot(table_locked(d), key, len, hash);
+    if (e != NULL && entry_live(e) && (expected == NULL || value_of(e) == expected)) {
+        old = value_of(e);
+        (void)gy__gc_touch(gy__tls_heap, old); /* T1: before it leaves the entry */
+        oldkey = e->key;
+        e->key = TOMBSTONE;
+        /* relaxed: a traverse reads old (touched) or NULL. */
+        atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
+        d->len--;
     }
     gy__spin_unlock(&d->lock);
     if (old == NULL) {
@@ -287,10 +290,11 @@ typedef struct snap_entry {
 int gy_dict_foreach(gy_dict *d, int (*fn)(const char *key, gy_object *value, void *arg),
                     void *arg) {
     gy__spin_lock(&d->lock);
+    dict_table *t = table_locked(d);
     size_t n = d->len, keybytes = 0;
-    for (size_t i = 0; i < d->cap; i++) {
-        if (d->entries[i].key != NULL && d->entries[i].key != TOMBSTONE) {
-            keybytes += d->entries[i].keylen + 1;
+    for (size_t i = 0; i < cap_of(t); i++) {
+        if (entry_live(&t->entries[i])) {
+            keybytes += t->entries[i].keylen + 1;
         }
     }
     size_t size = n * sizeof(snap_entry) + keybytes;
@@ -301,9 +305,9 @@ int gy_dict_foreach(gy_dict *d, int (*fn)(const char *key, gy_object *value, voi
     }
     char *keys = snap != NULL ? (char *)(snap + n) : NULL;
     size_t k = 0;
-    for (size_t i = 0; i < d->cap; i++) {
-        dict_entry *e = &d->entries[i];
-        if (e->key != NULL && e->key != TOMBSTONE) {
+    for (size_t i = 0; i < cap_of(t); i++) {
+        dict_entry *e = &t->entries[i];
+        if (entry_live(e)) {
             memcpy(keys, e->key, e->keylen + 1);
             snap[k].key = keys;
             snap[k].value = value_of(e);

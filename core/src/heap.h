@@ -406,11 +406,9 @@ int gy__heap_foreach_object(gy__heap *h, int (*fn)(gy_object *, void *), void *a
 /* Call fn for every live object of every heap (of `type` only, when not
  * NULL) in slices of at most 32768 cells, each with the world stopped,
  * until fn returns non-zero (returned). Objects born during the walk may
- * be missed. Counts the slices in *slices (NULL allowed). Returns -1 when
- * the segment snapshot cannot be allocated (nothing walked). An attached,
- * running thread; no Gyre lock held. */
-int gy__walk_sliced(const gy_type *type, int (*fn)(gy_object *, void *), void *arg,
-                    uint64_t *slices);
+ * be missed. Returns -1 when the segment snapshot cannot be allocated
+ * (nothing walked). An attached, running thread; no Gyre lock held. */
+int gy__walk_sliced(const gy_type *type, int (*fn)(gy_object *, void *), void *arg);
 
 /* --- refcount.c --- */
 /* Take a reference to an object that may be dying; false when it is dead.

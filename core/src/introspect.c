@@ -72,7 +72,7 @@ static int walk_heaps(int (*fn)(gy_object *, void *), void *arg) {
 /* Every live object (of `type`, when not NULL), in slices with the world
  * stopped (walk.c); without memory for the slices' snapshot, in one stop. */
 static void walk(const gy_type *type, int (*fn)(gy_object *, void *), void *arg) {
-    if (gy__walk_sliced(type, fn, arg, NULL) < 0) {
+    if (gy__walk_sliced(type, fn, arg) < 0) {
         gy__world_stop();
         (void)walk_heaps(fn, arg);
         gy__world_resume();

@@ -68,8 +68,7 @@ static void release_held_everywhere(void) {
     pthread_mutex_unlock(&gy__rt.threads_lock);
 }
 
-int gy__walk_sliced(const gy_type *type, int (*fn)(gy_object *, void *), void *arg,
-                    uint64_t *slices) {
+int gy__walk_sliced(const gy_type *type, int (*fn)(gy_object *, void *), void *arg) {
     uint32_t type_index = 0;
     if (type != NULL) {
         /* acquire: the index is published after the type's segments list. */
@@ -108,9 +107,6 @@ int gy__walk_sliced(const gy_type *type, int (*fn)(gy_object *, void *), void *a
             }
         }
         gy__world_resume();
-        if (slices != NULL) {
-            (*slices)++;
-        }
         gy_safepoint(); /* another stopper, a handshake: between slices */
     }
     free(segs);
