@@ -165,10 +165,7 @@ int gy_server_main(int argc, char **argv, const gy_server_app *app) {
     }
     int code = 0;
     gy_server *srv = NULL;
-    gy_gc_set_threshold((long)gy_config_int(cfg, "gc_threshold0"),
-                        (long)gy_config_int(cfg, "gc_threshold1"),
-                        (long)gy_config_int(cfg, "gc_threshold2"), NULL);
-    gy__apply_gc_pacing(cfg);
+    gy__apply_gc_settings(cfg);
     if (gy__access_log_open(gy_config_str(cfg, "access_log"), &err) != GY_OK ||
         gy_server_new(&srv, cfg, &err) != GY_OK) {
         gy__server_log(GY_LOG_ERROR, "cannot start: %s", err.text);

@@ -44,14 +44,18 @@ void *gy__server_plane_state(const gy_server *srv, const gy__plane *plane) {
     return NULL;
 }
 
-/* --- the collector's pacing from a config ---------------------------------- */
+/* --- the collector's settings from a config -------------------------------- */
 
-void gy__apply_gc_pacing(const gy_config *cfg) {
+void gy__apply_gc_settings(const gy_config *cfg) {
+    /* Bounds already checked by the table (settings.def matches gyre/gc.h). */
+    (void)gy_gc_set_threshold((long)gy_config_int(cfg, "gc_threshold0"),
+                              (long)gy_config_int(cfg, "gc_threshold1"),
+                              (long)gy_config_int(cfg, "gc_threshold2"), NULL);
     gy_gc_pacing p = {
         .increment_budget_us = (uint32_t)gy_config_int(cfg, "gc_increment_budget_us"),
         .pause_goal_us = (uint32_t)gy_config_int(cfg, "gc_pause_goal_us"),
     };
-    (void)gy_gc_set_pacing(&p, NULL); /* the table's bounds are gyre/gc.h's */
+    (void)gy_gc_set_pacing(&p, NULL);
 }
 
 /* --- limits from a config ---------------------------------------------------- */
@@ -629,11 +633,7 @@ int gy_server_reconfigure(gy_server *srv, const gy_config *cfg, char *not_applie
         gy_config_free(next);
         return GY_EIO;
     }
-    long t0 = (long)gy_config_int(next, "gc_threshold0"),
-         t1 = (long)gy_config_int(next, "gc_threshold1"),
-         t2 = (long)gy_config_int(next, "gc_threshold2");
-    gy_gc_set_threshold(t0, t1, t2, NULL); /* bounds already checked by the table */
-    gy__apply_gc_pacing(next);
+    gy__apply_gc_settings(next);
     gy__log_set_level(gy__log_level_parse(gy_config_str(next, "log_level")));
     gy__limits_load(&srv->lim, next);
     gy__workers_wake(srv->workers); /* an idle worker's trim is due at the new interval */

@@ -43,11 +43,11 @@ void gy__log_set_level(gy_log_level level);
 gy_log_level gy__log_get_level(void);
 /* The library's own log lines (collector debug output) go to gy__log. */
 void gy__log_install_gyre_handler(void);
+/* Apply the collector's run-time settings of `cfg` (thresholds, pacing;
+ * the settings table has checked their bounds): at start and on reload. */
+void gy__apply_gc_settings(const gy_config *cfg);
 /* Access log: open `path` (""= off). Returns 0 or GY_EIO (old one kept). */
 int gy__access_log_open(const char *path, gy_errmsg *err);
-/* Apply the collector's pacing settings of `cfg` (gc_increment_budget_us,
- * gc_pause_goal_us; the table has checked their bounds). */
-void gy__apply_gc_pacing(const gy_config *cfg);
 void gy__access_log_close(void);
 bool gy__access_log_enabled(void);
 void gy__access_log_write(const char *line, size_t len);
