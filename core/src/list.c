@@ -72,6 +72,7 @@ static void list_clear(gy_object *self) {
     list_block *b = block_locked(l);
     size_t len = len_locked(b);
     for (size_t i = 0; gy__gc_watching(h) && i < len; i++) {
+        /* T1: before they leave the list */
         (void)gy__gc_touch(h, atomic_load_explicit(&b->slot[i], memory_order_relaxed));
     }
     atomic_store_explicit(&l->block, NULL, memory_order_release);
