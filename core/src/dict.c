@@ -63,12 +63,9 @@ static uint32_t key_hash(const char *key, size_t len) {
     return h;
 }
 
-/* The entry of t holding key, or the empty slot where it would go (first
- * tombstone preferred); NULL when there is no table. */
+/* The entry of t (not NULL) holding key, or the empty slot where it would
+ * go (first tombstone preferred). */
 static dict_entry *find_slot(dict_table *t, const char *key, size_t len, uint32_t hash) {
-    if (t == NULL) {
-        return NULL;
-    }
     size_t mask = t->cap - 1;
     dict_entry *first_tomb = NULL;
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
@@ -84,6 +81,12 @@ static dict_entry *find_slot(dict_table *t, const char *key, size_t len, uint32_
             return e;
         }
     }
+}
+
+/* Under the lock: find_slot in the dict's table; NULL when it has none. */
+static dict_entry *lookup(gy_dict *d, const char *key, size_t len, uint32_t hash) {
+    dict_table *t = table_locked(d);
+    return t != NULL ? find_slot(t, key, len, hash) : NULL;
 }
 
 /* May run on the collector's thread while mutators change the dict: reads
@@ -205,7 +208,7 @@ int gy_dict_set(gy_dict *d, const char *key, void *value) {
     gy_object *old = NULL;
     int rc = GY_OK;
     gy__spin_lock(&d->lock);
-    dict_entry *e = find_slot(table_locked(d), key, len, hash);
+    dict_entry *e = lookup(d, key, len, hash);
     if (e != NULL && entry_live(e)) {
         old = value_of(e);
         (void)gy__gc_touch(gy__tls_heap, old); /* T1: before it leaves the entry */
@@ -243,7 +246,7 @@ gy_object *gy_dict_get(gy_dict *d, const char *key) {
     uint32_t hash = key_hash(key, len);
     gy_object *value = NULL;
     gy__spin_lock(&d->lock);
-    dict_entry *e = find_slot(table_locked(d), key, len, hash);
+    dict_entry *e = lookup(d, key, len, hash);
     if (e != NULL && entry_live(e)) {
         value = value_of(e);
         gy_incref(value);
@@ -263,7 +266,7 @@ int gy__dict_del_if(gy_dict *d, const char *key, const void *expected) {
     gy_object *old = NULL;
     char *oldkey = NULL;
     gy__spin_lock(&d->lock);
-    dict_entry *e = find_slot(table_locked(d), key, len, hash);
+    dict_entry *e = lookup(d, key, len, hash);
     if (e != NULL && entry_live(e) && (expected == NULL || value_of(e) == expected)) {
         old = value_of(e);
         (void)gy__gc_touch(gy__tls_heap, old); /* T1: before it leaves the entry */
